@@ -1,0 +1,1 @@
+"""Subcommands of the ``crosspoint`` CLI, discovered by :mod:`crosspoint.cli`."""

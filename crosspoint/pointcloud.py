@@ -1,0 +1,138 @@
+"""The in-memory point cloud that every part of the project passes around.
+
+Conventions (every public boundary): points are ``(N, 3)`` float32; normals ``(N, 3)`` float32;
+colours ``(N, 3)`` float32 in ``[0, 1]``; per-point labels ``(N,)`` int64. A mesh, when the
+source was one, is kept alongside the sampled points for rendering.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+
+@dataclass
+class Mesh:
+    """A triangle mesh: vertices ``(V, 3)`` float32, faces ``(F, 3)`` int64 (0-based)."""
+
+    vertices: np.ndarray
+    faces: np.ndarray
+    vertex_colors: np.ndarray | None = None  # (V, 3) float32 in [0, 1]
+    vertex_normals: np.ndarray | None = None  # (V, 3) float32
+
+    def __post_init__(self) -> None:
+        self.vertices = np.ascontiguousarray(self.vertices, dtype=np.float32).reshape(-1, 3)
+        self.faces = np.ascontiguousarray(self.faces, dtype=np.int64).reshape(-1, 3)
+        if self.vertex_colors is not None:
+            self.vertex_colors = np.ascontiguousarray(self.vertex_colors, dtype=np.float32).reshape(-1, 3)
+        if self.vertex_normals is not None:
+            self.vertex_normals = np.ascontiguousarray(self.vertex_normals, dtype=np.float32).reshape(-1, 3)
+
+    @property
+    def n_vertices(self) -> int:
+        return int(self.vertices.shape[0])
+
+    @property
+    def n_faces(self) -> int:
+        return int(self.faces.shape[0])
+
+
+@dataclass
+class PointCloud:
+    """Points with optional per-point attributes, the source mesh, and where they came from.
+
+    ``warnings`` carries what a reader fixed silently (dropped non-finite points, subsampling),
+    so that the CLI and the GUI can show it. ``class_label`` is the object's class when the
+    source file says (the ``label`` of a ModelNet40/ShapeNetPart HDF5 row); ``category`` is its
+    name where known.
+    """
+
+    points: np.ndarray
+    normals: np.ndarray | None = None
+    colors: np.ndarray | None = None
+    labels: np.ndarray | None = None
+    mesh: Mesh | None = None
+    source_format: str = "memory"
+    path: Path | None = None
+    warnings: list[str] = field(default_factory=list)
+    class_label: int | None = None
+    category: str | None = None
+    meta: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.points = np.ascontiguousarray(self.points, dtype=np.float32).reshape(-1, 3)
+        n = self.points.shape[0]
+        if self.normals is not None:
+            self.normals = np.ascontiguousarray(self.normals, dtype=np.float32).reshape(-1, 3)
+            if self.normals.shape[0] != n:
+                raise ValueError(f"normals have {self.normals.shape[0]} rows, points have {n}")
+        if self.colors is not None:
+            self.colors = np.ascontiguousarray(self.colors, dtype=np.float32).reshape(-1, 3)
+            if self.colors.shape[0] != n:
+                raise ValueError(f"colours have {self.colors.shape[0]} rows, points have {n}")
+        if self.labels is not None:
+            self.labels = np.ascontiguousarray(self.labels, dtype=np.int64).reshape(-1)
+            if self.labels.shape[0] != n:
+                raise ValueError(f"labels have {self.labels.shape[0]} rows, points have {n}")
+        if self.path is not None:
+            self.path = Path(self.path)
+
+    def __len__(self) -> int:
+        return int(self.points.shape[0])
+
+    @property
+    def n_points(self) -> int:
+        return int(self.points.shape[0])
+
+    @property
+    def name(self) -> str:
+        if self.path is None:
+            return self.meta.get("name", "(memory)")
+        idx = self.meta.get("index")
+        return f"{self.path.name}#{idx}" if idx is not None else self.path.name
+
+    def bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        if self.n_points == 0:
+            z = np.zeros(3, np.float32)
+            return z, z
+        return self.points.min(axis=0), self.points.max(axis=0)
+
+    def select(self, index: np.ndarray) -> "PointCloud":
+        """A new cloud with the points (and their attributes) at ``index``; mesh and metadata kept."""
+        index = np.asarray(index)
+        return replace(
+            self,
+            points=self.points[index],
+            normals=None if self.normals is None else self.normals[index],
+            colors=None if self.colors is None else self.colors[index],
+            labels=None if self.labels is None else self.labels[index],
+            warnings=list(self.warnings),
+            meta=dict(self.meta),
+        )
+
+    def summary(self) -> str:
+        """One line: format, points, faces, bounds, and which attributes are present."""
+        lo, hi = self.bounds()
+        parts = [
+            f"{self.source_format}",
+            f"{self.n_points:,} points",
+        ]
+        if self.mesh is not None:
+            parts.append(f"{self.mesh.n_faces:,} faces")
+        parts.append(
+            "bounds [" + ", ".join(f"{a:.3g}" for a in lo) + "] .. [" + ", ".join(f"{b:.3g}" for b in hi) + "]"
+        )
+        parts.append("normals" if self.normals is not None else "no normals")
+        parts.append("colours" if self.colors is not None else "no colours")
+        if self.labels is not None:
+            n_lab = int(np.unique(self.labels).size)
+            parts.append(f"labels ({n_lab} distinct)")
+        else:
+            parts.append("no labels")
+        if self.class_label is not None:
+            parts.append(f"class {self.category or self.class_label}")
+        if self.warnings:
+            parts.append(f"{len(self.warnings)} warning(s)")
+        return ", ".join(parts)

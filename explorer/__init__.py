@@ -1,0 +1,1 @@
+"""CrossPoint Explorer: the Qt application on top of the headless :mod:`crosspoint` library."""

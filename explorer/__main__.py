@@ -1,0 +1,5 @@
+import sys
+
+from explorer.app import main
+
+sys.exit(main())

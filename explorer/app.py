@@ -1,0 +1,121 @@
+"""``crosspoint-explorer``: the Qt application's command line.
+
+    crosspoint-explorer [FILE ...]                      open files (the embedded demo when none)
+    crosspoint-explorer --screenshot OUT.png [FILE ...] render, save the window, exit (docs, tests)
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Sequence
+
+log = logging.getLogger("explorer")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="crosspoint-explorer",
+        description="Explore point clouds and meshes with CrossPoint models (Afham et al., CVPR 2022).",
+    )
+    p.add_argument("files", nargs="*", help="point-cloud or mesh files (HDF5 rows as FILE.h5#INDEX)")
+    p.add_argument("--screenshot", metavar="OUT.png", help="render, save a screenshot of the window and exit")
+    p.add_argument("--size", default="1400x900", help="window size WIDTHxHEIGHT (default 1400x900)")
+    p.add_argument("--panel", default=None, help="with --screenshot: the panel to show (see --list-panels)")
+    p.add_argument("--list-panels", action="store_true", help="list the panels --panel accepts and exit")
+    p.add_argument("--timeout", type=float, default=120.0, help="with --screenshot: give up after this many seconds")
+    p.add_argument("-v", "--verbose", action="count", default=0)
+    return p
+
+
+def _parse_size(text: str) -> tuple[int, int]:
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+        return max(w, 320), max(h, 240)
+    except ValueError:
+        raise SystemExit(f"crosspoint-explorer: --size must look like 1400x900, not {text!r}")
+
+
+def _dark_palette(app) -> None:
+    from PyQt6.QtGui import QColor, QPalette
+
+    app.setStyle("Fusion")
+    pal = QPalette()
+    base, alt, text = QColor(37, 40, 46), QColor(45, 49, 56), QColor(222, 224, 228)
+    pal.setColor(QPalette.ColorRole.Window, alt)
+    pal.setColor(QPalette.ColorRole.WindowText, text)
+    pal.setColor(QPalette.ColorRole.Base, base)
+    pal.setColor(QPalette.ColorRole.AlternateBase, alt)
+    pal.setColor(QPalette.ColorRole.ToolTipBase, base)
+    pal.setColor(QPalette.ColorRole.ToolTipText, text)
+    pal.setColor(QPalette.ColorRole.Text, text)
+    pal.setColor(QPalette.ColorRole.Button, alt)
+    pal.setColor(QPalette.ColorRole.ButtonText, text)
+    pal.setColor(QPalette.ColorRole.Highlight, QColor(64, 120, 200))
+    pal.setColor(QPalette.ColorRole.HighlightedText, QColor(255, 255, 255))
+    pal.setColor(QPalette.ColorRole.PlaceholderText, QColor(140, 144, 150))
+    for role in (QPalette.ColorRole.Text, QPalette.ColorRole.ButtonText, QPalette.ColorRole.WindowText):
+        pal.setColor(QPalette.ColorGroup.Disabled, role, QColor(120, 124, 130))
+    app.setPalette(pal)
+
+
+def create_app(argv: Sequence[str] | None = None):
+    """The QApplication, configured (name, style); reuses an existing instance (tests)."""
+    from PyQt6.QtWidgets import QApplication
+
+    app = QApplication.instance()
+    if app is None:
+        if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY") \
+                and not os.environ.get("QT_QPA_PLATFORM"):
+            # No display: Qt's offscreen platform still runs every widget; the 3D view renders with EGL.
+            os.environ["QT_QPA_PLATFORM"] = "offscreen"
+        app = QApplication(list(argv or ["crosspoint-explorer"]))
+    app.setApplicationName("CrossPoint Explorer")
+    app.setOrganizationName("CrossPointExplorer")
+    _dark_palette(app)
+    return app
+
+
+def create_window(files: Sequence[str] = (), *, size=(1400, 900)):
+    """A main window that opens ``files``, or the embedded demo when there are none."""
+    from explorer.main_window import MainWindow
+
+    win = MainWindow()
+    win.resize(*size)
+    if files:
+        win.open_files(files)
+    else:
+        win.open_demo()
+    return win
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(list(argv) if argv is not None else None)
+    logging.basicConfig(level=logging.WARNING - 10 * min(args.verbose, 2),
+                        format="%(levelname)s %(name)s: %(message)s")
+    from explorer import screenshots
+
+    if args.list_panels:
+        print("\n".join(screenshots.PANELS))
+        return 0
+    size = _parse_size(args.size)
+    app = create_app(sys.argv[:1])
+    missing = [f for f in args.files if not Path(f.split("#")[0]).exists()]
+    for f in missing:
+        log.warning("%s does not exist", f)
+    win = create_window(args.files, size=size)
+    signal.signal(signal.SIGINT, lambda *_: app.quit())  # Ctrl+C in the terminal closes the app
+
+    if args.screenshot:
+        return screenshots.take_and_exit(app, win, args.screenshot, panel=args.panel, timeout_s=args.timeout)
+    win.show()
+    code = app.exec()
+    return int(code)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,138 @@
+"""Per-point colours for the 3D view: RGB, normals, height, categorical labels and scalar heatmaps.
+
+Pure numpy (plus pyqtgraph's colour maps), so it is cheap to test and reuse in screenshots.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+
+from crosspoint.pointcloud import PointCloud
+
+#: Colour modes the 3D view offers, in menu order, with their labels.
+COLOR_MODES: dict[str, str] = {
+    "rgb": "RGB",
+    "normal": "Normal",
+    "height": "Height",
+    "labels": "Labels",
+    "heatmap": "Heatmap",
+    "uniform": "Uniform",
+}
+
+UNIFORM_COLOR = np.array([0.78, 0.80, 0.84], np.float32)
+
+# A categorical palette of 24 well-separated colours (hand-picked; first ones are the most distinct).
+_CATEGORICAL = np.array(
+    [
+        (0.122, 0.467, 0.706), (1.000, 0.498, 0.055), (0.173, 0.627, 0.173), (0.839, 0.153, 0.157),
+        (0.580, 0.404, 0.741), (0.549, 0.337, 0.294), (0.890, 0.467, 0.761), (0.737, 0.741, 0.133),
+        (0.090, 0.745, 0.812), (0.682, 0.780, 0.910), (1.000, 0.733, 0.471), (0.596, 0.875, 0.541),
+        (1.000, 0.596, 0.588), (0.773, 0.690, 0.835), (0.769, 0.612, 0.580), (0.969, 0.714, 0.824),
+        (0.859, 0.859, 0.553), (0.620, 0.855, 0.898), (0.400, 0.400, 0.400), (0.200, 0.300, 0.600),
+        (0.600, 0.150, 0.400), (0.250, 0.550, 0.500), (0.900, 0.800, 0.200), (0.450, 0.250, 0.100),
+    ],
+    np.float32,
+)
+
+
+def categorical_colors(n: int) -> np.ndarray:
+    """``n`` distinct RGB colours in [0, 1]; cycles with a brightness shift beyond the base palette."""
+    if n <= len(_CATEGORICAL):
+        return _CATEGORICAL[:n].copy()
+    reps = int(np.ceil(n / len(_CATEGORICAL)))
+    out = []
+    for r in range(reps):
+        shade = 1.0 - 0.25 * (r % 3) if r else 1.0
+        out.append(np.clip(_CATEGORICAL * shade + (0.15 if r % 2 else 0.0), 0, 1))
+    return np.concatenate(out)[:n].astype(np.float32)
+
+
+@lru_cache(maxsize=8)
+def colormap_lut(name: str = "viridis", n: int = 256) -> np.ndarray:
+    """A ``(n, 3)`` float32 lookup table from pyqtgraph's colour maps (no matplotlib needed)."""
+    import pyqtgraph as pg
+
+    lut = pg.colormap.get(name).getLookupTable(nPts=n, alpha=False)
+    return (np.asarray(lut, np.float32)[:, :3] / 255.0).astype(np.float32)
+
+
+def scalar_colors(values: np.ndarray, *, vmin: float | None = None, vmax: float | None = None,
+                  cmap: str = "viridis") -> np.ndarray:
+    """Map scalars to colours; NaNs become grey. Returns ``(N, 3)`` float32."""
+    v = np.asarray(values, np.float64).reshape(-1)
+    finite = np.isfinite(v)
+    out = np.empty((v.size, 3), np.float32)
+    out[:] = 0.5
+    if not finite.any():
+        return out
+    lo = float(np.min(v[finite])) if vmin is None else float(vmin)
+    hi = float(np.max(v[finite])) if vmax is None else float(vmax)
+    span = hi - lo if hi > lo else 1.0
+    lut = colormap_lut(cmap)
+    idx = np.clip(((v[finite] - lo) / span * (len(lut) - 1)).round(), 0, len(lut) - 1).astype(np.int64)
+    out[finite] = lut[idx]
+    return out
+
+
+def label_colors(labels: np.ndarray, palette_size: int | None = None) -> np.ndarray:
+    """Categorical colours for integer labels (label ``l`` always gets colour ``l``; negatives grey)."""
+    labels = np.asarray(labels).reshape(-1).astype(np.int64)
+    if labels.size == 0:
+        return np.zeros((0, 3), np.float32)
+    top = int(labels.max()) + 1 if palette_size is None else palette_size
+    pal = categorical_colors(max(top, 1))
+    out = np.full((labels.size, 3), 0.5, np.float32)
+    ok = (labels >= 0) & (labels < len(pal))
+    out[ok] = pal[labels[ok]]
+    return out
+
+
+def available_modes(cloud: PointCloud, *, labels: np.ndarray | None = None,
+                    heatmap: np.ndarray | None = None) -> list[str]:
+    """The colour modes that make sense for ``cloud`` (and any result arrays attached to it)."""
+    modes = []
+    if cloud.colors is not None:
+        modes.append("rgb")
+    if cloud.normals is not None:
+        modes.append("normal")
+    modes.append("height")
+    if labels is not None or cloud.labels is not None:
+        modes.append("labels")
+    if heatmap is not None:
+        modes.append("heatmap")
+    modes.append("uniform")
+    return modes
+
+
+def default_mode(cloud: PointCloud) -> str:
+    if cloud.labels is not None:
+        return "labels"
+    if cloud.colors is not None:
+        return "rgb"
+    return "height"
+
+
+def point_colors(cloud: PointCloud, mode: str, *, labels: np.ndarray | None = None,
+                 heatmap: np.ndarray | None = None, up_axis: int = 1, cmap: str = "viridis") -> np.ndarray:
+    """Colours ``(N, 3)`` float32 for ``cloud`` in ``mode``; falls back to height where data is missing."""
+    n = cloud.n_points
+    if mode == "rgb" and cloud.colors is not None:
+        return np.clip(cloud.colors, 0.0, 1.0).astype(np.float32)
+    if mode == "normal" and cloud.normals is not None:
+        nrm = cloud.normals
+        length = np.linalg.norm(nrm, axis=1, keepdims=True)
+        nrm = np.divide(nrm, length, out=np.zeros_like(nrm), where=length > 0)
+        return (0.5 * (nrm + 1.0)).astype(np.float32)
+    if mode == "labels":
+        lab = labels if labels is not None else cloud.labels
+        if lab is not None:
+            return label_colors(lab)
+    if mode == "heatmap" and heatmap is not None:
+        return scalar_colors(heatmap, cmap="inferno")
+    if mode == "uniform":
+        return np.broadcast_to(UNIFORM_COLOR, (n, 3)).astype(np.float32)
+    if n == 0:
+        return np.zeros((0, 3), np.float32)
+    return scalar_colors(cloud.points[:, up_axis], cmap=cmap)

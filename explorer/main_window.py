@@ -1,0 +1,487 @@
+"""The explorer's main window: the 3D view, the list of open objects, menus, toolbar, status bar."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+from PyQt6.QtCore import QSettings, Qt, QTimer, pyqtSignal
+from PyQt6.QtGui import QAction, QKeySequence
+from PyQt6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDockWidget,
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QMainWindow,
+    QMessageBox,
+    QPushButton,
+    QSpinBox,
+    QToolBar,
+    QVBoxLayout,
+    QWidget,
+)
+
+from crosspoint.pointcloud import PointCloud
+from explorer import colors
+from explorer.state import AppState, Document
+from explorer.viewer3d import Viewer3D
+from explorer.workers import run_in_thread
+
+log = logging.getLogger(__name__)
+
+MAX_RECENT = 10
+#: Clouds larger than this are subsampled for display (the full cloud is kept for analysis).
+DISPLAY_MAX_POINTS = 2_000_000
+
+
+def app_settings() -> QSettings:
+    """Settings remembered between launches; ``CROSSPOINT_EXPLORER_CONFIG_DIR`` overrides the location."""
+    cfg = os.environ.get("CROSSPOINT_EXPLORER_CONFIG_DIR")
+    if cfg:
+        return QSettings(str(Path(cfg) / "explorer.ini"), QSettings.Format.IniFormat)
+    return QSettings("CrossPointExplorer", "crosspoint-explorer")
+
+
+class ErrorBanner(QWidget):
+    """A dismissable red banner above the 3D view that says what went wrong."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setObjectName("errorBanner")
+        self.setStyleSheet("#errorBanner { background: #7a2630; border-radius: 4px; } QLabel { color: white; }")
+        lay = QHBoxLayout(self)
+        lay.setContentsMargins(10, 6, 6, 6)
+        self.label = QLabel()
+        self.label.setWordWrap(True)
+        self.label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        close = QPushButton("Dismiss")
+        close.setFlat(True)
+        close.setStyleSheet("color: white;")
+        close.clicked.connect(self.hide)
+        lay.addWidget(self.label, 1)
+        lay.addWidget(close)
+        self.hide()
+
+    def show_message(self, text: str) -> None:
+        self.label.setText(text)
+        self.show()
+
+    def text(self) -> str:
+        return self.label.text() if self.isVisible() else ""
+
+
+class MainWindow(QMainWindow):
+    loadingFinished = pyqtSignal()  # emitted when no file loads are pending any more
+
+    def __init__(self, state: AppState | None = None, parent=None):
+        super().__init__(parent)
+        self.setWindowTitle("CrossPoint Explorer")
+        self.setAcceptDrops(True)
+        self.state = state or AppState(self)
+        self.settings = app_settings()
+        self._pending_loads = 0
+        self.load_errors: list[tuple[str, str]] = []
+
+        # central: error banner over the 3D view
+        central = QWidget()
+        lay = QVBoxLayout(central)
+        lay.setContentsMargins(4, 4, 4, 4)
+        lay.setSpacing(4)
+        self.banner = ErrorBanner()
+        self.viewer = Viewer3D()
+        lay.addWidget(self.banner)
+        lay.addWidget(self.viewer, 1)
+        self.setCentralWidget(central)
+
+        self._build_files_dock()
+        self._build_toolbar()
+        self._build_menus()
+        self._build_status_bar()
+
+        self.state.currentChanged.connect(self._on_current_changed)
+        self.state.documentUpdated.connect(self._on_document_updated)
+        self.state.documentsChanged.connect(self._refresh_file_list)
+        self.state.error.connect(self._on_error)
+        self.state.message.connect(lambda m: self.statusBar().showMessage(m, 8000))
+        self.viewer.frameRendered.connect(self._on_frame)
+        self.viewer.pointPicked.connect(self._on_point_picked)
+
+        self._restore_settings()
+
+    # -- construction ---------------------------------------------------------------------------
+    def _build_files_dock(self) -> None:
+        self.file_list = QListWidget()
+        self.file_list.currentRowChanged.connect(self.state.set_current)
+        dock = QDockWidget("Objects", self)
+        dock.setObjectName("dock_objects")
+        dock.setWidget(self.file_list)
+        self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, dock)
+        self.files_dock = dock
+
+    def _build_toolbar(self) -> None:
+        tb = QToolBar("View")
+        tb.setObjectName("toolbar_view")
+        tb.setMovable(False)
+        self.addToolBar(tb)
+        self.open_button = QPushButton("Open...")
+        self.open_button.clicked.connect(self.open_dialog)
+        tb.addWidget(self.open_button)
+        tb.addSeparator()
+        tb.addWidget(QLabel(" Colour: "))
+        self.color_combo = QComboBox()
+        self.color_combo.setMinimumWidth(110)
+        self.color_combo.activated.connect(self._on_color_combo)
+        tb.addWidget(self.color_combo)
+        tb.addWidget(QLabel("  Point size: "))
+        self.point_size = QSpinBox()
+        self.point_size.setRange(1, 20)
+        self.point_size.setValue(3)
+        self.point_size.valueChanged.connect(self.viewer.set_point_size)
+        tb.addWidget(self.point_size)
+        self.show_mesh = QCheckBox("Mesh")
+        self.show_mesh.setToolTip("Show the source mesh (for mesh files)")
+        self.show_mesh.toggled.connect(self.viewer.set_show_mesh)
+        tb.addWidget(self.show_mesh)
+        reset = QPushButton("Reset view")
+        reset.setToolTip("Reset the camera (R)")
+        reset.clicked.connect(self.viewer.reset_view)
+        tb.addWidget(reset)
+        self.toolbar = tb
+
+    def _build_menus(self) -> None:
+        mb = self.menuBar()
+        fm = mb.addMenu("&File")
+        act = QAction("&Open...", self, shortcut=QKeySequence.StandardKey.Open, triggered=self.open_dialog)
+        fm.addAction(act)
+        self.recent_menu = fm.addMenu("Open &Recent")
+        self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
+        fm.addAction(QAction("Open &Demo Object", self, triggered=lambda: self.open_demo()))
+        fm.addSeparator()
+        self.export_action = QAction("&Export Current as...", self, shortcut="Ctrl+E", triggered=self.export_current)
+        fm.addAction(self.export_action)
+        fm.addAction(QAction("&Close Current", self, shortcut=QKeySequence.StandardKey.Close,
+                             triggered=lambda: self.state.remove(self.state.current_index)))
+        fm.addAction(QAction("&Save Screenshot...", self, triggered=self.save_screenshot_dialog))
+        fm.addSeparator()
+        fm.addAction(QAction("&Quit", self, shortcut=QKeySequence.StandardKey.Quit, triggered=self.close))
+        self.file_menu = fm
+
+        vm = mb.addMenu("&View")
+        vm.addAction(QAction("&Reset View", self, shortcut="R", triggered=self.viewer.reset_view))
+        self.color_menu = vm.addMenu("&Colour by")
+        for i, (mode, label) in enumerate(colors.COLOR_MODES.items(), start=1):
+            vm_act = QAction(label, self, shortcut=f"Ctrl+{i}", triggered=lambda _=False, m=mode: self.set_color_mode(m))
+            self.color_menu.addAction(vm_act)
+        vm.addAction(QAction("Bigger Points", self, shortcut="+",
+                             triggered=lambda: self.point_size.setValue(self.point_size.value() + 1)))
+        vm.addAction(QAction("Smaller Points", self, shortcut="-",
+                             triggered=lambda: self.point_size.setValue(self.point_size.value() - 1)))
+        vm.addSeparator()
+        self.view_menu = vm
+        self.view_menu.addAction(self.files_dock.toggleViewAction())
+        self.help_menu = mb.addMenu("&Help")
+        self.help_menu.addAction(QAction("&About CrossPoint Explorer", self, triggered=self.show_about))
+
+    def _build_status_bar(self) -> None:
+        sb = self.statusBar()
+        self.summary_label = QLabel("")
+        self.frame_label = QLabel("")
+        sb.addWidget(self.summary_label, 1)
+        sb.addPermanentWidget(self.frame_label)
+
+    # -- opening files --------------------------------------------------------------------------
+    def open_dialog(self) -> None:
+        from crosspoint import io
+
+        start = self.settings.value("last_dir", str(Path.home()))
+        files, _ = QFileDialog.getOpenFileNames(self, "Open point clouds or meshes", start, io.FILE_DIALOG_FILTER)
+        if files:
+            self.settings.setValue("last_dir", str(Path(files[0]).parent))
+            self.open_files(files)
+
+    def open_files(self, paths) -> None:
+        for p in paths:
+            self.open_file(str(p))
+
+    def open_file(self, path: str) -> None:
+        """Read ``path`` in a worker thread; on success it becomes the current object."""
+        from crosspoint import io
+
+        self._pending_loads += 1
+        self.statusBar().showMessage(f"Opening {path} ...")
+
+        def work():
+            return io.read_point_cloud(path)
+
+        def done(cloud: PointCloud):
+            self._add_cloud(cloud, path)
+            self._add_recent(path)
+
+        def failed(exc: BaseException):
+            msg = str(exc) if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}"
+            self.state.error.emit(path, msg)
+
+        self._start(work, done, failed)
+
+    def open_demo(self, class_name: str | None = None, seed: int = 0) -> None:
+        """Show one procedurally generated demo object (instant; no files needed)."""
+        from crosspoint.data.synthetic import demo_object
+
+        try:
+            cloud = demo_object(class_name, seed=seed)
+        except Exception as exc:  # the demo must never take the window down
+            self.state.error.emit("demo", f"{type(exc).__name__}: {exc}")
+            return
+        label = cloud.category or class_name or "object"
+        self.state.add(Document(cloud, f"demo: {label} (seed {seed})", color_mode=colors.default_mode(cloud)))
+
+    def _start(self, work, done, failed) -> None:
+        def finished():
+            self._pending_loads -= 1
+            if self._pending_loads == 0:
+                self.loadingFinished.emit()
+
+        run_in_thread(work, on_result=done, on_error=failed, on_finished=finished)
+
+    @property
+    def loading(self) -> bool:
+        return self._pending_loads > 0
+
+    def _add_cloud(self, cloud: PointCloud, source: str) -> None:
+        doc = Document(cloud, source, color_mode=colors.default_mode(cloud))
+        self.state.add(doc)
+        for w in cloud.warnings:
+            self.statusBar().showMessage(f"{Path(source).name}: {w}", 10000)
+
+    def _on_error(self, source: str, message: str) -> None:
+        self.load_errors.append((source, message))
+        text = message if source in message else f"{source}: {message}"
+        self.banner.show_message(f"Could not open {Path(source).name}: {text}" if source != "demo" else text)
+        self.statusBar().showMessage(f"Error: {message}", 15000)
+        log.warning("%s: %s", source, message)
+
+    # -- showing the current object -------------------------------------------------------------
+    def _refresh_file_list(self) -> None:
+        self.file_list.blockSignals(True)
+        self.file_list.clear()
+        for d in self.state.documents:
+            item = QListWidgetItem(d.title)
+            item.setToolTip(d.source)
+            self.file_list.addItem(item)
+        self.file_list.setCurrentRow(self.state.current_index)
+        self.file_list.blockSignals(False)
+
+    def _on_current_changed(self, doc: Document | None) -> None:
+        self.file_list.blockSignals(True)
+        self.file_list.setCurrentRow(self.state.current_index)
+        self.file_list.blockSignals(False)
+        if doc is None:
+            self.viewer.clear()
+            self.viewer.set_legend([])
+            self.viewer.set_colorbar(None)
+            self.summary_label.setText("")
+            self.setWindowTitle("CrossPoint Explorer")
+            return
+        self.banner.hide()
+        cloud = doc.cloud
+        pts = cloud.points
+        self.viewer.set_cloud(pts, self._colors_for(doc), mesh=cloud.mesh, reset_view=True)
+        self.show_mesh.setEnabled(cloud.mesh is not None)
+        self._update_color_combo(doc)
+        self._update_legend(doc)
+        self.summary_label.setText(f"{doc.title}: {cloud.summary()}")
+        self.setWindowTitle(f"{doc.title} - CrossPoint Explorer")
+
+    def _on_document_updated(self, doc: Document) -> None:
+        if doc is not self.state.current:
+            return
+        self.viewer.set_colors(self._colors_for(doc))
+        self._update_color_combo(doc)
+        self._update_legend(doc)
+
+    def _colors_for(self, doc: Document):
+        return colors.point_colors(doc.cloud, doc.color_mode, labels=doc.label_array(), heatmap=doc.heatmap())
+
+    def _update_color_combo(self, doc: Document) -> None:
+        modes = colors.available_modes(doc.cloud, labels=doc.label_array(), heatmap=doc.heatmap())
+        self.color_combo.blockSignals(True)
+        self.color_combo.clear()
+        for m in modes:
+            self.color_combo.addItem(colors.COLOR_MODES[m], m)
+        idx = self.color_combo.findData(doc.color_mode)
+        self.color_combo.setCurrentIndex(max(idx, 0))
+        self.color_combo.blockSignals(False)
+
+    def _update_legend(self, doc: Document) -> None:
+        import numpy as np
+
+        mode = doc.color_mode
+        if mode == "labels" and doc.label_array() is not None:
+            labels = doc.label_array()
+            names = doc.label_names()
+            present = np.unique(labels)
+            pal = colors.categorical_colors(int(max(present.max(), 0)) + 1)
+            self.viewer.set_legend([(names.get(int(l), f"label {int(l)}"), tuple(pal[l])) for l in present if l >= 0])
+        else:
+            self.viewer.set_legend([])
+        if mode == "heatmap" and doc.heatmap() is not None:
+            hm = doc.results["heatmap"]
+            v = doc.heatmap()
+            self.viewer.set_colorbar(hm.get("title", "heat"), colors.colormap_lut("inferno"),
+                                     float(np.nanmin(v)), float(np.nanmax(v)))
+        elif mode == "height":
+            y = doc.cloud.points[:, 1] if doc.cloud.n_points else np.zeros(1)
+            self.viewer.set_colorbar("height (y)", colors.colormap_lut("viridis"), float(y.min()), float(y.max()))
+        else:
+            self.viewer.set_colorbar(None)
+
+    def set_color_mode(self, mode: str) -> None:
+        self.state.set_color_mode(mode)
+
+    def _on_color_combo(self, index: int) -> None:
+        mode = self.color_combo.itemData(index)
+        if mode:
+            self.set_color_mode(mode)
+
+    def _on_frame(self, ms: float) -> None:
+        doc = self.state.current
+        n = doc.cloud.n_points if doc else 0
+        self.frame_label.setText(f"{n:,} pts  {ms:.0f} ms/frame")
+
+    def _on_point_picked(self, index: int) -> None:
+        doc = self.state.current
+        if doc is None or index < 0:
+            return
+        p = doc.cloud.points[index]
+        parts = [f"point {index}: ({p[0]:.3f}, {p[1]:.3f}, {p[2]:.3f})"]
+        lab = doc.label_array()
+        if lab is not None:
+            names = doc.label_names()
+            parts.append(f"label {names.get(int(lab[index]), int(lab[index]))}")
+        hm = doc.heatmap()
+        if hm is not None:
+            parts.append(f"heat {hm[index]:.3f}")
+        self.statusBar().showMessage(", ".join(parts), 10000)
+
+    # -- export, screenshots --------------------------------------------------------------------
+    def export_current(self) -> None:
+        doc = self.state.current
+        if doc is None:
+            return
+        path, _ = QFileDialog.getSaveFileName(self, "Export point cloud", str(Path.home() / "export.ply"),
+                                              "PLY (*.ply);;PCD (*.pcd);;NumPy (*.npz)")
+        if path:
+            self.export_document(doc, path)
+
+    def export_document(self, doc: Document, path: str) -> None:
+        """Write the document with its current labels (segmentation result if any) and display colours."""
+        from dataclasses import replace
+
+        from crosspoint import io
+
+        cloud = replace(doc.cloud, labels=doc.label_array(), colors=self._colors_for(doc))
+        try:
+            io.write_point_cloud(path, cloud)
+        except (OSError, ValueError) as exc:
+            self.state.error.emit(path, str(exc))
+            return
+        self.statusBar().showMessage(f"Wrote {path}", 8000)
+
+    def save_screenshot(self, path: str) -> bool:
+        self.viewer.render_now()
+        return self.grab().save(str(path))
+
+    def save_screenshot_dialog(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Save screenshot", str(Path.home() / "crosspoint.png"),
+                                              "PNG (*.png)")
+        if path:
+            self.save_screenshot(path)
+
+    def show_about(self) -> None:
+        from crosspoint import __version__
+
+        QMessageBox.about(
+            self,
+            "About CrossPoint Explorer",
+            f"<h3>CrossPoint Explorer {__version__}</h3>"
+            "<p>Self-supervised cross-modal contrastive learning for 3D point clouds, after "
+            "<i>CrossPoint: Self-Supervised Cross-Modal Contrastive Learning for 3D Point Cloud "
+            "Understanding</i>, M. Afham, I. Dissanayake, D. Dissanayake, A. Dharmasiri, "
+            "K. Thilakarathna and R. Rodrigo, CVPR 2022 (arXiv:2203.00680).</p>"
+            "<p>3D view rendered with Open3D; plots with pyqtgraph.</p>",
+        )
+
+    # -- recent files, settings, drag and drop --------------------------------------------------
+    def recent_files(self) -> list[str]:
+        val = self.settings.value("recent_files", [])
+        if isinstance(val, str):
+            val = [val]
+        return [v for v in (val or []) if v]
+
+    def _add_recent(self, path: str) -> None:
+        path = str(Path(path.split("#")[0]).resolve()) + (("#" + path.split("#", 1)[1]) if "#" in path else "")
+        rec = [p for p in self.recent_files() if p != path]
+        rec.insert(0, path)
+        self.settings.setValue("recent_files", rec[:MAX_RECENT])
+
+    def _fill_recent_menu(self) -> None:
+        self.recent_menu.clear()
+        rec = self.recent_files()
+        if not rec:
+            a = self.recent_menu.addAction("(none)")
+            a.setEnabled(False)
+            return
+        for p in rec:
+            self.recent_menu.addAction(p, lambda p=p: self.open_file(p))
+        self.recent_menu.addSeparator()
+        self.recent_menu.addAction("Clear", lambda: self.settings.setValue("recent_files", []))
+
+    def _restore_settings(self) -> None:
+        geo = self.settings.value("geometry")
+        if geo is not None:
+            self.restoreGeometry(geo)
+        st = self.settings.value("window_state")
+        if st is not None:
+            self.restoreState(st)
+        ps = self.settings.value("point_size")
+        if ps is not None:
+            try:
+                self.point_size.setValue(int(ps))
+            except (TypeError, ValueError):
+                pass
+
+    def closeEvent(self, event):  # noqa: N802
+        self.settings.setValue("geometry", self.saveGeometry())
+        self.settings.setValue("window_state", self.saveState())
+        self.settings.setValue("point_size", self.point_size.value())
+        self.settings.sync()
+        self.viewer.shutdown()
+        super().closeEvent(event)
+
+    def dragEnterEvent(self, event):  # noqa: N802
+        if event.mimeData().hasUrls():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event):  # noqa: N802
+        paths = [u.toLocalFile() for u in event.mimeData().urls() if u.isLocalFile()]
+        if paths:
+            self.open_files(paths)
+            event.acceptProposedAction()
+
+    def wait_idle_then(self, callback, timeout_ms: int = 60000) -> None:
+        """Call ``callback`` once no loads are pending and a frame of the current object exists."""
+        deadline = [timeout_ms]
+
+        def poll():
+            if (not self.loading and (self.state.current is None or self.viewer.has_frame)) or deadline[0] <= 0:
+                callback()
+                return
+            deadline[0] -= 50
+            QTimer.singleShot(50, poll)
+
+        QTimer.singleShot(0, poll)

@@ -1,0 +1,326 @@
+"""The interactive 3D view: frames rendered by Open3D offscreen, shown in a plain QWidget.
+
+Mouse: left-drag orbits, middle-drag or shift+left-drag pans, the wheel zooms, ``R`` resets the
+view, a click without dragging picks the nearest point (``pointPicked``). Frames are rendered on
+demand and coalesced: many mouse events between two frames cost one render.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import numpy as np
+from PyQt6.QtCore import QPointF, QRectF, Qt, QTimer, pyqtSignal
+from PyQt6.QtGui import QColor, QFont, QImage, QPainter, QPen
+from PyQt6.QtWidgets import QSizePolicy, QWidget
+
+from explorer.o3d_renderer import OffscreenRenderer, RendererUnavailable
+
+log = logging.getLogger(__name__)
+
+
+class Viewer3D(QWidget):
+    """Shows one point cloud (optionally its mesh) with Open3D; owns the renderer (GUI thread only)."""
+
+    frameRendered = pyqtSignal(float)  # milliseconds for render + read back
+    pointPicked = pyqtSignal(int)  # index into the current points, -1 when nothing was hit
+    viewChanged = pyqtSignal()
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+        self.setMinimumSize(320, 240)
+        self.setMouseTracking(False)
+        self._renderer: OffscreenRenderer | None = None
+        self._error: str | None = None
+        self._frame: QImage | None = None
+        self._frame_array: np.ndarray | None = None
+        self._points: np.ndarray | None = None
+        self._colors: np.ndarray | None = None
+        self._mesh = None
+        self._pending_scene = False
+        self._pending_reset = True
+        self._render_pending = False
+        self._last_pos = None
+        self._press_pos = None
+        self._overlay_text = ""
+        self._legend: list[tuple[str, tuple[float, float, float]]] = []
+        self._colorbar: tuple[str, np.ndarray, float, float] | None = None
+        self._picked: int | None = None
+        self.last_frame_ms = 0.0
+        self.frames_rendered = 0
+        self._point_size = 3.0
+        self._show_mesh = False
+        self._resize_timer = QTimer(self, singleShot=True, interval=120)
+        self._resize_timer.timeout.connect(self._apply_resize)
+
+    # -- public API -----------------------------------------------------------------------------
+    def set_cloud(self, points: np.ndarray, colors: np.ndarray, *, mesh=None, reset_view: bool = True) -> None:
+        self._points = np.asarray(points, np.float32)
+        self._colors = np.asarray(colors, np.float32)
+        self._mesh = mesh
+        self._picked = None
+        self._pending_scene = True
+        self._pending_reset = reset_view or self._pending_reset
+        self.request_render()
+
+    def set_colors(self, colors: np.ndarray) -> None:
+        self._colors = np.asarray(colors, np.float32)
+        if self._renderer is not None and not self._pending_scene:
+            self._renderer.set_colors(self._colors)
+        self.request_render()
+
+    def clear(self) -> None:
+        self._points = None
+        self._colors = None
+        self._mesh = None
+        self._pending_scene = True
+        self.request_render()
+
+    def set_point_size(self, size: float) -> None:
+        self._point_size = float(size)
+        if self._renderer is not None:
+            self._renderer.set_point_size(size)
+        self.request_render()
+
+    def point_size(self) -> float:
+        return self._point_size
+
+    def set_show_mesh(self, show: bool) -> None:
+        self._show_mesh = bool(show)
+        if self._renderer is not None:
+            self._renderer.set_show_mesh(show)
+        self.request_render()
+
+    def set_legend(self, entries: list[tuple[str, tuple[float, float, float]]]) -> None:
+        """Categorical legend drawn over the view: ``[(name, (r, g, b)), ...]``; empty hides it."""
+        self._legend = list(entries)
+        self.update()
+
+    def set_colorbar(self, title: str | None, lut: np.ndarray | None = None, vmin: float = 0.0,
+                     vmax: float = 1.0) -> None:
+        self._colorbar = None if title is None else (title, np.asarray(lut), float(vmin), float(vmax))
+        self.update()
+
+    def set_overlay_text(self, text: str) -> None:
+        self._overlay_text = text
+        self.update()
+
+    def reset_view(self) -> None:
+        if self._renderer is not None:
+            self._renderer.reset_view()
+        self.request_render()
+        self.viewChanged.emit()
+
+    def renderer(self) -> OffscreenRenderer | None:
+        return self._renderer
+
+    def frame_array(self) -> np.ndarray | None:
+        """The last rendered frame as ``(H, W, 3)`` uint8 (for tests and screenshots)."""
+        return self._frame_array
+
+    @property
+    def has_frame(self) -> bool:
+        return self._frame is not None and not self._pending_scene and not self._render_pending
+
+    @property
+    def error(self) -> str | None:
+        return self._error
+
+    def shutdown(self) -> None:
+        """Destroy the Open3D window; call before the application exits."""
+        if self._renderer is not None:
+            self._renderer.close()
+            self._renderer = None
+
+    # -- rendering ------------------------------------------------------------------------------
+    def request_render(self) -> None:
+        if not self._render_pending:
+            self._render_pending = True
+            QTimer.singleShot(0, self._render_now)
+
+    def render_now(self) -> None:
+        """Render synchronously (used by screenshots and benchmarks)."""
+        self._render_pending = True
+        self._render_now()
+
+    def _ensure_renderer(self) -> bool:
+        if self._renderer is not None:
+            return True
+        if self._error is not None:
+            return False
+        w, h = self._pixel_size()
+        try:
+            self._renderer = OffscreenRenderer(w, h, point_size=self._point_size)
+            self._renderer.set_show_mesh(self._show_mesh)
+        except (RendererUnavailable, RuntimeError) as exc:
+            self._error = str(exc)
+            log.error("3D view unavailable: %s", exc)
+            self.update()
+            return False
+        return True
+
+    def _pixel_size(self) -> tuple[int, int]:
+        dpr = self.devicePixelRatioF()
+        return max(16, int(self.width() * dpr)), max(16, int(self.height() * dpr))
+
+    def _render_now(self) -> None:
+        if not self._render_pending:
+            return
+        self._render_pending = False
+        if not self._ensure_renderer():
+            return
+        r = self._renderer
+        if self._pending_scene:
+            self._pending_scene = False
+            if self._points is None:
+                r.set_points(np.zeros((0, 3), np.float32), np.zeros((0, 3), np.float32))
+            else:
+                r.set_points(self._points, self._colors, mesh=self._mesh, reset_view=self._pending_reset)
+            self._pending_reset = False
+        t0 = time.perf_counter()
+        frame = r.render()
+        h, w, _ = frame.shape
+        self._frame_array = frame
+        img = QImage(frame.data, w, h, 3 * w, QImage.Format.Format_RGB888)
+        img.setDevicePixelRatio(self.devicePixelRatioF())
+        self._frame = img.copy()
+        self.last_frame_ms = (time.perf_counter() - t0) * 1000.0
+        self.frames_rendered += 1
+        self.update()
+        self.frameRendered.emit(self.last_frame_ms)
+
+    def _apply_resize(self) -> None:
+        if self._renderer is None:
+            return
+        w, h = self._pixel_size()
+        self._renderer.resize(w, h)
+        self.request_render()
+
+    # -- Qt events ------------------------------------------------------------------------------
+    def resizeEvent(self, event):  # noqa: N802
+        super().resizeEvent(event)
+        if self._renderer is not None:
+            self._resize_timer.start()
+
+    def showEvent(self, event):  # noqa: N802
+        super().showEvent(event)
+        self.request_render()
+
+    def paintEvent(self, event):  # noqa: N802
+        p = QPainter(self)
+        p.fillRect(self.rect(), QColor(28, 31, 36))
+        if self._frame is not None:
+            # scale the frame to the widget while a resize is pending
+            p.drawImage(QRectF(0, 0, self.width(), self.height()), self._frame)
+        if self._error is not None:
+            p.setPen(QColor(255, 140, 120))
+            p.drawText(self.rect().adjusted(20, 20, -20, -20), Qt.TextFlag.TextWordWrap,
+                       "The 3D view is unavailable:\n" + self._error)
+        if self._overlay_text:
+            p.setPen(QColor(230, 230, 230))
+            p.drawText(QPointF(12, self.height() - 12), self._overlay_text)
+        if self._picked is not None and self._points is not None and self._renderer is not None:
+            self._draw_pick_marker(p)
+        if self._legend:
+            self._draw_legend(p)
+        if self._colorbar is not None:
+            self._draw_colorbar(p)
+        p.end()
+
+    def _draw_legend(self, p: QPainter) -> None:
+        font = QFont(self.font())
+        font.setPointSizeF(max(8.0, font.pointSizeF() * 0.95))
+        p.setFont(font)
+        fm = p.fontMetrics()
+        rows = self._legend[:30]
+        width = max(fm.horizontalAdvance(name) for name, _ in rows) + 34
+        height = len(rows) * (fm.height() + 2) + 12
+        x0, y0 = self.width() - width - 12, 12
+        p.fillRect(QRectF(x0, y0, width, height), QColor(20, 22, 26, 200))
+        y = y0 + 6
+        for name, rgb in rows:
+            c = QColor.fromRgbF(*[float(v) for v in rgb])
+            p.fillRect(QRectF(x0 + 8, y + 2, 14, fm.height() - 4), c)
+            p.setPen(QColor(235, 235, 235))
+            p.drawText(QPointF(x0 + 28, y + fm.ascent()), name)
+            y += fm.height() + 2
+        if len(self._legend) > len(rows):
+            p.drawText(QPointF(x0 + 8, y + fm.ascent()), f"... {len(self._legend) - len(rows)} more")
+
+    def _draw_colorbar(self, p: QPainter) -> None:
+        title, lut, vmin, vmax = self._colorbar
+        fm = p.fontMetrics()
+        h = min(220, self.height() - 80)
+        x0, y0 = self.width() - 40, self.height() - h - 30
+        n = len(lut)
+        for i in range(h):
+            c = lut[int((h - 1 - i) / max(h - 1, 1) * (n - 1))]
+            p.fillRect(QRectF(x0, y0 + i, 16, 1.5), QColor.fromRgbF(*[float(v) for v in c[:3]]))
+        p.setPen(QPen(QColor(220, 220, 220)))
+        p.drawRect(QRectF(x0, y0, 16, h))
+        p.drawText(QPointF(x0 - fm.horizontalAdvance(f"{vmax:.2g}") - 4, y0 + fm.ascent()), f"{vmax:.2g}")
+        p.drawText(QPointF(x0 - fm.horizontalAdvance(f"{vmin:.2g}") - 4, y0 + h), f"{vmin:.2g}")
+        p.drawText(QPointF(x0 - fm.horizontalAdvance(title) + 16, y0 - 6), title)
+
+    def _draw_pick_marker(self, p: QPainter) -> None:
+        uv, z = self._renderer.camera().project(self._points[self._picked:self._picked + 1])
+        if z[0] <= 0:
+            return
+        dpr = self.devicePixelRatioF()
+        x, y = uv[0] / dpr
+        p.setPen(QPen(QColor(255, 255, 255), 2))
+        p.drawEllipse(QPointF(x, y), 7, 7)
+
+    def mousePressEvent(self, event):  # noqa: N802
+        self._last_pos = event.position()
+        self._press_pos = event.position()
+        self.setFocus()
+
+    def mouseMoveEvent(self, event):  # noqa: N802
+        if self._last_pos is None or self._renderer is None:
+            return
+        pos = event.position()
+        dx, dy = pos.x() - self._last_pos.x(), pos.y() - self._last_pos.y()
+        self._last_pos = pos
+        buttons = event.buttons()
+        shift = bool(event.modifiers() & Qt.KeyboardModifier.ShiftModifier)
+        dpr = self.devicePixelRatioF()
+        if buttons & Qt.MouseButton.MiddleButton or (buttons & Qt.MouseButton.LeftButton and shift):
+            self._renderer.pan(dx * dpr, dy * dpr)
+        elif buttons & Qt.MouseButton.LeftButton:
+            self._renderer.rotate(dx * dpr, dy * dpr)
+        elif buttons & Qt.MouseButton.RightButton:
+            self._renderer.zoom(-dy / 20.0)
+        else:
+            return
+        self.request_render()
+        self.viewChanged.emit()
+
+    def mouseReleaseEvent(self, event):  # noqa: N802
+        if self._press_pos is not None and event.button() == Qt.MouseButton.LeftButton:
+            moved = (event.position() - self._press_pos).manhattanLength()
+            if moved < 3 and self._renderer is not None and self._points is not None:
+                dpr = self.devicePixelRatioF()
+                idx = self._renderer.pick(event.position().x() * dpr, event.position().y() * dpr, self._points)
+                self._picked = idx
+                self.pointPicked.emit(-1 if idx is None else idx)
+                self.update()
+        self._last_pos = None
+        self._press_pos = None
+
+    def wheelEvent(self, event):  # noqa: N802
+        if self._renderer is None:
+            return
+        steps = event.angleDelta().y() / 120.0
+        self._renderer.zoom(steps)
+        self.request_render()
+        self.viewChanged.emit()
+
+    def keyPressEvent(self, event):  # noqa: N802
+        if event.key() == Qt.Key.Key_R:
+            self.reset_view()
+        else:
+            super().keyPressEvent(event)

@@ -1,0 +1,8 @@
+"""``python main.py`` does what ``crosspoint-explorer`` does."""
+
+import sys
+
+from explorer.app import main
+
+if __name__ == "__main__":
+    sys.exit(main())

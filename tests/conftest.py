@@ -1,0 +1,35 @@
+"""Shared test fixtures.
+
+Tests read the small real files in ``../shared/data`` and the reference checkpoints in
+``../shared/fixtures`` (beside the checkout, as CI has them); the application never needs them.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("CROSSPOINT_SHARED", REPO.parent / "shared"))
+SHARED_DATA = SHARED / "data"
+REFERENCE_FIXTURES = SHARED / "fixtures" / "crosspoint_reference"
+
+# Keep tests snappy and deterministic on the 2-core machine.
+os.environ.setdefault("OMP_NUM_THREADS", "2")
+os.environ.setdefault("NUMBA_CACHE_DIR", str(Path.home() / ".cache" / "crosspoint-explorer" / "numba"))
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"shared test data not found at {SHARED_DATA}")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def reference_fixtures() -> Path:
+    if not REFERENCE_FIXTURES.is_dir():
+        pytest.skip(f"reference checkpoints not found at {REFERENCE_FIXTURES}")
+    return REFERENCE_FIXTURES
