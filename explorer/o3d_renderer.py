@@ -213,8 +213,13 @@ class OffscreenRenderer:
         if self._pcd is not None and len(self._pcd.points) > 0:
             vc = vis.get_view_control()
             vc.set_lookat(self._pcd.get_axis_aligned_bounding_box().get_center())
-            vc.set_up((0.0, 1.0, 0.0))
-            vc.set_front(self.DEFAULT_FRONT)
+            front = np.asarray(self.DEFAULT_FRONT, np.float64)
+            front /= np.linalg.norm(front)
+            # Open3D keeps `up` as given; an `up` not orthogonal to `front` renders fine (glm::lookAt
+            # orthogonalises) but makes convert_to_pinhole_camera_parameters return a non-rotation.
+            up = np.array([0.0, 1.0, 0.0]) - front[1] * front
+            vc.set_front(front)
+            vc.set_up(up / np.linalg.norm(up))
             vc.set_zoom(0.75)
 
     def camera(self) -> CameraState:

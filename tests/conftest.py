@@ -33,3 +33,16 @@ def reference_fixtures() -> Path:
     if not REFERENCE_FIXTURES.is_dir():
         pytest.skip(f"reference checkpoints not found at {REFERENCE_FIXTURES}")
     return REFERENCE_FIXTURES
+
+
+def _configure_gui_environment() -> None:
+    """Qt: use the real display (Xvfb in CI) when there is one, else the offscreen platform; keep the
+    explorer's settings out of the user's home."""
+    import tempfile
+
+    if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
+        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    os.environ.setdefault("CROSSPOINT_EXPLORER_CONFIG_DIR", tempfile.mkdtemp(prefix="crosspoint-explorer-cfg-"))
+
+
+_configure_gui_environment()

@@ -1,0 +1,269 @@
+"""Typed configuration: dataclasses loaded from YAML, overridden with ``key=value`` strings.
+
+    cfg = load_config("configs/paper.yaml", overrides=["optim.lr=5e-4", "data.root=/data/shapenet"])
+    cfg.optim.lr          # 0.0005, a float
+    dump_config(cfg)      # the resolved config as YAML text (written next to every run's checkpoints)
+
+Unknown keys are errors that list the valid ones, values are converted to the field's type, so a
+typo never silently trains with a default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """A config file or override that cannot be applied (unknown key, wrong type, bad value)."""
+
+
+@dataclass
+class DataConfig:
+    #: dataset folder, or "demo" for the embedded demo dataset (generated once into the user cache)
+    root: str = "demo"
+    #: layout name as ``crosspoint check-data`` prints it, or "auto" to detect
+    layout: str = "auto"
+    num_points: int = 2048
+    image_size: int = 224
+    #: fraction of the training objects held out (stratified by class) to select the ``best`` checkpoint
+    val_fraction: float = 0.1
+    #: DataLoader worker processes (0 = load in the training process)
+    workers: int = 2
+    #: cap on the objects used for the validation SVM's training features (speed on big datasets)
+    svm_train_max: int = 5000
+
+
+@dataclass
+class ModelConfig:
+    #: "dgcnn" (the paper's classification encoder), "dgcnn_seg" (part-segmentation backbone) or "pointnet"
+    point_encoder: str = "dgcnn"
+    #: kNN size of DGCNN's EdgeConv (paper pretraining: 15; DGCNN's default: 20)
+    k: int = 20
+    emb_dims: int = 1024
+    #: torchvision ResNet for the image branch: "resnet50" (paper), "resnet18", "resnet34"
+    image_encoder: str = "resnet50"
+
+
+@dataclass
+class OptimConfig:
+    optimizer: str = "adam"  # "adam" or "sgd"
+    lr: float = 1e-3
+    weight_decay: float = 1e-6
+    momentum: float = 0.9  # SGD only
+    scheduler: str = "cosine"  # "cosine" (over all epochs, to eta_min) or "none"
+    eta_min: float = 0.0
+    warmup_epochs: int = 0
+    epochs: int = 100
+    batch_size: int = 20  # the global batch: split across processes under DDP
+    grad_clip: float = 0.0  # 0 = off
+
+
+@dataclass
+class LossConfig:
+    temperature: float = 0.1
+    intra_weight: float = 1.0
+    cross_weight: float = 1.0
+
+
+@dataclass
+class RunConfig:
+    seed: int = 1
+    #: "auto" (CUDA when available), "cuda", "cuda:N" or "cpu"
+    device: str = "auto"
+    #: "auto" (bf16 on CUDA, off on CPU), "bf16", "fp16" or "off"
+    amp: str = "auto"
+    #: convert BatchNorm to SyncBatchNorm under DDP (the reference's single-GPU statistics over the global batch)
+    sync_bn: bool = True
+    #: keep a numbered checkpoint every N epochs (0 = only last and best)
+    save_every: int = 10
+    #: run the validation SVM every N epochs (0 = never; then ``best`` is not written)
+    val_every: int = 1
+    #: SVM regularisation for the validation accuracy (the reference uses C=0.1)
+    svm_c: float = 0.1
+    #: write a "step" event every N optimiser steps
+    log_every: int = 10
+    tensorboard: bool = False
+    #: stop each epoch after this many steps (0 = full epochs); for smoke tests and debugging
+    max_steps_per_epoch: int = 0
+    #: torch threads on CPU (0 = torch's default)
+    threads: int = 0
+
+
+@dataclass
+class PretrainConfig:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+    #: a free-form name shown in the GUI and the event log
+    name: str = "crosspoint"
+
+
+# ----------------------------------------------------------------------------------------------
+def _field_types(cls) -> dict[str, Any]:
+    hints = typing.get_type_hints(cls)
+    return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
+
+
+def _convert(value: Any, typ: Any, key: str) -> Any:
+    origin = typing.get_origin(typ)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(typ) if a is not type(None)]
+        if value is None or (isinstance(value, str) and value.lower() in ("none", "null")):
+            return None
+        return _convert(value, args[0], key)
+    if dataclasses.is_dataclass(typ):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a mapping of {', '.join(_field_types(typ))}, got {value!r}")
+        return _from_dict(typ, value, prefix=key + ".")
+    try:
+        if typ is bool:
+            if isinstance(value, bool):
+                return value
+            if isinstance(value, (int, float)) and value in (0, 1):
+                return bool(value)
+            text = str(value).strip().lower()
+            if text in ("true", "yes", "on", "1"):
+                return True
+            if text in ("false", "no", "off", "0"):
+                return False
+            raise ValueError(value)
+        if typ is int:
+            if isinstance(value, float) and not value.is_integer():
+                raise ValueError(value)
+            if isinstance(value, str):
+                try:
+                    return int(value)
+                except ValueError:
+                    f = float(value)  # "1e3" is a fine integer
+                    if not f.is_integer():
+                        raise
+                    return int(f)
+            if isinstance(value, bool):
+                raise ValueError(value)
+            return int(value)
+        if typ is float:
+            return float(value)
+        if typ is str:
+            if isinstance(value, (dict, list)):
+                raise ValueError(value)
+            return str(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{key}: {value!r} is not a valid {getattr(typ, '__name__', typ)}") from None
+    return value
+
+
+def _from_dict(cls, data: dict, prefix: str = ""):
+    types_ = _field_types(cls)
+    unknown = sorted(set(data) - set(types_))
+    if unknown:
+        raise ConfigError(
+            f"unknown config key(s) {', '.join(prefix + u for u in unknown)}; "
+            f"valid keys under {prefix.rstrip('.') or 'the top level'}: {', '.join(types_)}")
+    kwargs = {k: _convert(v, types_[k], prefix + k) for k, v in data.items()}
+    return cls(**kwargs)
+
+
+def to_dict(cfg) -> dict:
+    return dataclasses.asdict(cfg)
+
+
+def from_dict(data: dict, cls=PretrainConfig):
+    cfg = _from_dict(cls, data or {})
+    validate(cfg)
+    return cfg
+
+
+def apply_overrides(cfg, overrides: list[str] | tuple[str, ...]):
+    """Apply ``section.key=value`` strings (values parsed as YAML scalars) to a copy of ``cfg``."""
+    import yaml
+
+    data = to_dict(cfg)
+    for item in overrides or ():
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} must look like section.key=value")
+        key, raw = item.split("=", 1)
+        key = key.strip()
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError:
+            value = raw
+        node = data
+        parts = key.split(".")
+        for p in parts[:-1]:
+            if p not in node or not isinstance(node[p], dict):
+                raise ConfigError(f"override {item!r}: no config section {p!r}; sections: "
+                                  f"{', '.join(k for k, v in data.items() if isinstance(v, dict))}")
+            node = node[p]
+        if parts[-1] not in node:
+            raise ConfigError(f"override {item!r}: unknown key {key!r}; valid keys here: {', '.join(node)}")
+        node[parts[-1]] = value
+    return from_dict(data, type(cfg))
+
+
+def load_config(path: str | Path | None = None, overrides=(), cls=PretrainConfig):
+    """Read a YAML config (``None`` = all defaults) and apply overrides."""
+    import yaml
+
+    data: dict = {}
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"config file {p} does not exist")
+        try:
+            data = yaml.safe_load(p.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{p}: not valid YAML: {exc}") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"{p}: expected a mapping at the top level")
+    try:
+        cfg = from_dict(data, cls)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}" if path else str(exc)) from None
+    return apply_overrides(cfg, list(overrides)) if overrides else cfg
+
+
+def dump_config(cfg) -> str:
+    import yaml
+
+    return yaml.safe_dump(to_dict(cfg), sort_keys=False)
+
+
+_CHOICES = {
+    ("model", "point_encoder"): ("dgcnn", "dgcnn_seg", "pointnet"),
+    ("model", "image_encoder"): ("resnet18", "resnet34", "resnet50"),
+    ("optim", "optimizer"): ("adam", "sgd"),
+    ("optim", "scheduler"): ("cosine", "none"),
+    ("run", "amp"): ("auto", "bf16", "fp16", "off"),
+}
+
+
+def validate(cfg) -> None:
+    if not isinstance(cfg, PretrainConfig):
+        return
+    for (sec, key), choices in _CHOICES.items():
+        v = getattr(getattr(cfg, sec), key)
+        if v not in choices:
+            raise ConfigError(f"{sec}.{key} = {v!r}; choose one of {', '.join(choices)}")
+    checks = [
+        (cfg.data.num_points >= 16, "data.num_points must be >= 16"),
+        (cfg.data.image_size >= 32, "data.image_size must be >= 32"),
+        (0.0 <= cfg.data.val_fraction < 0.9, "data.val_fraction must be in [0, 0.9)"),
+        (cfg.data.workers >= 0, "data.workers must be >= 0"),
+        (cfg.model.k >= 2, "model.k must be >= 2"),
+        (cfg.model.k <= cfg.data.num_points, "model.k must not exceed data.num_points"),
+        (cfg.optim.lr > 0, "optim.lr must be > 0"),
+        (cfg.optim.epochs >= 1, "optim.epochs must be >= 1"),
+        (cfg.optim.batch_size >= 2, "optim.batch_size must be >= 2 (NT-Xent needs negatives)"),
+        (cfg.loss.temperature > 0, "loss.temperature must be > 0"),
+        (cfg.run.log_every >= 1, "run.log_every must be >= 1"),
+    ]
+    for ok, msg in checks:
+        if not ok:
+            raise ConfigError(msg)

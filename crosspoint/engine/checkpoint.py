@@ -1,0 +1,147 @@
+"""Training checkpoints that survive: atomic writes, everything needed to resume, safe loading.
+
+A training checkpoint is the model bundle of :mod:`crosspoint.models.checkpoint` (so every
+checkpoint opens in the explorer and in ``load_point_encoder``) plus the training state:
+
+``optimizer``, ``scheduler``, ``scaler`` (state dicts), ``epoch`` (epochs completed),
+``step`` (optimizer steps so far), ``step_in_epoch`` (steps done in the unfinished epoch, 0 at
+epoch ends), ``rng`` (torch CPU/CUDA, numpy and Python generator states), ``config`` (the
+resolved run config as a plain dict), ``best_acc``, ``history`` (per-epoch summaries).
+
+Files are written to a temporary file in the same folder, flushed, fsync-ed and renamed over the
+target, so a run killed at any moment leaves either the old or the new checkpoint, never half of
+one. They load with ``torch.load(..., weights_only=True)``: tensors and plain Python types only.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+
+class CheckpointWriteError(OSError):
+    pass
+
+
+def atomic_torch_save(obj, path: str | Path) -> Path:
+    """``torch.save`` to ``path`` atomically (temp file + fsync + rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            torch.save(obj, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+        try:  # make the rename itself durable
+            dfd = os.open(path.parent, os.O_RDONLY)
+            try:
+                os.fsync(dfd)
+            finally:
+                os.close(dfd)
+        except OSError:
+            pass
+    except BaseException as exc:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        if isinstance(exc, OSError):
+            raise CheckpointWriteError(f"could not write checkpoint {path}: {exc}") from exc
+        raise
+    return path
+
+
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    return path
+
+
+def clean_stale_temp_files(folder: str | Path) -> list[Path]:
+    """Remove ``.*.tmp`` leftovers of writes that a killed process never finished."""
+    removed = []
+    for p in Path(folder).glob(".*.tmp"):
+        try:
+            p.unlink()
+            removed.append(p)
+        except OSError:
+            pass
+    return removed
+
+
+# -- random number generator states -----------------------------------------------------------
+def capture_rng_state() -> dict:
+    """Generator states as tensors and plain types (``weights_only``-loadable)."""
+    np_state = np.random.get_state()
+    state = {
+        "torch": torch.get_rng_state(),
+        "numpy": {
+            "name": np_state[0],
+            "keys": torch.from_numpy(np.asarray(np_state[1], dtype=np.int64)),
+            "pos": int(np_state[2]),
+            "has_gauss": int(np_state[3]),
+            "cached_gaussian": float(np_state[4]),
+        },
+        "python": _python_state_to_plain(random.getstate()),
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng_state(state: dict) -> None:
+    if not state:
+        return
+    if "torch" in state:
+        torch.set_rng_state(state["torch"].cpu().to(torch.uint8))
+    if "numpy" in state:
+        s = state["numpy"]
+        np.random.set_state((s["name"], s["keys"].numpy().astype(np.uint32), s["pos"], s["has_gauss"],
+                             s["cached_gaussian"]))
+    if "python" in state:
+        random.setstate(_python_state_from_plain(state["python"]))
+    if "cuda" in state and torch.cuda.is_available():
+        try:
+            torch.cuda.set_rng_state_all([t.cpu().to(torch.uint8) for t in state["cuda"]])
+        except (RuntimeError, IndexError):  # a different number of GPUs: per-device streams restart
+            pass
+
+
+def _python_state_to_plain(st):
+    version, internal, gauss = st
+    return {"version": version, "internal": torch.tensor(internal, dtype=torch.int64), "gauss": gauss}
+
+
+def _python_state_from_plain(d):
+    return (d["version"], tuple(int(v) for v in d["internal"].tolist()), d["gauss"])
+
+
+def load_training_checkpoint(path: str | Path, map_location="cpu") -> dict:
+    """Load a checkpoint with ``weights_only=True``; clear errors for missing/corrupt/foreign files."""
+    from crosspoint.models.checkpoint import CheckpointError
+
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint")
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # truncated zip, pickle needing code execution, not a torch file
+        raise CheckpointError(f"{path}: not a loadable checkpoint ({type(exc).__name__}: "
+                              f"{str(exc).splitlines()[0][:200] if str(exc) else ''})") from None
+    if not isinstance(ckpt, dict) or "optimizer" not in ckpt or "epoch" not in ckpt:
+        raise CheckpointError(f"{path}: not a CrossPoint Explorer training checkpoint (no optimizer/epoch state); "
+                              "to start from pretrained weights use `crosspoint pretrain --init FILE`")
+    return ckpt

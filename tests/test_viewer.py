@@ -1,0 +1,145 @@
+"""The Open3D offscreen renderer and the Qt 3D view widget."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from crosspoint.pointcloud import PointCloud
+from explorer import colors
+from explorer.o3d_renderer import OffscreenRenderer
+
+
+def _sphere(n=4000, seed=0):
+    rng = np.random.default_rng(seed)
+    p = rng.normal(size=(n, 3)).astype(np.float32)
+    return p / np.linalg.norm(p, axis=1, keepdims=True)
+
+
+@pytest.fixture(scope="module")
+def renderer():
+    r = OffscreenRenderer(320, 240, point_size=4)
+    yield r
+    r.close()
+
+
+def test_renderer_draws_points_in_their_colour(renderer):
+    pts = _sphere()
+    red = np.tile([[1.0, 0.0, 0.0]], (len(pts), 1))
+    renderer.set_points(pts, red)
+    frame = renderer.render()
+    assert frame.shape == (240, 320, 3) and frame.dtype == np.uint8
+    redish = (frame[..., 0] > 200) & (frame[..., 1] < 60) & (frame[..., 2] < 60)
+    assert 0.05 < redish.mean() < 0.9, "the sphere should cover part, not all, of the frame"
+    bg = np.round(renderer.background * 255)
+    assert np.all(np.abs(frame[0, 0].astype(int) - bg) <= 2), "corners show the background"
+
+    renderer.set_colors(np.tile([[0.0, 0.0, 1.0]], (len(pts), 1)))
+    frame2 = renderer.render()
+    blueish = (frame2[..., 2] > 200) & (frame2[..., 0] < 60)
+    assert abs(blueish.mean() - redish.mean()) < 0.02
+
+
+def test_projection_matches_the_frame_and_picking_finds_the_point(renderer):
+    pts = np.array([[0.0, 0.0, 0.0], [0.5, 0.3, 0.1], [-0.4, -0.2, 0.3]], np.float32)
+    # the 8 corners of a cube give the scene its extent; three bright marker points inside
+    ctx = np.array([[x, y, z] for x in (-1, 1) for y in (-1, 1) for z in (-1, 1)], np.float32)
+    allp = np.concatenate([pts, ctx])
+    col = np.concatenate([np.ones((3, 3)), np.full((8, 3), 0.3)])
+    renderer.set_points(allp, col)
+    renderer.set_point_size(6)
+    frame = renderer.render()
+    cam = renderer.camera()
+    rot = cam.extrinsic[:3, :3]
+    np.testing.assert_allclose(rot @ rot.T, np.eye(3), atol=1e-6)
+    uv, z = cam.project(pts)
+    assert np.all(z > 0)
+    for (u, v) in uv:
+        x, y = int(round(u)), int(round(v))
+        patch = frame[max(y - 3, 0):y + 4, max(x - 3, 0):x + 4]
+        assert patch.max() >= 250, "a white marker is drawn where the camera model projects it"
+    i = renderer.pick(uv[1, 0], uv[1, 1], allp)
+    assert i == 1
+    assert renderer.pick(-500, -500, allp) is None
+    renderer.set_point_size(4)
+
+
+def test_orbit_pan_zoom_and_reset_change_the_camera(renderer):
+    pts = _sphere()
+    renderer.set_points(pts, np.full((len(pts), 3), 0.8))
+    e0 = renderer.camera().extrinsic.copy()
+    renderer.rotate(80, 0)
+    e1 = renderer.camera().extrinsic
+    assert not np.allclose(e0, e1)
+    renderer.pan(30, 10)
+    renderer.zoom(2)
+    renderer.reset_view()
+    assert np.allclose(renderer.camera().extrinsic, e0, atol=1e-6)
+
+
+def test_resize_keeps_the_scene_and_pose(renderer):
+    pts = _sphere()
+    renderer.set_points(pts, np.full((len(pts), 3), 0.9))
+    renderer.rotate(50, 20)
+    e = renderer.camera().extrinsic.copy()
+    renderer.resize(400, 300)
+    frame = renderer.render()
+    assert frame.shape == (300, 400, 3)
+    assert (frame.max(axis=2) > 200).mean() > 0.02
+    np.testing.assert_allclose(renderer.camera().extrinsic, e, atol=1e-5)
+    renderer.resize(320, 240)
+
+
+def test_color_modes():
+    pts = _sphere(100)
+    cloud = PointCloud(pts, normals=pts, labels=np.arange(100) % 3)
+    assert colors.available_modes(cloud) == ["normal", "height", "labels", "uniform"]
+    n = colors.point_colors(cloud, "normal")
+    np.testing.assert_allclose(n, 0.5 * (pts + 1), atol=1e-6)
+    lab = colors.point_colors(cloud, "labels")
+    assert len({tuple(c) for c in lab}) == 3
+    h = colors.point_colors(cloud, "height")
+    top, bottom = np.argmax(pts[:, 1]), np.argmin(pts[:, 1])
+    assert not np.allclose(h[top], h[bottom])
+    # missing data falls back to height instead of failing
+    np.testing.assert_allclose(colors.point_colors(cloud, "rgb"), h)
+    hm = colors.point_colors(cloud, "heatmap", heatmap=np.linspace(0, 1, 100))
+    assert hm.shape == (100, 3) and np.isfinite(hm).all()
+    grey = colors.scalar_colors(np.array([np.nan, 1.0, 2.0]))
+    np.testing.assert_allclose(grey[0], 0.5)
+
+
+def test_viewer_widget_mouse_and_keys(qtbot):
+    from PyQt6.QtCore import QPoint, Qt
+
+    from explorer.viewer3d import Viewer3D
+
+    v = Viewer3D()
+    qtbot.addWidget(v)
+    v.resize(400, 300)
+    v.show()
+    qtbot.waitExposed(v)
+    pts = _sphere()
+    v.set_cloud(pts, colors.point_colors(PointCloud(pts), "height"))
+    qtbot.waitUntil(lambda: v.has_frame, timeout=10000)
+    qtbot.waitUntil(lambda: v.renderer().width == 400, timeout=5000)
+    e0 = v.renderer().camera().extrinsic.copy()
+    qtbot.mousePress(v, Qt.MouseButton.LeftButton, pos=QPoint(100, 100))
+    for x in range(110, 200, 15):
+        qtbot.mouseMove(v, QPoint(x, 120))
+    qtbot.mouseRelease(v, Qt.MouseButton.LeftButton, pos=QPoint(200, 120))
+    qtbot.waitUntil(lambda: not np.allclose(v.renderer().camera().extrinsic, e0), timeout=5000)
+    n0 = v.frames_rendered
+    qtbot.keyClick(v, Qt.Key.Key_R)
+    qtbot.waitUntil(lambda: v.frames_rendered > n0, timeout=5000)
+    np.testing.assert_allclose(v.renderer().camera().extrinsic, e0, atol=1e-6)
+    frame = v.frame_array()
+    assert frame is not None and frame.shape[:2] == (300, 400)
+    # a click without moving picks a point and reports it
+    cam = v.renderer().camera()
+    uv, _ = cam.project(pts)
+    j = int(np.argmin(np.abs(uv[:, 0] - 200) + np.abs(uv[:, 1] - 150)))
+    with qtbot.waitSignal(v.pointPicked, timeout=3000) as sig:
+        qtbot.mouseClick(v, Qt.MouseButton.LeftButton, pos=QPoint(int(uv[j, 0]), int(uv[j, 1])))
+    assert sig.args[0] >= 0
+    v.shutdown()
