@@ -1,0 +1,1 @@
+"""Training loops, checkpoints, events and process setup (DDP, AMP) for ``crosspoint pretrain``."""

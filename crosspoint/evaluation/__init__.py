@@ -1,0 +1,1 @@
+"""Downstream protocols: linear SVM, few-shot, part segmentation, cross-modal retrieval."""
