@@ -101,6 +101,9 @@ def build_datasets(cfg: PretrainConfig, root: Path):
 
         train = FolderPretrainDataset(layout.root, cfg.data.num_points, cfg.data.image_size, split="train",
                                       val_fraction=vf, seed=seed)
+        n = train.prepare(progress=True)  # render missing views now, not inside DataLoader workers
+        if n:
+            log.info("rendered views for %d objects into the cache", n)
         if vf > 0:
             svm_train = FolderClassification(layout.root, split="train", num_points=svm_points, val_fraction=vf,
                                              seed=seed)
