@@ -1,0 +1,523 @@
+"""Pretraining from the explorer: a dialog built from the pretraining config, and a live monitor.
+
+Training runs in a subprocess (``python -m crosspoint pretrain``, started with QProcess): the GIL,
+CUDA's dislike of fork and a crash in training must not take the GUI down. The monitor reads the
+run folder's ``events.jsonl`` (the same stream the CLI writes), so it can also attach to a run
+started from a terminal or on a cluster.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pyqtgraph as pg
+from PyQt6.QtCore import QProcess, QProcessEnvironment, Qt, QTimer, pyqtSignal
+from PyQt6.QtGui import QFont
+from PyQt6.QtWidgets import (
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QGridLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QMessageBox,
+    QPlainTextEdit,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
+
+from crosspoint.config import ConfigError, PretrainConfig, apply_overrides, dump_config, load_config
+from crosspoint.engine.events import EventReader
+
+log = logging.getLogger(__name__)
+
+REPO = Path(__file__).resolve().parents[1]
+BASE_CONFIGS = {"cpu-demo": REPO / "configs" / "cpu-demo.yaml", "paper": REPO / "configs" / "paper.yaml"}
+
+
+def _browse_dir(parent, line: QLineEdit, title: str) -> None:
+    d = QFileDialog.getExistingDirectory(parent, title, line.text() or str(Path.home()))
+    if d:
+        line.setText(d)
+
+
+class TrainingDialog(QDialog):
+    """Builds a :class:`PretrainConfig` from a base config and the fields a user changes most."""
+
+    def __init__(self, parent=None, *, default_out: str | None = None):
+        super().__init__(parent)
+        self.setWindowTitle("New pretraining run")
+        self.setMinimumWidth(520)
+        form = QFormLayout()
+        self.base = QComboBox()
+        for name, path in BASE_CONFIGS.items():
+            if path.is_file():
+                self.base.addItem(name, str(path))
+        self.base.currentIndexChanged.connect(self._load_base)
+        form.addRow("Start from", self.base)
+
+        self.data = QLineEdit()
+        self.data.setPlaceholderText("demo (the embedded demo dataset) or a dataset folder")
+        browse = QPushButton("...")
+        browse.clicked.connect(lambda: _browse_dir(self, self.data, "Dataset folder"))
+        form.addRow("Dataset", self._row(self.data, browse))
+        self.point_encoder = QComboBox()
+        self.point_encoder.addItems(["dgcnn", "dgcnn_seg", "pointnet"])
+        form.addRow("Point encoder", self.point_encoder)
+        self.image_encoder = QComboBox()
+        self.image_encoder.addItems(["resnet18", "resnet34", "resnet50"])
+        form.addRow("Image encoder", self.image_encoder)
+        self.k = QSpinBox(minimum=2, maximum=64)
+        form.addRow("kNN size k", self.k)
+        self.points = QSpinBox(minimum=64, maximum=16384, singleStep=256)
+        form.addRow("Points per object", self.points)
+        self.image_size = QSpinBox(minimum=32, maximum=512, singleStep=16)
+        form.addRow("Image size", self.image_size)
+        self.epochs = QSpinBox(minimum=1, maximum=10000)
+        form.addRow("Epochs", self.epochs)
+        self.batch = QSpinBox(minimum=2, maximum=4096)
+        form.addRow("Batch size", self.batch)
+        self.lr = QDoubleSpinBox(decimals=6, minimum=1e-6, maximum=1.0, singleStep=1e-4)
+        form.addRow("Learning rate", self.lr)
+        self.device = QComboBox()
+        self.device.addItems(["auto", "cpu", "cuda"])
+        form.addRow("Device", self.device)
+        self.workers = QSpinBox(minimum=0, maximum=64)
+        form.addRow("Loader workers", self.workers)
+        self.out = QLineEdit(default_out or str(Path.cwd() / "runs" / time.strftime("run-%Y%m%d-%H%M%S")))
+        browse_out = QPushButton("...")
+        browse_out.clicked.connect(lambda: _browse_dir(self, self.out, "Output folder"))
+        form.addRow("Output folder", self._row(self.out, browse_out))
+        self.error = QLabel("")
+        self.error.setStyleSheet("color: #ff8a80;")
+        self.error.setWordWrap(True)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        buttons.button(QDialogButtonBox.StandardButton.Ok).setText("Start")
+        buttons.accepted.connect(self._accept)
+        buttons.rejected.connect(self.reject)
+        lay = QVBoxLayout(self)
+        lay.addLayout(form)
+        lay.addWidget(self.error)
+        lay.addWidget(buttons)
+        self._cfg: PretrainConfig | None = None
+        self._load_base()
+
+    @staticmethod
+    def _row(*widgets) -> QWidget:
+        w = QWidget()
+        h = QHBoxLayout(w)
+        h.setContentsMargins(0, 0, 0, 0)
+        for x in widgets:
+            h.addWidget(x, 1 if isinstance(x, QLineEdit) else 0)
+        return w
+
+    def _load_base(self) -> None:
+        path = self.base.currentData()
+        try:
+            cfg = load_config(path) if path else PretrainConfig()
+        except ConfigError as exc:
+            self.error.setText(str(exc))
+            cfg = PretrainConfig()
+        self.set_config(cfg)
+
+    def set_config(self, cfg: PretrainConfig) -> None:
+        self._base_cfg = cfg
+        self.data.setText(cfg.data.root)
+        self.point_encoder.setCurrentText(cfg.model.point_encoder)
+        self.image_encoder.setCurrentText(cfg.model.image_encoder)
+        self.k.setValue(cfg.model.k)
+        self.points.setValue(cfg.data.num_points)
+        self.image_size.setValue(cfg.data.image_size)
+        self.epochs.setValue(cfg.optim.epochs)
+        self.batch.setValue(cfg.optim.batch_size)
+        self.lr.setValue(cfg.optim.lr)
+        self.device.setCurrentText(cfg.run.device if cfg.run.device in ("auto", "cpu", "cuda") else "auto")
+        self.workers.setValue(cfg.data.workers)
+
+    def config(self) -> PretrainConfig:
+        """The config the fields describe (raises ConfigError with what is wrong)."""
+        return apply_overrides(self._base_cfg, [
+            f"data.root={self.data.text().strip() or 'demo'}",
+            f"model.point_encoder={self.point_encoder.currentText()}",
+            f"model.image_encoder={self.image_encoder.currentText()}",
+            f"model.k={self.k.value()}",
+            f"data.num_points={self.points.value()}",
+            f"data.image_size={self.image_size.value()}",
+            f"optim.epochs={self.epochs.value()}",
+            f"optim.batch_size={self.batch.value()}",
+            f"optim.lr={self.lr.value()!r}",
+            f"run.device={self.device.currentText()}",
+            f"data.workers={self.workers.value()}",
+        ])
+
+    def out_dir(self) -> Path:
+        return Path(self.out.text().strip()).expanduser()
+
+    def _accept(self) -> None:
+        try:
+            cfg = self.config()
+        except ConfigError as exc:
+            self.error.setText(str(exc))
+            return
+        out = self.out_dir()
+        if (out / "events.jsonl").exists() or (out / "checkpoints" / "last.pt").exists():
+            self.error.setText(f"{out} already holds a run: choose another folder, or attach to it and resume")
+            return
+        root = cfg.data.root
+        if root != "demo" and not Path(root).expanduser().is_dir():
+            self.error.setText(f"dataset folder {root!r} does not exist")
+            return
+        self._cfg = cfg
+        self.accept()
+
+    def accepted_config(self) -> PretrainConfig | None:
+        return self._cfg
+
+
+class RunMonitor(QWidget):
+    """Live view of one run folder: loss curves, lr, validation accuracy, progress, log tail.
+
+    ``start(cfg, out)`` launches ``crosspoint pretrain`` as a subprocess; ``attach(out)`` only watches
+    the folder's event stream (a run started elsewhere). ``stop()`` asks the run to stop cleanly
+    (SIGTERM: it finishes the step and writes ``last.pt``); ``resume()`` continues it.
+    """
+
+    checkpointReady = pyqtSignal(str)  # the user asked to open a checkpoint in the explorer
+    runFinished = pyqtSignal(str)  # "end", "stopped", "error" or "crashed"
+    eventsRead = pyqtSignal(int)
+
+    POLL_MS = 300
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.run_dir: Path | None = None
+        self.process: QProcess | None = None
+        self.reader: EventReader | None = None
+        self.events: list[dict] = []
+        self.status = "idle"
+        self.last_error = ""
+        self._steps: dict[str, list] = {"step": [], "loss": [], "intra": [], "cross": [], "lr": []}
+        self._val: dict[str, list] = {"epoch": [], "acc": []}
+        self._build()
+        self.timer = QTimer(self, interval=self.POLL_MS)
+        self.timer.timeout.connect(self.poll)
+
+    # -- widgets ----------------------------------------------------------------------------------
+    def _build(self) -> None:
+        pg.setConfigOptions(antialias=True)
+        top = QHBoxLayout()
+        self.title = QLabel("No run")
+        f = QFont(self.title.font())
+        f.setBold(True)
+        self.title.setFont(f)
+        self.new_button = QPushButton("New run...")
+        self.attach_button = QPushButton("Attach to folder...")
+        self.stop_button = QPushButton("Stop")
+        self.resume_button = QPushButton("Resume")
+        self.open_button = QPushButton("Open checkpoint")
+        self.stop_button.clicked.connect(self.stop)
+        self.resume_button.clicked.connect(self.resume)
+        self.open_button.clicked.connect(self._open_checkpoint)
+        self.attach_button.clicked.connect(self._attach_dialog)
+        self.new_button.clicked.connect(self._new_dialog)
+        top.addWidget(self.title, 1)
+        for b in (self.new_button, self.attach_button, self.stop_button, self.resume_button, self.open_button):
+            top.addWidget(b)
+
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 1000)
+        self.progress.setFormat("")
+        self.progress.setTextVisible(True)
+        self.status_label = QLabel("")
+        self.status_label.setWordWrap(True)
+
+        self.loss_plot = pg.PlotWidget(title="loss")
+        self.loss_plot.addLegend(offset=(-10, 10))
+        self.loss_plot.setLabel("bottom", "step")
+        self.loss_plot.showGrid(x=True, y=True, alpha=0.2)
+        self.curve_total = self.loss_plot.plot(pen=pg.mkPen("#e0e0e0", width=2), name="total")
+        self.curve_intra = self.loss_plot.plot(pen=pg.mkPen("#4fc3f7", width=1.5), name="intra-modal")
+        self.curve_cross = self.loss_plot.plot(pen=pg.mkPen("#ffb74d", width=1.5), name="cross-modal")
+        self.lr_plot = pg.PlotWidget(title="learning rate")
+        self.lr_plot.setLabel("bottom", "step")
+        self.curve_lr = self.lr_plot.plot(pen=pg.mkPen("#aed581", width=1.5))
+        self.acc_plot = pg.PlotWidget(title="validation linear-SVM accuracy")
+        self.acc_plot.setLabel("bottom", "epoch")
+        self.acc_plot.showGrid(x=True, y=True, alpha=0.2)
+        self.curve_acc = self.acc_plot.plot(pen=pg.mkPen("#ce93d8", width=2), symbol="o", symbolSize=6,
+                                            symbolBrush="#ce93d8")
+        for p in (self.loss_plot, self.lr_plot, self.acc_plot):
+            p.setBackground("#1e2126")
+            p.setMinimumHeight(120)
+
+        self.log_view = QPlainTextEdit()
+        self.log_view.setReadOnly(True)
+        self.log_view.setMaximumBlockCount(2000)
+        self.log_view.setFont(QFont("DejaVu Sans Mono", 8))
+
+        plots = QWidget()
+        g = QGridLayout(plots)
+        g.setContentsMargins(0, 0, 0, 0)
+        g.addWidget(self.loss_plot, 0, 0, 1, 2)
+        g.addWidget(self.lr_plot, 1, 0)
+        g.addWidget(self.acc_plot, 1, 1)
+        split = QSplitter(Qt.Orientation.Vertical)
+        split.addWidget(plots)
+        box = QGroupBox("Log")
+        bl = QVBoxLayout(box)
+        bl.setContentsMargins(4, 4, 4, 4)
+        bl.addWidget(self.log_view)
+        split.addWidget(box)
+        split.setSizes([500, 160])
+
+        lay = QVBoxLayout(self)
+        lay.addLayout(top)
+        lay.addWidget(self.progress)
+        lay.addWidget(self.status_label)
+        lay.addWidget(split, 1)
+        self._update_buttons()
+
+    def _update_buttons(self) -> None:
+        running = self.process is not None and self.process.state() != QProcess.ProcessState.NotRunning
+        self.stop_button.setEnabled(running)
+        self.resume_button.setEnabled(not running and self.run_dir is not None
+                                      and (self.run_dir / "checkpoints" / "last.pt").is_file()
+                                      and self.status != "end")
+        self.open_button.setEnabled(self.best_checkpoint() is not None)
+        self.new_button.setEnabled(not running)
+        self.attach_button.setEnabled(not running)
+
+    # -- run control ----------------------------------------------------------------------------
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.state() != QProcess.ProcessState.NotRunning
+
+    def _new_dialog(self) -> None:
+        dlg = TrainingDialog(self)
+        if dlg.exec() == QDialog.DialogCode.Accepted and dlg.accepted_config() is not None:
+            self.start(dlg.accepted_config(), dlg.out_dir())
+
+    def _attach_dialog(self) -> None:
+        d = QFileDialog.getExistingDirectory(self, "Attach to a run folder", str(Path.cwd()))
+        if d:
+            self.attach(d)
+
+    def start(self, cfg: PretrainConfig, out: str | Path) -> None:
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        cfg_path = out / "requested_config.yaml"
+        cfg_path.write_text(dump_config(cfg))
+        self._watch(out, reset=True)
+        self._launch(["--config", str(cfg_path), "--out", str(out)])
+
+    def resume(self) -> None:
+        if self.run_dir is None or self.running:
+            return
+        self._launch(["--out", str(self.run_dir), "--resume"])
+
+    def _launch(self, args: list[str]) -> None:
+        proc = QProcess(self)
+        env = QProcessEnvironment.systemEnvironment()
+        env.insert("PYTHONUNBUFFERED", "1")
+        pp = env.value("PYTHONPATH", "")
+        env.insert("PYTHONPATH", str(REPO) + (os.pathsep + pp if pp else ""))
+        proc.setProcessEnvironment(env)
+        proc.setProcessChannelMode(QProcess.ProcessChannelMode.MergedChannels)
+        proc.readyReadStandardOutput.connect(self._read_output)
+        proc.finished.connect(self._on_finished)
+        proc.errorOccurred.connect(self._on_process_error)
+        full = ["-m", "crosspoint", "pretrain", "--no-progress", *args]
+        self.append_log(f"$ {Path(sys.executable).name} {' '.join(full)}")
+        self.process = proc
+        self.status = "running"
+        self.last_error = ""
+        proc.start(sys.executable, full)
+        self.timer.start()
+        self._set_status("starting ...")
+        self._update_buttons()
+
+    def stop(self) -> None:
+        """Ask the run to stop: SIGTERM; it finishes its step, writes last.pt and exits 0."""
+        if self.running:
+            self._set_status("stopping: finishing the current step and writing the last checkpoint ...")
+            self.process.terminate()
+
+    def attach(self, run_dir: str | Path) -> None:
+        """Watch a run folder (a run started elsewhere, or a finished one)."""
+        run_dir = Path(run_dir)
+        if not (run_dir / "events.jsonl").is_file():
+            QMessageBox.warning(self, "Not a run folder", f"{run_dir} has no events.jsonl")
+            return
+        self._watch(run_dir, reset=True)
+        self.timer.start()
+        self.poll()
+
+    def _watch(self, run_dir: Path, reset: bool) -> None:
+        self.run_dir = Path(run_dir)
+        self.reader = EventReader(self.run_dir)
+        if reset:
+            self.events.clear()
+            for v in (*self._steps.values(), *self._val.values()):
+                v.clear()
+            self.log_view.clear()
+            self.status = "watching"
+        self.title.setText(str(self.run_dir))
+        self._refresh_plots()
+        self._update_buttons()
+
+    # -- reading ----------------------------------------------------------------------------------
+    def append_log(self, text: str) -> None:
+        for line in text.splitlines():
+            self.log_view.appendPlainText(line)
+
+    def _read_output(self) -> None:
+        if self.process is None:
+            return
+        data = bytes(self.process.readAllStandardOutput()).decode("utf-8", "replace")
+        if data:
+            self.append_log(data.rstrip("\n"))
+
+    def poll(self) -> None:
+        if self.reader is None:
+            return
+        new = self.reader.poll()
+        if new:
+            self._ingest(new)
+            self.eventsRead.emit(len(new))
+
+    def _ingest(self, new: list[dict]) -> None:
+        for e in new:
+            self.events.append(e)
+            kind = e.get("event")
+            if kind == "start":
+                self._start_event = e
+                if not self.running and self.status == "watching":
+                    self.status = "running"
+            elif kind == "step":
+                self._steps["step"].append(e.get("step", 0))
+                self._steps["loss"].append(e.get("loss"))
+                self._steps["intra"].append(e.get("loss_intra"))
+                self._steps["cross"].append(e.get("loss_cross"))
+                self._steps["lr"].append(e.get("lr"))
+                self.progress.setValue(int(1000 * min(max(e.get("progress") or 0.0, 0.0), 1.0)))
+                eta = e.get("eta_s")
+                self.progress.setFormat(f"epoch {e.get('epoch', 0) + 1}  step {e.get('step')}  "
+                                        f"{100 * (e.get('progress') or 0):.0f}%  ETA {_fmt_time(eta)}")
+                self._set_status(f"loss {e.get('loss', float('nan')):.4f} (intra {e.get('loss_intra', 0):.3f}, "
+                                 f"cross {e.get('loss_cross', 0):.3f})  lr {e.get('lr', 0):.2e}  "
+                                 f"{e.get('samples_per_s', 0):.1f} samples/s")
+            elif kind == "epoch" and e.get("val_acc") is not None:
+                self._val["epoch"].append(e["epoch"] + 1)
+                self._val["acc"].append(e["val_acc"])
+            elif kind == "checkpoint":
+                self.append_log(f"checkpoint written: {e.get('path')}")
+            elif kind in ("end", "stopped", "error"):
+                self.status = kind
+                if kind == "error":
+                    self.last_error = e.get("message", "")
+                    tb = (e.get("traceback") or "").strip().splitlines()[-6:]
+                    self._set_status("FAILED: " + self.last_error, error=True)
+                    self.append_log("\n".join(tb))
+                elif kind == "end":
+                    self.progress.setValue(1000)
+                    best = e.get("best_acc")
+                    self._set_status("finished" + (f"; best validation accuracy {best:.3f}" if best is not None else ""))
+                else:
+                    self._set_status(f"stopped at step {e.get('step')}; Resume continues from the last checkpoint")
+                if not self.running:
+                    self.runFinished.emit(kind)
+        self._refresh_plots()
+        self._update_buttons()
+
+    def _refresh_plots(self) -> None:
+        s = self._steps
+        x = np.asarray(s["step"], float)
+
+        def arr(v):
+            return np.asarray([np.nan if a is None else a for a in v], float)
+
+        self.curve_total.setData(x, arr(s["loss"]), connect="finite")
+        self.curve_intra.setData(x, arr(s["intra"]), connect="finite")
+        self.curve_cross.setData(x, arr(s["cross"]), connect="finite")
+        self.curve_lr.setData(x, arr(s["lr"]), connect="finite")
+        self.curve_acc.setData(np.asarray(self._val["epoch"], float), arr(self._val["acc"]))
+
+    def _set_status(self, text: str, error: bool = False) -> None:
+        self.status_label.setText(text)
+        self.status_label.setStyleSheet("color: #ff8a80;" if error else "")
+
+    def _on_finished(self, code: int, status) -> None:
+        self._read_output()
+        self.poll()
+        crashed = status == QProcess.ExitStatus.CrashExit
+        if code != 0 or crashed:
+            if self.status not in ("error",):
+                tail = self.log_view.toPlainText().strip().splitlines()[-8:]
+                self.last_error = "\n".join(tail) or f"exit code {code}"
+                self._set_status(f"FAILED (exit code {code}): " + (tail[-1] if tail else ""), error=True)
+            self.status = "error" if self.status == "error" else "crashed"
+            self.runFinished.emit(self.status)
+        elif self.status not in ("end", "stopped"):
+            self.status = "stopped"
+            self.runFinished.emit("stopped")
+        else:
+            self.runFinished.emit(self.status)
+        self.process = None
+        self.timer.stop()
+        self._update_buttons()
+
+    def _on_process_error(self, err) -> None:
+        if err == QProcess.ProcessError.FailedToStart:
+            self.last_error = f"could not start {sys.executable}"
+            self._set_status("FAILED: " + self.last_error, error=True)
+            self.status = "crashed"
+            self.process = None
+            self._update_buttons()
+
+    # -- checkpoints ----------------------------------------------------------------------------
+    def best_checkpoint(self) -> Path | None:
+        if self.run_dir is None:
+            return None
+        for name in ("best.pt", "last.pt"):
+            p = self.run_dir / "checkpoints" / name
+            if p.is_file():
+                return p
+        return None
+
+    def _open_checkpoint(self) -> None:
+        p = self.best_checkpoint()
+        if p is not None:
+            self.checkpointReady.emit(str(p))
+
+    def shutdown(self, timeout_ms: int = 15000) -> None:
+        """Stop a running child cleanly (used when the window closes)."""
+        if self.running:
+            self.process.terminate()
+            if not self.process.waitForFinished(timeout_ms):
+                self.process.kill()
+                self.process.waitForFinished(2000)
+        self.timer.stop()
+
+
+def _fmt_time(seconds) -> str:
+    if seconds is None or not np.isfinite(seconds):
+        return "--"
+    seconds = int(seconds)
+    h, rem = divmod(seconds, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
