@@ -1,0 +1,478 @@
+"""``crosspoint eval {svm,fewshot,partseg,retrieval}``: the paper's downstream protocols."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+NAME = "eval"
+HELP = "evaluate a checkpoint: linear SVM, few-shot, part segmentation, cross-modal retrieval"
+DESCRIPTION = """\
+Evaluate a checkpoint with one of CrossPoint's downstream protocols (frozen encoder unless noted).
+
+  crosspoint eval svm --checkpoint best_model.pth --data data/modelnet40_ply_hdf5_2048
+  crosspoint eval svm --checkpoint best_model.pth --data data/ScanObjectNN --variant OBJ_BG
+  crosspoint eval fewshot --checkpoint best_model.pth --data data/modelnet40_ply_hdf5_2048 \\
+      --ways 5,10 --shots 10,20 --runs 10
+  crosspoint eval partseg --checkpoint runs/partseg/checkpoints/best.pt --data data/shapenet_part_seg_hdf5_data
+  crosspoint eval retrieval --checkpoint runs/demo/checkpoints/best.pt --data demo
+
+--checkpoint takes an official CrossPoint file, one of our checkpoints, or "random" (a seeded,
+randomly initialised encoder: the baseline). --json FILE writes the results as JSON. Run
+`crosspoint eval COMMAND --help` for each protocol's options.
+"""
+
+_COMMON_HELP = {
+    "checkpoint": 'checkpoint file (official CrossPoint file or ours), or "random"',
+    "data": 'dataset folder (or its parent), or "demo" for the embedded demo dataset',
+}
+
+
+def _add_common(p, *, points: int, batch: int) -> None:
+    p.add_argument("--checkpoint", required=True, help=_COMMON_HELP["checkpoint"])
+    p.add_argument("--data", required=True, help=_COMMON_HELP["data"])
+    p.add_argument("--points", type=int, default=points, help=f"points per object: the first N of each cloud (default {points})")
+    p.add_argument("--k", type=int, default=None, help="kNN size of the DGCNN (default: the checkpoint's; 20 for random)")
+    p.add_argument("--arch", default="dgcnn", choices=("dgcnn", "dgcnn_partseg", "pointnet"),
+                   help="encoder of --checkpoint random (default dgcnn)")
+    p.add_argument("--seed", type=int, default=0, help="seed: random encoder, CV folds, episodes (default 0)")
+    p.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
+    p.add_argument("--batch-size", type=int, default=batch, help=f"batch size for the encoder (default {batch})")
+    p.add_argument("--no-amp", action="store_true", help="float32 on CUDA too (default: bf16 autocast on CUDA)")
+    p.add_argument("--json", metavar="OUT", help="write the results as JSON to OUT")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def _add_classification(p) -> None:
+    p.add_argument("--dataset", default="auto", choices=("auto", "modelnet40", "scanobjectnn", "shapenet_render"),
+                   help="which dataset layout to use under --data (default: detect)")
+    p.add_argument("--variant", default="OBJ_BG", choices=("OBJ_BG", "OBJ_ONLY", "PB_T50_RS"),
+                   help="ScanObjectNN variant (default OBJ_BG, the reference's main_split)")
+    p.add_argument("--val-fraction", type=float, default=0.1,
+                   help="shapenet_render/demo only: held-out fraction used as the test split (default 0.1)")
+    p.add_argument("--split-seed", type=int, default=1, help="shapenet_render/demo only: seed of that split (default 1, as pretraining)")
+
+
+def add_arguments(p) -> None:
+    import argparse
+
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
+    sub = p.add_subparsers(dest="eval_command", metavar="PROTOCOL")
+    raw = argparse.RawDescriptionHelpFormatter
+
+    s = sub.add_parser("svm", help="linear SVM on frozen features (fixed C and C by cross-validation)",
+                       formatter_class=raw, description=(
+                           "Fit a linear SVM on the training split's frozen features and report test accuracy at the\n"
+                           "reference's fixed C (0.01, 0.1) and at C chosen by k-fold cross-validation on the\n"
+                           "training split only. Overall and mean class accuracy."))
+    _add_common(s, points=1024, batch=64)
+    _add_classification(s)
+    s.add_argument("--c-grid", default="0.001,0.003,0.01,0.03,0.1,0.3,1,3,10", help="CV grid of C (comma-separated)")
+    s.add_argument("--fixed-c", default="0.01,0.1", help="fixed C values to report (default 0.01,0.1)")
+    s.add_argument("--cv-folds", type=int, default=5, help="cross-validation folds (default 5)")
+    s.add_argument("--no-cv", action="store_true", help="only the fixed C values")
+    s.add_argument("--solver", default="auto", choices=("auto", "precomputed", "linear"),
+                   help="libsvm on a precomputed Gram matrix (fast, same result) or kernel='linear' (default auto)")
+    s.set_defaults(_eval=_run_svm)
+
+    f = sub.add_parser("fewshot", help="N-way K-shot episodes: standardised features + linear SVM",
+                       formatter_class=raw, description=(
+                           "N-way K-shot classification as the reference: support and queries drawn from the training\n"
+                           "split (disjoint), StandardScaler on the support set, linear SVC; mean +- std over --runs.\n"
+                           "Seeded. --query-split test draws the queries from the test split instead."))
+    _add_common(f, points=2048, batch=64)
+    _add_classification(f)
+    f.add_argument("--ways", default="5,10", help="comma-separated N (default 5,10)")
+    f.add_argument("--shots", default="10,20", help="comma-separated K (default 10,20)")
+    f.add_argument("--queries", type=int, default=20, help="queries per class (default 20)")
+    f.add_argument("--runs", type=int, default=10, help="episodes per setting (default 10)")
+    f.add_argument("--query-split", default="train", choices=("train", "test"),
+                   help="where queries come from (default train, the reference's protocol)")
+    f.add_argument("--C", dest="svm_c", type=float, default=1.0, help="SVM C (default 1.0, sklearn's default as the reference)")
+    f.set_defaults(_eval=_run_fewshot)
+
+    g = sub.add_parser("partseg", help="instance and class mIoU of a fine-tuned part segmenter",
+                       formatter_class=raw, description=(
+                           "Run a part segmenter (a fine-tuned official model.t7 or a checkpoint of\n"
+                           "`crosspoint finetune-partseg`) over a split and report instance and class mIoU, with the\n"
+                           "arg-max restricted to each shape's category (and over all parts, as the reference)."))
+    _add_common(g, points=2048, batch=16)
+    g.add_argument("--split", default="test", choices=("test", "val", "train"), help="split to evaluate (default test)")
+    g.set_defaults(_eval=_run_partseg)
+
+    r = sub.add_parser("retrieval", help="cross-modal top-1/top-5: point cloud -> its rendered view and back",
+                       formatter_class=raw, description=(
+                           "Embed each object's points and one fixed rendered view (projection heads, L2-normalised)\n"
+                           "and report top-1/top-5 retrieval both ways, with chance level. Needs a dataset with views\n"
+                           "(ShapeNetRender layout or the demo) and a checkpoint with an image encoder."))
+    _add_common(r, points=2048, batch=32)
+    r.add_argument("--image-checkpoint", help="image encoder file when it is separate (official img_model_best.pth)")
+    r.add_argument("--image-arch", default="resnet50", choices=("resnet18", "resnet34", "resnet50", "resnet101"),
+                   help="ResNet of an official image file or of --checkpoint random (default resnet50)")
+    r.add_argument("--split", default="val", choices=("val", "train", "all"),
+                   help="objects to use (default val: the split pretraining held out)")
+    r.add_argument("--val-fraction", type=float, default=0.1, help="held-out fraction (default 0.1, as pretraining)")
+    r.add_argument("--split-seed", type=int, default=1, help="seed of the held-out split (default 1, as pretraining)")
+    r.add_argument("--view", type=int, default=0, help="index of the view used per object (default 0)")
+    r.add_argument("--image-size", type=int, default=224, help="image size (default 224)")
+    r.add_argument("--background", default="white", choices=("white", "black", "drop"),
+                   help="behind transparent pixels (default white, as our pretraining)")
+    r.set_defaults(_eval=_run_retrieval)
+
+
+# ------------------------------------------------------------------------------ helpers
+class UsageError(ValueError):
+    pass
+
+
+def _floats(text: str, what: str) -> list[float]:
+    try:
+        vals = [float(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise UsageError(f"{what}: expected comma-separated numbers, got {text!r}") from None
+    if not vals or any(v <= 0 for v in vals):
+        raise UsageError(f"{what}: expected positive numbers, got {text!r}")
+    return vals
+
+
+def _ints(text: str, what: str) -> list[int]:
+    vals = _floats(text, what)
+    if any(v != int(v) for v in vals):
+        raise UsageError(f"{what}: expected whole numbers, got {text!r}")
+    return [int(v) for v in vals]
+
+
+def _progress(args, desc: str):
+    """A ``progress(done, total)`` callback drawing a tqdm bar on stderr (or None)."""
+    if args.no_progress:
+        return None, lambda: None
+    try:
+        from tqdm import tqdm
+    except ImportError:  # pragma: no cover
+        return None, lambda: None
+    state = {"bar": None}
+
+    def cb(done, total):
+        if state["bar"] is None:
+            state["bar"] = tqdm(total=total, desc=desc, unit="obj", file=sys.stderr, disable=None, leave=False)
+        state["bar"].update(done - state["bar"].n)
+
+    def close():
+        if state["bar"] is not None:
+            state["bar"].close()
+
+    return cb, close
+
+
+def _resolve_data(path: str):
+    from pathlib import Path
+
+    if path == "demo":
+        from crosspoint.data.synthetic import ensure_demo
+
+        return Path(ensure_demo())
+    return Path(path).expanduser()
+
+
+def _encoder(args):
+    from crosspoint.evaluation.features import build_eval_encoder
+
+    return build_eval_encoder(args.checkpoint, arch=args.arch, k=args.k, seed=args.seed, device=args.device)
+
+
+def _classification_data(args):
+    """``(train dataset, test dataset, info)`` for the SVM / few-shot protocols."""
+    from crosspoint.data.base import DatasetError
+    from crosspoint.data.layouts import detect_layout
+
+    root = _resolve_data(args.data)
+    wanted = {"modelnet40": "modelnet40_h5", "scanobjectnn": "scanobjectnn_h5"}.get(args.dataset)
+    if args.dataset == "shapenet_render":
+        try:
+            layout = detect_layout(root, layout="crosspoint_demo")
+        except DatasetError:
+            layout = detect_layout(root, layout="shapenet_render")
+    else:
+        layout = detect_layout(root, task="classification", layout=wanted)
+    info = {"layout": layout.name, "root": str(layout.root), "points": args.points}
+    if layout.name == "modelnet40_h5":
+        from crosspoint.data.h5data import ModelNet40H5
+
+        tr = ModelNet40H5(layout.root, "train", args.points)
+        te = ModelNet40H5(layout.root, "test", args.points)
+        info.update(dataset="modelnet40", train_split="train", test_split="test")
+    elif layout.name == "scanobjectnn_h5":
+        from crosspoint.data.h5data import ScanObjectNNH5
+
+        tr = ScanObjectNNH5(layout.root, args.variant, "train", args.points)
+        te = ScanObjectNNH5(layout.root, args.variant, "test", args.points)
+        info.update(dataset="scanobjectnn", variant=args.variant, train_split="train", test_split="test")
+    elif layout.name in ("crosspoint_demo", "shapenet_render"):
+        from crosspoint.data.shapenet_render import ShapeNetRenderClassification
+
+        tr = ShapeNetRenderClassification(layout.root, "train", args.points, args.val_fraction, args.split_seed)
+        te = ShapeNetRenderClassification(layout.root, "val", args.points, args.val_fraction, args.split_seed)
+        if len(te) == 0:
+            raise DatasetError(f"{layout.root}: the held-out split is empty (raise --val-fraction)")
+        info.update(dataset=layout.name, train_split="train (held-out split)", test_split="val (held-out split)",
+                    val_fraction=args.val_fraction, split_seed=args.split_seed,
+                    note="not a paper protocol: ShapeNetRender objects with a held-out split")
+    else:
+        raise DatasetError(f"{root}: {layout.name} has no train/test split for this protocol "
+                           "(use ModelNet40 or ScanObjectNN HDF5, or a ShapeNetRender/demo dataset)")
+    return tr, te, info
+
+
+def _features(args, encoder, ds, desc: str):
+    import numpy as np
+
+    from crosspoint.evaluation.features import dataset_labels, extract_features
+
+    cb, close = _progress(args, desc)
+    try:
+        x = extract_features(encoder, ds, batch_size=args.batch_size, num_points=args.points, amp=not args.no_amp,
+                             progress=cb)
+    finally:
+        close()
+    return x, np.asarray(dataset_labels(ds))
+
+
+def _header(args, info: dict, encoder=None) -> dict:
+    out = {"checkpoint": args.checkpoint, "data": args.data, **info}
+    if encoder is not None:
+        out.update(encoder=getattr(encoder, "arch", type(encoder).__name__), k=getattr(encoder, "k", None))
+    return out
+
+
+def _write_json(args, payload: dict) -> None:
+    if not args.json:
+        return
+    from pathlib import Path
+
+    p = Path(args.json)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_text(json.dumps(payload, indent=1, default=_jsonable) + "\n", encoding="utf-8")
+    print(f"results written to {p}")
+
+
+def _jsonable(v):
+    import numpy as np
+
+    if isinstance(v, np.generic):
+        return v.item()
+    if isinstance(v, np.ndarray):
+        return v.tolist()
+    return str(v)
+
+
+def _pct(v) -> str:
+    return "   n/a" if v is None or v != v else f"{100 * v:6.2f}"
+
+
+# ------------------------------------------------------------------------------ protocols
+def _run_svm(args) -> int:
+    import time
+
+    from crosspoint.evaluation.svm import svm_protocol
+
+    fixed = _floats(args.fixed_c, "--fixed-c")
+    grid = _floats(args.c_grid, "--c-grid")
+    if args.cv_folds < 2:
+        raise UsageError("--cv-folds must be >= 2")
+    tr, te, info = _classification_data(args)
+    enc = _encoder(args)
+    t0 = time.perf_counter()
+    xtr, ytr = _features(args, enc, tr, "train features")
+    xte, yte = _features(args, enc, te, "test features")
+    t_feat = time.perf_counter() - t0
+    cb, close = _progress(args, "SVM")
+    try:
+        res = svm_protocol(xtr, ytr, xte, yte, fixed_c=fixed, cv=not args.no_cv, cv_grid=grid, cv_folds=args.cv_folds,
+                           seed=args.seed, solver=args.solver,
+                           progress=(lambda stage, d, t: cb(d, t)) if cb is not None else None)
+    finally:
+        close()
+    res["seconds"] = {"features": t_feat, "svm": time.perf_counter() - t0 - t_feat}
+    head = _header(args, info, enc)
+    print(f"linear SVM on {info['dataset']}{' ' + info['variant'] if 'variant' in info else ''}: "
+          f"train {res['n_train']} / test {res['n_test']} objects, {info['points']} points, "
+          f"{res['feature_dim']}-d features, {res['num_classes']} classes")
+    print(f"  {'C':<28}{'overall acc':>12}{'mean class acc':>16}")
+    for r in res["fixed"]:
+        print(f"  {r['C']:<10g} (fixed){'':11}{_pct(r['overall_acc']):>12}{_pct(r['mean_class_acc']):>16}")
+    if res["cv"] is not None:
+        r = res["cv"]
+        label = f"{r['C']:g} ({r['folds']}-fold CV on train)"
+        print(f"  {label:<28}{_pct(r['overall_acc']):>12}{_pct(r['mean_class_acc']):>16}")
+    _write_json(args, {"protocol": "svm", **head, "results": res})
+    return 0
+
+
+def _run_fewshot(args) -> int:
+    from crosspoint.evaluation.fewshot import fewshot_grid
+
+    ways = _ints(args.ways, "--ways")
+    shots = _ints(args.shots, "--shots")
+    if args.runs < 1 or args.queries < 1:
+        raise UsageError("--runs and --queries must be >= 1")
+    tr, te, info = _classification_data(args)
+    enc = _encoder(args)
+    xtr, ytr = _features(args, enc, tr, "train features")
+    xte = yte = None
+    if args.query_split == "test":
+        xte, yte = _features(args, enc, te, "test features")
+    cb, close = _progress(args, "episodes")
+    try:
+        res = fewshot_grid(xtr, ytr, ways=ways, shots=shots, n_query=args.queries, runs=args.runs, seed=args.seed,
+                           test_x=xte, test_y=yte, query_split=args.query_split, C=args.svm_c, progress=cb)
+    finally:
+        close()
+    print(f"few-shot on {info['dataset']}{' ' + info['variant'] if 'variant' in info else ''}: {args.runs} runs, "
+          f"{args.queries} queries per class from the {args.query_split} split, seed {args.seed}, "
+          f"{info['points']} points")
+    print(f"  {'setting':<18}{'accuracy (%)':>16}")
+    for r in res:
+        print(f"  {str(r['n_way']) + '-way ' + str(r['k_shot']) + '-shot':<18}{r['mean']:>9.1f} ± {r['std']:.1f}")
+    _write_json(args, {"protocol": "fewshot", **_header(args, info, enc), "results": res})
+    return 0
+
+
+def _run_partseg(args) -> int:
+    from crosspoint.data.base import DatasetError
+    from crosspoint.engine.finetune import open_partseg_dataset
+    from crosspoint.evaluation.partseg import checkpoint_part_table, evaluate_segmenter, load_segmenter
+    from crosspoint.models import CheckpointError
+
+    if args.checkpoint == "random":
+        raise UsageError("eval partseg needs a fine-tuned segmenter (crosspoint finetune-partseg writes one); "
+                         "a random segmenter is not a meaningful baseline here")
+    root = _resolve_data(args.data)
+    ds = open_partseg_dataset(root, args.split, args.points, seed=args.seed)
+    table = ds.table
+    model = load_segmenter(args.checkpoint, k=args.k, device=args.device)
+    head = model.head
+    if head.num_parts < table.num_parts or head.num_categories != table.num_categories:
+        raise CheckpointError(f"{args.checkpoint}: segments {head.num_categories} categories into {head.num_parts} "
+                              f"parts, the dataset has {table.num_categories} categories and {table.num_parts} parts")
+    saved = checkpoint_part_table(args.checkpoint)
+    if saved is not None and list(saved.category_names) != list(table.category_names):
+        raise DatasetError(f"{args.checkpoint} was trained on categories {', '.join(saved.category_names)}; "
+                           f"{root} has {', '.join(table.category_names)}")
+    cb, close = _progress(args, f"{args.split} shapes")
+    try:
+        m = evaluate_segmenter(model, ds, table, batch_size=args.batch_size, amp=not args.no_amp, progress=cb)
+    finally:
+        close()
+    print(f"part segmentation on {root} ({args.split}: {m['shapes']} shapes, {table.num_categories} categories, "
+          f"{args.points} points, k={model.k})")
+    print(f"  instance mIoU {_pct(m['instance_miou']).strip()}   class mIoU {_pct(m['class_miou']).strip()}   "
+          f"point accuracy {_pct(m['point_acc']).strip()}")
+    print(f"  arg-max over all parts (the reference's): instance {_pct(m['instance_miou_unrestricted']).strip()}   "
+          f"class {_pct(m['class_miou_unrestricted']).strip()}")
+    width = max(len(n) for n in m["per_category"])
+    for name, v in m["per_category"].items():
+        print(f"    {name:<{width}}  {_pct(v['miou'])}  ({v['shapes']} shapes)")
+    info = {"split": args.split, "points": args.points, "k": model.k, "layout_root": str(getattr(ds, "root", root))}
+    _write_json(args, {"protocol": "partseg", "checkpoint": args.checkpoint, "data": args.data, **info, "results": m})
+    return 0
+
+
+def _run_retrieval(args) -> int:
+    from crosspoint.data.base import DatasetError
+    from crosspoint.data.layouts import detect_layout
+    from crosspoint.data.shapenet_render import ShapeNetRenderClassification, ShapeNetRenderDataset
+    from crosspoint.evaluation.features import extract_features, extract_image_features
+    from crosspoint.evaluation.retrieval import retrieval_scores
+    from crosspoint.models import build_image_encoder, load_image_encoder
+
+    if args.view < 0:
+        raise UsageError("--view must be >= 0")
+    root = _resolve_data(args.data)
+    try:
+        layout = detect_layout(root, layout="crosspoint_demo")
+    except DatasetError:
+        layout = detect_layout(root, layout="shapenet_render")
+    split = None if args.split == "all" else args.split
+    pts_ds = ShapeNetRenderClassification(layout.root, split, args.points, args.val_fraction, args.split_seed)
+    view_ds = ShapeNetRenderDataset(layout.root, args.points, args.image_size, split=split,
+                                    val_fraction=args.val_fraction, seed=args.split_seed, check_sample=0)
+    if [o.ref for o in pts_ds.objects()] != [o.ref for o in view_ds.objects()]:  # pragma: no cover - same index
+        raise DatasetError(f"{layout.root}: point and view listings disagree")
+    views = []
+    for i in range(len(view_ds)):
+        paths = sorted(view_ds.view_paths(i), key=lambda p: str(p))
+        if not paths:
+            raise DatasetError(f"{pts_ds.objects()[i].ref}: no rendered views")
+        views.append(paths[min(args.view, len(paths) - 1)])
+    if len(views) < 2:
+        raise DatasetError(f"{layout.root}: {len(views)} object(s) in the {args.split} split; retrieval needs 2 or more")
+    enc = _encoder(args)
+    if args.checkpoint == "random":
+        import torch
+
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(args.seed + 1)
+            img = build_image_encoder(args.image_arch)
+        img.eval()
+    else:
+        img = load_image_encoder(args.image_checkpoint or args.checkpoint, arch=args.image_arch)
+    from crosspoint.device import resolve_device
+
+    img.to(resolve_device(args.device))
+    cb, close = _progress(args, "points")
+    try:
+        p = extract_features(enc, pts_ds, kind="projection", batch_size=args.batch_size, num_points=args.points,
+                             normalize=True, amp=not args.no_amp, progress=cb)
+    finally:
+        close()
+    cb, close = _progress(args, "views")
+    try:
+        q = extract_image_features(img, views, batch_size=args.batch_size, image_size=args.image_size,
+                                   background=args.background, normalize=True, amp=not args.no_amp, progress=cb)
+    finally:
+        close()
+    res = retrieval_scores(p, q, ks=(1, 5))
+    print(f"cross-modal retrieval on {layout.root} ({args.split}: {res['n']} objects, view {args.view}, "
+          f"{args.points} points)")
+    print(f"  {'':<16}{'top-1':>8}{'top-5':>8}{'median rank':>13}")
+    for key, label in (("point_to_image", "point -> image"), ("image_to_point", "image -> point")):
+        r = res[key]
+        print(f"  {label:<16}{_pct(r['top1']):>8}{_pct(r['top5']):>8}{r['median_rank']:>13.1f}")
+    print(f"  {'chance':<16}{_pct(res['chance']['top1']):>8}{_pct(res['chance']['top5']):>8}{(res['n'] + 1) / 2:>13.1f}")
+    info = {"layout": layout.name, "root": str(layout.root), "split": args.split, "view": args.view,
+            "points": args.points, "background": args.background, "objects": [o.name for o in pts_ds.objects()]}
+    _write_json(args, {"protocol": "retrieval", **_header(args, info, enc), "results": res})
+    return 0
+
+
+# ------------------------------------------------------------------------------ entry point
+def run(args) -> int:
+    fn = getattr(args, "_eval", None)
+    if fn is None:
+        print("crosspoint eval: choose a protocol: svm, fewshot, partseg or retrieval (see --help)", file=sys.stderr)
+        return 2
+    name = f"crosspoint eval {args.eval_command}"
+    if args.batch_size < 1:
+        print(f"{name}: --batch-size must be >= 1", file=sys.stderr)
+        return 2
+    if args.points < 16:
+        print(f"{name}: --points must be >= 16", file=sys.stderr)
+        return 2
+    from crosspoint.data.base import DatasetError
+    from crosspoint.evaluation.features import EvaluationCancelled
+    from crosspoint.models import CheckpointError
+
+    try:
+        return int(fn(args) or 0)
+    except UsageError as exc:
+        print(f"{name}: {exc}", file=sys.stderr)
+        return 2
+    except (DatasetError, CheckpointError) as exc:
+        print(f"{name}: {exc}", file=sys.stderr)
+        return 1
+    except EvaluationCancelled as exc:  # pragma: no cover - GUI use
+        print(f"{name}: {exc}", file=sys.stderr)
+        return 130
+    except (ValueError, RuntimeError) as exc:  # device problems, too few objects for a setting, ...
+        print(f"{name}: {exc}", file=sys.stderr)
+        return 1
