@@ -133,6 +133,8 @@ class PointCloud:
             parts.append("no labels")
         if self.class_label is not None:
             parts.append(f"class {self.category or self.class_label}")
+        if self.meta.get("rows") is not None and self.meta.get("index") is not None:
+            parts.append(f"row {self.meta['index']} of {self.meta['rows']:,}")
         if self.warnings:
             parts.append(f"{len(self.warnings)} warning(s)")
         return ", ".join(parts)

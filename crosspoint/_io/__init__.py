@@ -1,0 +1,1 @@
+"""Format readers and writers behind :mod:`crosspoint.io` (private: use ``crosspoint.io``)."""

@@ -1,0 +1,52 @@
+"""``crosspoint info FILE...``."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from crosspoint.cli import main
+from crosspoint.io import write_point_cloud
+from crosspoint.pointcloud import PointCloud
+
+
+def _files(tmp_path):
+    good = write_point_cloud(tmp_path / "a.ply", PointCloud(np.random.default_rng(0).random((20, 3)),
+                                                            labels=np.arange(20) % 3))
+    nan = tmp_path / "n.xyz"
+    nan.write_text("0 0 0\nnan 1 1\n1 1 1\n")
+    return good, nan
+
+
+def test_info_ok(tmp_path, capsys):
+    good, nan = _files(tmp_path)
+    assert main(["info", str(good), str(nan)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 2
+    assert out[0].startswith(f"{good}: ply, 20 points") and "labels (3 distinct)" in out[0]
+    assert out[1].startswith(f"{nan}: xyz, 2 points") and "dropped 1 non-finite points" in out[1]
+
+
+def test_info_reports_every_file_and_fails(tmp_path, capsys):
+    good, _ = _files(tmp_path)
+    bad = tmp_path / "bad.ply"
+    bad.write_bytes(b"\x00garbage")
+    missing = tmp_path / "missing.pcd"
+    assert main(["info", str(bad), str(good), str(missing)]) == 1
+    captured = capsys.readouterr()
+    assert captured.out.startswith(f"{good}: ply")
+    err = captured.err.splitlines()
+    assert err[0].startswith(f"{bad}: error: ") and "PLY" in err[0]
+    assert err[1] == f"{missing}: error: no such file"
+
+
+def test_info_json(tmp_path, capsys, shared_data):
+    good, _ = _files(tmp_path)
+    off = shared_data / "modelnet40_off" / "chair_0002.off"
+    assert main(["info", "--json", str(good), str(off), str(tmp_path / "nope.xyz")]) == 1
+    records = json.loads(capsys.readouterr().out)
+    assert [r["ok"] for r in records] == [True, True, False]
+    assert records[0]["points"] == 20 and records[0]["labels"] == [0, 1, 2] and records[0]["faces"] is None
+    assert records[1]["format"] == "off" and records[1]["faces"] == 96 and records[1]["normals"]
+    assert "no such file" in records[2]["error"]
