@@ -68,6 +68,12 @@ def create_app(argv: Sequence[str] | None = None):
     from PyQt6.QtWidgets import QApplication
 
     app = QApplication.instance()
+    if not os.environ.get("XDG_RUNTIME_DIR"):  # Qt and Mesa complain without one (containers, CI)
+        import tempfile
+
+        rt = Path(tempfile.gettempdir()) / f"runtime-{os.getuid()}"
+        rt.mkdir(mode=0o700, exist_ok=True)
+        os.environ["XDG_RUNTIME_DIR"] = str(rt)
     if app is None:
         if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY") \
                 and not os.environ.get("QT_QPA_PLATFORM"):
@@ -104,9 +110,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     size = _parse_size(args.size)
     app = create_app(sys.argv[:1])
-    missing = [f for f in args.files if not Path(f.split("#")[0]).exists()]
-    for f in missing:
-        log.warning("%s does not exist", f)
     win = create_window(args.files, size=size)
     signal.signal(signal.SIGINT, lambda *_: app.quit())  # Ctrl+C in the terminal closes the app
 

@@ -39,6 +39,11 @@ MAX_RECENT = 10
 DISPLAY_MAX_POINTS = 2_000_000
 
 
+def default_up_axis(cloud: PointCloud) -> int:
+    """+Z for formats whose data is conventionally Z-up (ModelNet's OFF meshes, LAS scans), else +Y."""
+    return 2 if cloud.source_format.lower() in ("off", "las", "laz") else 1
+
+
 def app_settings() -> QSettings:
     """Settings remembered between launches; ``CROSSPOINT_EXPLORER_CONFIG_DIR`` overrides the location."""
     cfg = os.environ.get("CROSSPOINT_EXPLORER_CONFIG_DIR")
@@ -53,6 +58,7 @@ class ErrorBanner(QWidget):
     def __init__(self, parent=None):
         super().__init__(parent)
         self.setObjectName("errorBanner")
+        self.setAttribute(Qt.WidgetAttribute.WA_StyledBackground, True)
         self.setStyleSheet("#errorBanner { background: #7a2630; border-radius: 4px; } QLabel { color: white; }")
         lay = QHBoxLayout(self)
         lay.setContentsMargins(10, 6, 6, 6)
@@ -181,6 +187,12 @@ class MainWindow(QMainWindow):
                              triggered=lambda: self.point_size.setValue(self.point_size.value() + 1)))
         vm.addAction(QAction("Smaller Points", self, shortcut="-",
                              triggered=lambda: self.point_size.setValue(self.point_size.value() - 1)))
+        up = vm.addMenu("&Up Axis")
+        self.up_actions = {}
+        for axis, label in ((1, "+Y (ShapeNet, ModelNet40 HDF5)"), (2, "+Z (ModelNet OFF, scans, LAS)")):
+            a = QAction(label, self, checkable=True, triggered=lambda _=False, ax=axis: self.set_up_axis(ax))
+            up.addAction(a)
+            self.up_actions[axis] = a
         vm.addSeparator()
         self.view_menu = vm
         self.view_menu.addAction(self.files_dock.toggleViewAction())
@@ -205,6 +217,7 @@ class MainWindow(QMainWindow):
             self.open_files(files)
 
     def open_files(self, paths) -> None:
+        self.banner.hide()
         for p in paths:
             self.open_file(str(p))
 
@@ -253,7 +266,7 @@ class MainWindow(QMainWindow):
         return self._pending_loads > 0
 
     def _add_cloud(self, cloud: PointCloud, source: str) -> None:
-        doc = Document(cloud, source, color_mode=colors.default_mode(cloud))
+        doc = Document(cloud, source, color_mode=colors.default_mode(cloud), up_axis=default_up_axis(cloud))
         self.state.add(doc)
         for w in cloud.warnings:
             self.statusBar().showMessage(f"{Path(source).name}: {w}", 10000)
@@ -261,9 +274,9 @@ class MainWindow(QMainWindow):
     def _on_error(self, source: str, message: str) -> None:
         self.load_errors.append((source, message))
         text = message if source in message else f"{source}: {message}"
-        self.banner.show_message(f"Could not open {Path(source).name}: {text}" if source != "demo" else text)
+        self.banner.show_message(f"Could not open {Path(source).name}. {text}" if source != "demo" else text)
         self.statusBar().showMessage(f"Error: {message}", 15000)
-        log.warning("%s: %s", source, message)
+        log.warning("%s", text)
 
     # -- showing the current object -------------------------------------------------------------
     def _refresh_file_list(self) -> None:
@@ -287,10 +300,11 @@ class MainWindow(QMainWindow):
             self.summary_label.setText("")
             self.setWindowTitle("CrossPoint Explorer")
             return
-        self.banner.hide()
         cloud = doc.cloud
         pts = cloud.points
+        self.viewer.set_up_axis(doc.up_axis)
         self.viewer.set_cloud(pts, self._colors_for(doc), mesh=cloud.mesh, reset_view=True)
+        self._sync_up_axis_menu(doc)
         self.show_mesh.setEnabled(cloud.mesh is not None)
         self._update_color_combo(doc)
         self._update_legend(doc)
@@ -305,7 +319,8 @@ class MainWindow(QMainWindow):
         self._update_legend(doc)
 
     def _colors_for(self, doc: Document):
-        return colors.point_colors(doc.cloud, doc.color_mode, labels=doc.label_array(), heatmap=doc.heatmap())
+        return colors.point_colors(doc.cloud, doc.color_mode, labels=doc.label_array(), heatmap=doc.heatmap(),
+                                   up_axis=doc.up_axis)
 
     def _update_color_combo(self, doc: Document) -> None:
         modes = colors.available_modes(doc.cloud, labels=doc.label_array(), heatmap=doc.heatmap())
@@ -335,13 +350,28 @@ class MainWindow(QMainWindow):
             self.viewer.set_colorbar(hm.get("title", "heat"), colors.colormap_lut("inferno"),
                                      float(np.nanmin(v)), float(np.nanmax(v)))
         elif mode == "height":
-            y = doc.cloud.points[:, 1] if doc.cloud.n_points else np.zeros(1)
-            self.viewer.set_colorbar("height (y)", colors.colormap_lut("viridis"), float(y.min()), float(y.max()))
+            y = doc.cloud.points[:, doc.up_axis] if doc.cloud.n_points else np.zeros(1)
+            self.viewer.set_colorbar(f"height ({'xyz'[doc.up_axis]})", colors.colormap_lut("viridis"), float(y.min()), float(y.max()))
         else:
             self.viewer.set_colorbar(None)
 
     def set_color_mode(self, mode: str) -> None:
         self.state.set_color_mode(mode)
+
+    def set_up_axis(self, axis: int) -> None:
+        """Which axis of the current object points up (display, height colours and camera)."""
+        doc = self.state.current
+        if doc is None:
+            return
+        doc.up_axis = int(axis)
+        self.viewer.set_up_axis(doc.up_axis)
+        self.viewer.reset_view()
+        self._sync_up_axis_menu(doc)
+        self.state.documentUpdated.emit(doc)
+
+    def _sync_up_axis_menu(self, doc: Document) -> None:
+        for axis, act in self.up_actions.items():
+            act.setChecked(axis == doc.up_axis)
 
     def _on_color_combo(self, index: int) -> None:
         mode = self.color_combo.itemData(index)

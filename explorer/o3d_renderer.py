@@ -81,11 +81,13 @@ class OffscreenRenderer:
         self._show_mesh = False
         self._has_view = False
         self.used_backend = None
+        self.up_axis = 1  # 1: +Y up, 2: +Z up (used by reset_view)
         self._create()
 
     # -- lifetime -------------------------------------------------------------------------------
     def _create(self) -> None:
         o3d = self._o3d
+        o3d.utility.set_verbosity_level(o3d.utility.VerbosityLevel.Error)
         with _CREATE_LOCK:
             attempts = ["egl", "display"] if self.backend == "auto" else (
                 ["egl"] if self.backend == "egl" else ["display"])
@@ -215,9 +217,13 @@ class OffscreenRenderer:
             vc.set_lookat(self._pcd.get_axis_aligned_bounding_box().get_center())
             front = np.asarray(self.DEFAULT_FRONT, np.float64)
             front /= np.linalg.norm(front)
+            world_up = np.array([0.0, 1.0, 0.0])
+            if self.up_axis == 2:  # the same view of a Z-up object: (x, y, z) -> (x, -z, y)
+                front = np.array([front[0], -front[2], front[1]])
+                world_up = np.array([0.0, 0.0, 1.0])
             # Open3D keeps `up` as given; an `up` not orthogonal to `front` renders fine (glm::lookAt
             # orthogonalises) but makes convert_to_pinhole_camera_parameters return a non-rotation.
-            up = np.array([0.0, 1.0, 0.0]) - front[1] * front
+            up = world_up - (world_up @ front) * front
             vc.set_front(front)
             vc.set_up(up / np.linalg.norm(up))
             vc.set_zoom(0.75)

@@ -43,7 +43,7 @@ def take_and_exit(app, win, out: str, *, panel: str | None = None, timeout_s: fl
         else:
             errors = list(getattr(win, "load_errors", []))
             for src, msg in errors:
-                print(f"crosspoint-explorer: {src}: {msg}", file=sys.stderr)
+                print(f"crosspoint-explorer: {msg if src in msg else f'{src}: {msg}'}", file=sys.stderr)
             if win.viewer.error:
                 print(f"crosspoint-explorer: 3D view unavailable: {win.viewer.error}", file=sys.stderr)
             result["code"] = 1 if errors else 0

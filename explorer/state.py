@@ -23,6 +23,8 @@ class Document:
     source: str  # the path (with ``#index`` for HDF5 rows) or a description such as "demo: chair"
     color_mode: str = "height"
     results: dict = field(default_factory=dict)  # "segmentation", "heatmap", ... -> arrays / dicts
+    #: the axis that points up in the file: 1 (+Y, ShapeNet and most datasets) or 2 (+Z, ModelNet OFF, scans)
+    up_axis: int = 1
 
     @property
     def title(self) -> str:
@@ -38,7 +40,8 @@ class Document:
         seg = self.results.get("segmentation")
         if seg is not None and seg.get("names"):
             return dict(seg["names"])
-        return dict(self.cloud.meta.get("label_names", {}))
+        names = self.cloud.meta.get("label_names") or self.cloud.meta.get("part_names") or {}
+        return {int(k): str(v) for k, v in dict(names).items()}
 
     def heatmap(self) -> np.ndarray | None:
         hm = self.results.get("heatmap")

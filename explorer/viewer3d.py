@@ -53,6 +53,7 @@ class Viewer3D(QWidget):
         self.frames_rendered = 0
         self._point_size = 3.0
         self._show_mesh = False
+        self._up_axis = 1
         self._resize_timer = QTimer(self, singleShot=True, interval=120)
         self._resize_timer.timeout.connect(self._apply_resize)
 
@@ -78,6 +79,11 @@ class Viewer3D(QWidget):
         self._mesh = None
         self._pending_scene = True
         self.request_render()
+
+    def set_up_axis(self, axis: int) -> None:
+        self._up_axis = int(axis)
+        if self._renderer is not None:
+            self._renderer.up_axis = self._up_axis
 
     def set_point_size(self, size: float) -> None:
         self._point_size = float(size)
@@ -154,6 +160,7 @@ class Viewer3D(QWidget):
         w, h = self._pixel_size()
         try:
             self._renderer = OffscreenRenderer(w, h, point_size=self._point_size)
+            self._renderer.up_axis = self._up_axis
             self._renderer.set_show_mesh(self._show_mesh)
         except (RendererUnavailable, RuntimeError) as exc:
             self._error = str(exc)

@@ -29,7 +29,7 @@ def _track(worker: WorkerBase) -> WorkerBase:
 def run_in_thread(func: Callable, *args, on_result: Callable | None = None, on_error: Callable | None = None,
                   on_finished: Callable | None = None, **kwargs) -> WorkerBase:
     """Run ``func(*args, **kwargs)`` in a thread; callbacks run in the GUI thread."""
-    worker = create_worker(func, *args, _start_thread=False, **kwargs)
+    worker = create_worker(func, *args, _start_thread=False, _ignore_errors=True, **kwargs)
     if on_result is not None:
         worker.returned.connect(on_result)
     if on_error is not None:
@@ -48,7 +48,7 @@ def run_generator(gen_func: Callable, *args, on_progress: Callable | None = None
                   **kwargs) -> GeneratorWorker:
     """Run a generator function in a thread. Each ``yield`` value goes to ``on_progress``; ``worker.quit()``
     stops it at the next yield (``on_finished`` still runs; ``on_result`` does not)."""
-    worker = create_worker(gen_func, *args, _start_thread=False, **kwargs)
+    worker = create_worker(gen_func, *args, _start_thread=False, _ignore_errors=True, **kwargs)
     if on_progress is not None:
         worker.yielded.connect(on_progress)
     if on_result is not None:

@@ -43,6 +43,8 @@ def _configure_gui_environment() -> None:
     if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     os.environ.setdefault("CROSSPOINT_EXPLORER_CONFIG_DIR", tempfile.mkdtemp(prefix="crosspoint-explorer-cfg-"))
+    if not os.environ.get("XDG_RUNTIME_DIR"):
+        os.environ["XDG_RUNTIME_DIR"] = tempfile.mkdtemp(prefix="xdg-runtime-")
 
 
 _configure_gui_environment()

@@ -1,0 +1,133 @@
+"""The explorer's main window driven like a user would (pytest-qt), and its --screenshot mode."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def window(qtbot):
+    from explorer.main_window import MainWindow
+
+    win = MainWindow()
+    qtbot.addWidget(win)
+    win.resize(1000, 700)
+    win.show()
+    qtbot.waitExposed(win)
+    yield win
+    win.close()
+
+
+def _open(qtbot, win, *paths):
+    win.open_files([str(p) for p in paths])
+    qtbot.waitUntil(lambda: not win.loading, timeout=30_000)
+    qtbot.waitUntil(lambda: win.viewer.has_frame or win.state.current is None, timeout=30_000)
+
+
+def test_open_files_show_summary_and_switch(qtbot, window, shared_data):
+    _open(qtbot, window, shared_data / "pcd" / "bunny.pcd", shared_data / "ply" / "airplane.ply")
+    assert len(window.state.documents) == 2
+    names = {d.title for d in window.state.documents}
+    assert names == {"bunny.pcd", "airplane.ply"}
+    cur = window.state.current
+    assert cur.title in window.summary_label.text() and "points" in window.summary_label.text()
+    frame = window.viewer.frame_array()
+    assert frame is not None and (frame.max(axis=2) > 80).mean() > 0.01, "something is drawn"
+    other = 1 - window.state.current_index
+    window.file_list.setCurrentRow(other)
+    assert window.state.current_index == other
+    qtbot.waitUntil(lambda: window.state.current.title in window.summary_label.text(), timeout=5000)
+
+
+def test_a_bad_file_shows_an_error_and_keeps_what_was_open(qtbot, window, shared_data, tmp_path):
+    _open(qtbot, window, shared_data / "shapenetpart_cap" / "cap_test_0.npz")
+    before = window.state.current
+    bad = tmp_path / "broken.ply"
+    bad.write_bytes(b"ply\nformat binary_little_endian 1.0\nelement vertex 1000\nproperty float x\n"
+                    b"property float y\nproperty float z\nend_header\n" + b"\x00" * 100)
+    _open(qtbot, window, bad)
+    assert window.state.current is before and len(window.state.documents) == 1
+    assert window.banner.isVisible() and "broken.ply" in window.banner.text()
+    assert window.load_errors and "broken.ply" in window.load_errors[-1][1]
+
+
+def test_color_modes_and_label_legend(qtbot, window, shared_data):
+    _open(qtbot, window, shared_data / "shapenetpart_cap" / "cap_test_0.npz")
+    doc = window.state.current
+    assert doc.color_mode == "labels"
+    legend = window.viewer._legend
+    assert len(legend) == 2  # the cap's two parts
+    modes = [window.color_combo.itemData(i) for i in range(window.color_combo.count())]
+    assert modes == ["normal", "height", "labels", "uniform"]
+    n0 = window.viewer.frames_rendered
+    window.set_color_mode("normal")
+    qtbot.waitUntil(lambda: window.viewer.frames_rendered > n0, timeout=5000)
+    assert window.viewer._legend == [] and doc.color_mode == "normal"
+    assert window.color_combo.currentData() == "normal"
+
+
+def test_demo_object_has_named_parts(qtbot, window):
+    window.open_demo("mug")
+    qtbot.waitUntil(lambda: window.viewer.has_frame, timeout=10_000)
+    names = [n for n, _ in window.viewer._legend]
+    assert names and all("mug/" in n for n in names)
+
+
+def test_off_files_are_shown_z_up_and_the_up_axis_can_change(qtbot, window, shared_data):
+    _open(qtbot, window, shared_data / "modelnet40_off" / "chair_0001.off")
+    doc = window.state.current
+    assert doc.up_axis == 2 and window.up_actions[2].isChecked()
+    window.set_up_axis(1)
+    assert doc.up_axis == 1 and window.up_actions[1].isChecked()
+
+
+def test_export_with_labels_and_colours(qtbot, window, shared_data, tmp_path):
+    from crosspoint import io
+
+    _open(qtbot, window, shared_data / "shapenetpart_cap" / "cap_test_0.npz")
+    out = tmp_path / "cap.ply"
+    window.export_document(window.state.current, str(out))
+    back = io.read_point_cloud(out)
+    assert back.n_points == window.state.current.cloud.n_points
+    np.testing.assert_array_equal(back.labels, window.state.current.cloud.labels)
+    assert back.colors is not None
+
+
+def test_recent_files_and_drop(qtbot, window, shared_data):
+    from PyQt6.QtCore import QMimeData, QPointF, Qt, QUrl
+    from PyQt6.QtGui import QDropEvent
+
+    path = shared_data / "pcd" / "bunny.pcd"
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(path))])
+    ev = QDropEvent(QPointF(50, 50), Qt.DropAction.CopyAction, mime, Qt.MouseButton.NoButton,
+                    Qt.KeyboardModifier.NoModifier)
+    window.dropEvent(ev)
+    qtbot.waitUntil(lambda: not window.loading and window.state.current is not None, timeout=30_000)
+    assert window.state.current.title == "bunny.pcd"
+    assert window.recent_files()[0] == str(path.resolve())
+
+
+def test_screenshot_command(tmp_path, shared_data):
+    out = tmp_path / "shot.png"
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    r = subprocess.run([sys.executable, "-m", "explorer.app", "--screenshot", str(out), "--size", "900x600",
+                        str(shared_data / "ply" / "ant.ply")], env=env, capture_output=True, text=True,
+                       timeout=180)
+    assert r.returncode == 0, r.stderr
+    from PyQt6.QtGui import QImage
+
+    img = QImage(str(out))
+    assert img.width() == 900 and img.height() == 600
+    # a failing file: the screenshot is still written, the exit code says it failed
+    r = subprocess.run([sys.executable, "-m", "explorer.app", "--screenshot", str(out), str(tmp_path / "nope.xyz")],
+                       env=env, capture_output=True, text=True, timeout=180)
+    assert r.returncode == 1 and "nope.xyz" in r.stderr and out.is_file()
