@@ -1,0 +1,110 @@
+"""DDP on the CPU (gloo): two processes with half batches each give the loss, the gradients and the
+BatchNorm statistics of one process on the whole batch (SyncBatchNorm in the fast EdgeConv and in
+plain BatchNorm layers; NT-Xent negatives gathered from the global batch)."""
+
+from __future__ import annotations
+
+import os
+import socket
+
+import pytest
+import torch
+import torch.nn as nn
+
+WORLD = 2
+B_GLOBAL = 8
+N_POINTS = 24
+
+
+class TinyImageEncoder(nn.Module):
+    """Stands in for the ResNet: a BatchNorm MLP with the image encoder's ``project`` method."""
+
+    def __init__(self):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(12, 32), nn.BatchNorm1d(32), nn.ReLU(), nn.Linear(32, 16))
+
+    def project(self, images):
+        return self.net(images.flatten(1))
+
+
+def _build(seed: int):
+    from crosspoint.models import DGCNN, CrossPointModel
+
+    torch.manual_seed(seed)
+    model = CrossPointModel(DGCNN(k=4, emb_dims=32, projection_dim=16), TinyImageEncoder())
+    g = torch.Generator().manual_seed(seed + 1)
+    with torch.no_grad():  # non-trivial BatchNorm affine parameters (negative scales included)
+        for m in model.modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                m.weight.copy_(torch.randn(m.num_features, generator=g))
+                m.bias.copy_(0.1 * torch.randn(m.num_features, generator=g))
+    return model.double()  # float64: the comparison below can then be tight
+
+
+def _data(seed: int):
+    g = torch.Generator().manual_seed(seed + 2)
+    p1 = torch.randn(B_GLOBAL, N_POINTS, 3, generator=g, dtype=torch.float64)
+    p2 = p1 + 0.05 * torch.randn(B_GLOBAL, N_POINTS, 3, generator=g, dtype=torch.float64)
+    img = torch.randn(B_GLOBAL, 3, 2, 2, generator=g, dtype=torch.float64)
+    return p1, p2, img
+
+
+def _result(model, out) -> dict:
+    return {
+        "loss": out["loss"].detach(), "intra": out["intra_loss"].detach(), "cross": out["cross_loss"].detach(),
+        "grads": {n: p.grad.detach().clone() for n, p in model.named_parameters()},
+        "buffers": {n: b.detach().clone() for n, b in model.named_buffers()},
+    }
+
+
+def _worker(rank: int, world: int, port: int, folder: str, seed: int) -> None:
+    import torch.distributed as dist
+    from torch.nn.parallel import DistributedDataParallel as DDP
+
+    from crosspoint.models import convert_sync_batchnorm
+
+    torch.set_num_threads(1)
+    os.environ["MASTER_ADDR"] = "127.0.0.1"
+    os.environ["MASTER_PORT"] = str(port)
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    try:
+        model = convert_sync_batchnorm(_build(seed))
+        ddp = DDP(model)
+        p1, p2, img = _data(seed)
+        per = B_GLOBAL // world
+        sl = slice(rank * per, (rank + 1) * per)
+        out = ddp(p1[sl], p2[sl], img[sl])
+        out["loss"].backward()
+        torch.save(_result(model, out), os.path.join(folder, f"rank{rank}.pt"))
+    finally:
+        dist.destroy_process_group()
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.timeout(120)
+def test_ddp_two_processes_match_one_process(tmp_path):
+    import torch.multiprocessing as mp
+
+    seed = 7
+    mp.spawn(_worker, args=(WORLD, _free_port(), str(tmp_path), seed), nprocs=WORLD, join=True)
+
+    model = _build(seed)
+    out = model(*_data(seed))
+    out["loss"].backward()
+    ref = _result(model, out)
+
+    for rank in range(WORLD):
+        got = torch.load(tmp_path / f"rank{rank}.pt", weights_only=True)
+        for key in ("loss", "intra", "cross"):
+            torch.testing.assert_close(got[key], ref[key], rtol=1e-10, atol=1e-12, msg=f"rank {rank} {key}")
+        for name, g in ref["grads"].items():
+            torch.testing.assert_close(got["grads"][name], g, rtol=1e-8, atol=1e-10,
+                                       msg=lambda m, name=name: f"rank {rank} grad {name}: {m}")
+        for name, b in ref["buffers"].items():
+            torch.testing.assert_close(got["buffers"][name], b, rtol=1e-10, atol=1e-12,
+                                       msg=lambda m, name=name: f"rank {rank} buffer {name}: {m}")
