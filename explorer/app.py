@@ -27,7 +27,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", default="1400x900", help="window size WIDTHxHEIGHT (default 1400x900)")
     p.add_argument("--panel", default=None, help="with --screenshot: the panel to show (see --list-panels)")
     p.add_argument("--list-panels", action="store_true", help="list the panels --panel accepts and exit")
-    p.add_argument("--timeout", type=float, default=120.0, help="with --screenshot: give up after this many seconds")
+    p.add_argument("--timeout", type=float, default=300.0, help="with --screenshot: give up after this many seconds")
+    p.add_argument("--checkpoint", help="model checkpoint to load (default: the last one used, else the demo one)")
+    p.add_argument("--attach", metavar="RUN_DIR", help="watch a pretraining run folder in the Training panel")
     p.add_argument("-v", "--verbose", action="count", default=0)
     return p
 
@@ -86,8 +88,10 @@ def create_app(argv: Sequence[str] | None = None):
     return app
 
 
-def create_window(files: Sequence[str] = (), *, size=(1400, 900)):
-    """A main window that opens ``files``, or the embedded demo when there are none."""
+def create_window(files: Sequence[str] = (), *, size=(1400, 900), checkpoint: str | None = None,
+                  attach: str | None = None, load_model: bool = True):
+    """A main window that opens ``files``, or the embedded demo when there are none, and loads a
+    checkpoint (the given one, else the last one used, else the bundled demo checkpoint)."""
     from explorer.main_window import MainWindow
 
     win = MainWindow()
@@ -96,6 +100,21 @@ def create_window(files: Sequence[str] = (), *, size=(1400, 900)):
         win.open_files(files)
     else:
         win.open_demo()
+    if load_model:
+        ck = checkpoint or (win.settings.value("checkpoint") or None)
+        if ck and not Path(str(ck)).is_file():
+            ck = None
+        dev = win.settings.value("device")
+        if checkpoint is None and dev:
+            i = win.model_panel.device.findData(dev)
+            if i >= 0 and win.model_panel.device.model().item(i).isEnabled():
+                win.model_panel.device.blockSignals(True)
+                win.model_panel.device.setCurrentIndex(i)
+                win.model_panel.device.blockSignals(False)
+        win.model_panel.load(ck)
+    if attach:
+        win.training.attach(attach)
+        win.training_dock.raise_()
     return win
 
 
@@ -110,7 +129,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     size = _parse_size(args.size)
     app = create_app(sys.argv[:1])
-    win = create_window(args.files, size=size)
+    win = create_window(args.files, size=size, checkpoint=args.checkpoint, attach=args.attach)
     signal.signal(signal.SIGINT, lambda *_: app.quit())  # Ctrl+C in the terminal closes the app
 
     if args.screenshot:

@@ -92,6 +92,7 @@ class MainWindow(QMainWindow):
         self.settings = app_settings()
         self._pending_loads = 0
         self.load_errors: list[tuple[str, str]] = []
+        self.action_errors: list[tuple[str, str]] = []
 
         # central: error banner over the 3D view
         central = QWidget()
@@ -108,6 +109,7 @@ class MainWindow(QMainWindow):
         self._build_toolbar()
         self._build_menus()
         self._build_status_bar()
+        self._build_analysis_docks()
 
         self.state.currentChanged.connect(self._on_current_changed)
         self.state.documentUpdated.connect(self._on_document_updated)
@@ -221,8 +223,9 @@ class MainWindow(QMainWindow):
         for p in paths:
             self.open_file(str(p))
 
-    def open_file(self, path: str) -> None:
-        """Read ``path`` in a worker thread; on success it becomes the current object."""
+    def open_file(self, path: str, extra_meta: dict | None = None) -> None:
+        """Read ``path`` in a worker thread; on success it becomes the current object. ``extra_meta``
+        (label names, category) is merged into the cloud's metadata."""
         from crosspoint import io
 
         self._pending_loads += 1
@@ -232,6 +235,11 @@ class MainWindow(QMainWindow):
             return io.read_point_cloud(path)
 
         def done(cloud: PointCloud):
+            for key, value in (extra_meta or {}).items():
+                if key == "category" and cloud.category is None:
+                    cloud.category = value
+                elif key != "category":
+                    cloud.meta.setdefault(key, value)
             self._add_cloud(cloud, path)
             self._add_recent(path)
 
@@ -270,6 +278,13 @@ class MainWindow(QMainWindow):
         self.state.add(doc)
         for w in cloud.warnings:
             self.statusBar().showMessage(f"{Path(source).name}: {w}", 10000)
+
+    def show_error(self, what: str, message: str) -> None:
+        """An error of an action (not of opening a file): banner + status bar; nothing else changes."""
+        self.action_errors.append((what, message))
+        self.banner.show_message(f"{what[:1].upper() + what[1:]} failed: {message}")
+        self.statusBar().showMessage(f"Error: {message}", 15000)
+        log.warning("%s: %s", what, message)
 
     def _on_error(self, source: str, message: str) -> None:
         self.load_errors.append((source, message))
@@ -485,11 +500,32 @@ class MainWindow(QMainWindow):
             except (TypeError, ValueError):
                 pass
 
+    def showEvent(self, event):  # noqa: N802
+        super().showEvent(event)
+        if getattr(self, "_default_dock_sizes", False) and self.settings.value("window_state") is None:
+            self._default_dock_sizes = False
+            QTimer.singleShot(0, self._apply_default_dock_sizes)
+
+    def _apply_default_dock_sizes(self) -> None:
+        if True:
+            h = self.height()
+            self.resizeDocks([self.views_dock, self.model_dock], [int(h * 0.42), int(h * 0.58)],
+                             Qt.Orientation.Vertical)
+            self.resizeDocks([self.embedding_dock], [max(200, int(h * 0.27))], Qt.Orientation.Vertical)
+            self.resizeDocks([self.views_dock], [400], Qt.Orientation.Horizontal)
+            self.resizeDocks([self.files_dock], [200], Qt.Orientation.Horizontal)
+
     def closeEvent(self, event):  # noqa: N802
         self.settings.setValue("geometry", self.saveGeometry())
         self.settings.setValue("window_state", self.saveState())
         self.settings.setValue("point_size", self.point_size.value())
+        self.settings.setValue("checkpoint", self.model_panel.checkpoint or "")
+        self.settings.setValue("device", self.model_panel.device.currentData())
         self.settings.sync()
+        for job in (self.model_panel.job, self.embedding_panel.job):
+            if job is not None:
+                job.cancel()
+        self.training.shutdown()
         self.viewer.shutdown()
         super().closeEvent(event)
 
@@ -515,3 +551,102 @@ class MainWindow(QMainWindow):
             QTimer.singleShot(50, poll)
 
         QTimer.singleShot(0, poll)
+
+
+def _dock(win: QMainWindow, title: str, widget: QWidget, area, name: str) -> QDockWidget:
+    d = QDockWidget(title, win)
+    d.setObjectName(name)
+    d.setWidget(widget)
+    win.addDockWidget(area, d)
+    return d
+
+
+def _build_analysis_docks(self: MainWindow) -> None:
+    """The 2D views, the model panel, the embedding map and the training monitor, wired to the state."""
+    from explorer.embedding import EmbeddingPanel
+    from explorer.model_panel import ModelPanel
+    from explorer.training import RunMonitor
+    from explorer.views2d import ViewsPanel
+    from explorer.workers import StallMeter
+
+    right = Qt.DockWidgetArea.RightDockWidgetArea
+    bottom = Qt.DockWidgetArea.BottomDockWidgetArea
+    self.views = ViewsPanel()
+    self.model_panel = ModelPanel(self.state, self.views)
+    self.embedding_panel = EmbeddingPanel(self.model_panel)
+    self.training = RunMonitor()
+    self.views_dock = _dock(self, "2D views", self.views, right, "dock_views")
+    from PyQt6.QtWidgets import QScrollArea
+
+    scroll = QScrollArea()
+    scroll.setWidgetResizable(True)
+    scroll.setWidget(self.model_panel)
+    scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+    self.model_dock = _dock(self, "Model", scroll, right, "dock_model")
+    self.embedding_dock = _dock(self, "Embedding map", self.embedding_panel, bottom, "dock_embedding")
+    self.training_dock = _dock(self, "Training", self.training, bottom, "dock_training")
+    self.tabifyDockWidget(self.embedding_dock, self.training_dock)
+    self.embedding_dock.raise_()
+    self._default_dock_sizes = True
+    self.setCorner(Qt.Corner.BottomRightCorner, Qt.DockWidgetArea.RightDockWidgetArea)
+    self.setCorner(Qt.Corner.TopRightCorner, Qt.DockWidgetArea.RightDockWidgetArea)
+    self.setCorner(Qt.Corner.BottomLeftCorner, Qt.DockWidgetArea.LeftDockWidgetArea)
+    for d in (self.views_dock, self.model_dock, self.embedding_dock, self.training_dock):
+        self.view_menu.addAction(d.toggleViewAction())
+
+    # state -> panels
+    def current_changed(doc):
+        if doc is None:
+            return
+        self.views.set_object(doc.cloud, id(doc))
+        self.embedding_panel.mark_current(doc.source)
+        img = doc.results.get("image_heatmap")
+        if img is not None and img.get("view") == self.views.current_index:
+            self.views.set_overlay(img["values"])
+
+    self.state.currentChanged.connect(current_changed)
+
+    # panels -> state
+    def seg_ready(doc, res):
+        self.state.set_result(doc, "segmentation", {"labels": res.labels, "names": res.names, "source": res.source},
+                              color_mode="labels")
+        self.statusBar().showMessage(f"{doc.title}: {len(res.names)} parts ({res.source})", 8000)
+
+    def heat_ready(doc, point_heat, image_heat):
+        self.state.set_result(doc, "heatmap", {"values": point_heat, "title": "3D-2D heat"}, color_mode="heatmap")
+        if image_heat is not None:
+            doc.results["image_heatmap"] = {"values": image_heat, "view": self.views.current_index}
+            if doc is self.state.current:
+                self.views.set_overlay(image_heat)
+
+    self.model_panel.segmentationReady.connect(seg_ready)
+    self.model_panel.heatmapReady.connect(heat_ready)
+    for w in (self.model_panel, self.embedding_panel, self.views):
+        w.error.connect(self.show_error)
+    self.embedding_panel.openRequested.connect(self.open_file)
+    self.training.checkpointReady.connect(self.model_panel.load)
+    self.views.imageChanged.connect(lambda: self.state.current is not None
+                                    and self.state.current.results.pop("image_heatmap", None))
+
+    # menus
+    mm = self.menuBar().addMenu("&Model")
+    mm.addAction(QAction("&Open Checkpoint...", self, triggered=self.model_panel.open_dialog))
+    mm.addAction(QAction("Use the &Demo Checkpoint", self, triggered=lambda: self.model_panel.load(None)))
+    mm.addSeparator()
+    mm.addAction(QAction("&Segment Parts", self, shortcut="Ctrl+G", triggered=self.model_panel.run_segmentation))
+    mm.addAction(QAction("3D-2D &Heatmap", self, shortcut="Ctrl+H", triggered=self.model_panel.run_heatmap))
+    mm.addAction(QAction("&Retrieve Objects for the View", self, triggered=self.model_panel.run_retrieval))
+    mm.addAction(QAction("&Embed Dataset + UMAP", self, triggered=self.embedding_panel.run))
+    mm.addAction(QAction("&Cancel", self, shortcut="Esc", triggered=lambda: (self.model_panel.cancel(),
+                                                                                 self.embedding_panel.cancel())))
+    tm = self.menuBar().addMenu("&Training")
+    tm.addAction(QAction("&New Pretraining Run...", self, triggered=lambda: (self.training_dock.raise_(),
+                                                                              self.training._new_dialog())))
+    tm.addAction(QAction("&Attach to Run Folder...", self, triggered=lambda: (self.training_dock.raise_(),
+                                                                               self.training._attach_dialog())))
+    tm.addAction(QAction("&Stop Run", self, triggered=self.training.stop))
+    self.menuBar().addMenu(self.help_menu)  # keep Help last
+    self.stall_meter = StallMeter(self)
+
+
+MainWindow._build_analysis_docks = _build_analysis_docks

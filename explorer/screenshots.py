@@ -1,7 +1,9 @@
 """Screenshots of the explorer for the README and the tests: ``crosspoint-explorer --screenshot``.
 
 ``take_and_exit`` shows the window, waits until pending loads are done and the 3D view has drawn
-a frame, optionally brings a panel to the front, saves the window as a PNG and quits.
+a frame, brings a panel to the front and runs what it shows (``--panel segmentation`` segments
+the object, ``heatmap`` computes the 3D-2D heatmaps, ``embedding`` embeds the demo dataset and
+maps it with UMAP), saves the window as a PNG and quits.
 """
 
 from __future__ import annotations
@@ -15,58 +17,130 @@ log = logging.getLogger(__name__)
 
 #: Panels ``--panel`` accepts: name -> what it shows.
 PANELS: dict[str, str] = {
-    "main": "the 3D view with the list of open objects",
+    "main": "the 3D view, the object list, the 2D views and the model panel",
+    "segmentation": "part segmentation of the object by the model, with its legend",
+    "heatmap": "3D-2D correspondence heatmaps on the points and on the selected view",
+    "embedding": "the demo dataset's embeddings mapped to 2D with UMAP, with a selection",
+    "training": "the training monitor (use --attach RUN_DIR to show a run)",
 }
 
 
-def _prepare_panel(win, panel: str | None) -> None:
+def _steps(win, panel: str | None):
+    """(action, is_done) pairs run one after the other before the screenshot."""
+    import numpy as np
+
+    mp = win.model_panel
+
+    def model_ready():
+        return mp.session is not None and not mp.busy
+
+    def views_ready():
+        return not win.views.rendering and win.views.image_count() > 0
+
+    def frame_ready():
+        return not win.loading and (win.state.current is None or win.viewer.has_frame)
+
+    steps = [(None, frame_ready), (None, lambda: not mp._loading), (None, views_ready)]
     if panel in (None, "main"):
-        return
+        return steps
+    if panel == "segmentation":
+        return steps + [(None, model_ready), (mp.run_segmentation, lambda: not mp.busy), (None, frame_ready)]
+    if panel == "heatmap":
+        return steps + [(None, model_ready), (mp.run_heatmap, lambda: not mp.busy), (None, frame_ready)]
+    if panel == "embedding":
+        ep = win.embedding_panel
+
+        def select():
+            if ep.coords is not None and len(ep.coords):
+                c = ep.coords
+                centre = c[np.argmin(np.abs(c - np.median(c, axis=0)).sum(1))]
+                ep.set_selection(np.flatnonzero(np.linalg.norm(c - centre, axis=1) < 0.15 * np.ptp(c[:, 0])))
+
+        def start():
+            win.embedding_dock.raise_()
+            ep.run()
+
+        return steps + [(None, model_ready), (start, lambda: ep.job is None), (select, lambda: True)]
+    if panel == "training":
+        return steps + [(lambda: win.training_dock.raise_(), lambda: True)]
     raise SystemExit(f"crosspoint-explorer: unknown panel {panel!r}; choose from {', '.join(PANELS)}")
 
 
-def take_and_exit(app, win, out: str, *, panel: str | None = None, timeout_s: float = 120.0) -> int:
+def take_and_exit(app, win, out: str, *, panel: str | None = None, timeout_s: float = 300.0) -> int:
     from PyQt6.QtCore import QTimer
 
-    _prepare_panel(win, panel)
+    steps = _steps(win, panel)
     out_path = Path(out).expanduser().resolve()
     out_path.parent.mkdir(parents=True, exist_ok=True)
     result = {"code": 1}
     t0 = time.monotonic()
+    state = {"i": 0, "started": False}
 
     def shoot():
         app.processEvents()
         ok = win.save_screenshot(str(out_path))
+        errors = list(getattr(win, "load_errors", [])) + list(getattr(win, "action_errors", []))
         if not ok:
             print(f"crosspoint-explorer: could not write {out_path}", file=sys.stderr)
-            result["code"] = 1
         else:
-            errors = list(getattr(win, "load_errors", []))
             for src, msg in errors:
                 print(f"crosspoint-explorer: {msg if src in msg else f'{src}: {msg}'}", file=sys.stderr)
             if win.viewer.error:
                 print(f"crosspoint-explorer: 3D view unavailable: {win.viewer.error}", file=sys.stderr)
-            result["code"] = 1 if errors else 0
+            result["code"] = 1 if errors or timed_out["yes"] else 0
             log.info("screenshot after %.1f s: %s", time.monotonic() - t0, out_path)
         win.close()
         app.quit()
 
+    timed_out = {"yes": False}
+
+    def tick():
+        if time.monotonic() - t0 > timeout_s:
+            timed_out["yes"] = True
+            print(f"crosspoint-explorer: gave up waiting after {timeout_s:.0f} s; saving the window as it is",
+                  file=sys.stderr)
+            QTimer.singleShot(0, shoot)
+            return
+        i = state["i"]
+        if i >= len(steps):
+            QTimer.singleShot(300, shoot)
+            return
+        action, done = steps[i]
+        if not state["started"]:
+            state["started"] = True
+            if action is not None:
+                action()
+            QTimer.singleShot(50, tick)
+            return
+        if done():
+            state["i"] += 1
+            state["started"] = False
+        QTimer.singleShot(100, tick)
+
     win.show()
-    win.wait_idle_then(lambda: QTimer.singleShot(100, shoot), timeout_ms=int(timeout_s * 1000))
+    QTimer.singleShot(0, tick)
     app.exec()
     return result["code"]
 
 
 def main(argv=None) -> int:
-    """``python -m explorer.screenshots OUTDIR``: one PNG per panel (for the README)."""
+    """``python -m explorer.screenshots OUTDIR [--attach RUN_DIR]``: one PNG per panel (for the README)."""
+    import argparse
     import subprocess
 
-    out_dir = Path((argv or sys.argv[1:] or ["docs/images"])[0])
+    ap = argparse.ArgumentParser(description=main.__doc__)
+    ap.add_argument("out", nargs="?", default="docs/images")
+    ap.add_argument("--attach", help="run folder for the training panel")
+    args = ap.parse_args(argv)
+    out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     code = 0
     for name in PANELS:
         target = out_dir / f"explorer-{name}.png"
-        r = subprocess.run([sys.executable, "-m", "explorer.app", "--screenshot", str(target), "--panel", name])
+        cmd = [sys.executable, "-m", "explorer.app", "--screenshot", str(target), "--panel", name]
+        if name == "training" and args.attach:
+            cmd += ["--attach", args.attach]
+        r = subprocess.run(cmd)
         print(f"{name}: {'ok' if r.returncode == 0 else 'failed'} -> {target}")
         code |= r.returncode
     return code

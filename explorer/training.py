@@ -263,11 +263,12 @@ class RunMonitor(QWidget):
                                             symbolBrush="#ce93d8")
         for p in (self.loss_plot, self.lr_plot, self.acc_plot):
             p.setBackground("#1e2126")
-            p.setMinimumHeight(120)
+            p.setMinimumHeight(70)
 
         self.log_view = QPlainTextEdit()
         self.log_view.setReadOnly(True)
         self.log_view.setMaximumBlockCount(2000)
+        self.log_view.setMinimumHeight(40)
         self.log_view.setFont(QFont("DejaVu Sans Mono", 8))
 
         plots = QWidget()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from typing import Callable
 
+from PyQt6.QtCore import QObject, pyqtSignal
 from superqt.utils import GeneratorWorker, WorkerBase, create_worker
 
 log = logging.getLogger(__name__)
@@ -62,3 +63,74 @@ def run_generator(gen_func: Callable, *args, on_progress: Callable | None = None
     _track(worker)
     worker.start()
     return worker
+
+
+class Job(QObject):
+    """A cancellable background computation with progress, for functions taking ``progress`` and
+    ``cancel`` keyword arguments (the :mod:`crosspoint.analysis` convention)."""
+
+    progress = pyqtSignal(int, int, str)
+
+    def __init__(self, name: str = ""):
+        super().__init__()
+        self.name = name
+        self.cancelled = False
+        self.done = False
+        self.worker: WorkerBase | None = None
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
+def run_job(func: Callable, *, name: str = "", on_result: Callable | None = None, on_error: Callable | None = None,
+            on_progress: Callable | None = None, on_finished: Callable | None = None) -> Job:
+    """Run ``func(progress=..., cancel=...)`` in a thread; progress reaches the GUI thread as a signal."""
+    job = Job(name)
+    if on_progress is not None:
+        job.progress.connect(on_progress)
+
+    def progress(done, total, text=""):
+        job.progress.emit(int(done), int(total), str(text))
+
+    def work():
+        return func(progress=progress, cancel=lambda: job.cancelled)
+
+    def finished():
+        job.done = True
+        if on_finished is not None:
+            on_finished()
+
+    job.worker = run_in_thread(work, on_result=on_result, on_error=on_error, on_finished=finished)
+    return job
+
+
+class StallMeter(QObject):
+    """Measures how long the GUI event loop goes without running: a timer that should fire every
+    ``interval_ms``; the longest gap beyond that is the worst stall the user could feel."""
+
+    def __init__(self, parent=None, interval_ms: int = 10):
+        from PyQt6.QtCore import QElapsedTimer, QTimer
+
+        super().__init__(parent)
+        self.interval_ms = interval_ms
+        self._clock = QElapsedTimer()
+        self._clock.start()
+        self._last = 0
+        self.max_stall_ms = 0.0
+        self.samples = 0
+        self._timer = QTimer(self, interval=interval_ms)
+        self._timer.timeout.connect(self._tick)
+        self._timer.start()
+
+    def _tick(self) -> None:
+        now = self._clock.elapsed()
+        gap = now - self._last - self.interval_ms
+        self._last = now
+        self.samples += 1
+        if self.samples > 1 and gap > self.max_stall_ms:
+            self.max_stall_ms = float(gap)
+
+    def reset(self) -> None:
+        self.max_stall_ms = 0.0
+        self.samples = 0
+        self._last = self._clock.elapsed()

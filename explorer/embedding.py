@@ -1,0 +1,440 @@
+"""The embedding panel: embed a whole dataset, map it to 2D with UMAP, and explore it.
+
+One scatter item per class (a brush per point is slow in pyqtgraph), hover shows the object,
+a click opens it in the 3D view, rectangle or lasso selection highlights objects and lists them,
+and the current object is marked. Embedding and UMAP run in worker threads with progress and
+cancel; both are cached on disk by :mod:`crosspoint.analysis`.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pyqtgraph as pg
+from PyQt6.QtCore import QPointF, Qt, pyqtSignal
+from PyQt6.QtGui import QBrush, QColor, QPainterPath, QPen
+from PyQt6.QtWidgets import (
+    QButtonGroup,
+    QComboBox,
+    QFileDialog,
+    QGraphicsPathItem,
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QProgressBar,
+    QPushButton,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
+
+from explorer import colors
+from explorer.workers import run_job
+
+log = logging.getLogger(__name__)
+
+
+def points_in_polygon(xy: np.ndarray, poly: np.ndarray) -> np.ndarray:
+    """Even-odd rule, vectorised over points: ``xy`` (M, 2), ``poly`` (K, 2) -> bool (M,)."""
+    x, y = xy[:, 0], xy[:, 1]
+    inside = np.zeros(len(xy), bool)
+    if len(poly) < 3:
+        return inside
+    px, py = poly[:, 0], poly[:, 1]
+    qx, qy = np.roll(px, -1), np.roll(py, -1)
+    for x0, y0, x1, y1 in zip(px, py, qx, qy):
+        cond = (y0 > y) != (y1 > y)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            xc = x0 + (y - y0) * (x1 - x0) / (y1 - y0)
+        inside ^= cond & (x < xc)
+    return inside
+
+
+class SelectViewBox(pg.ViewBox):
+    """A ViewBox whose left-drag draws a selection rectangle or lasso when a mode is active."""
+
+    selected = pyqtSignal(object)  # polygon (K, 2) in data coordinates
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.mode = "pan"  # "pan", "rect" or "lasso"
+        self._path: list[QPointF] = []
+        self._item = QGraphicsPathItem()
+        self._item.setPen(QPen(QColor(255, 255, 255), 0, Qt.PenStyle.DashLine))
+        self._item.setBrush(QBrush(QColor(255, 255, 255, 30)))
+        self._item.setZValue(1000)
+        self.addItem(self._item, ignoreBounds=True)
+        self._item.hide()
+
+    def mouseDragEvent(self, ev, axis=None):  # noqa: N802
+        if self.mode == "pan" or ev.button() != Qt.MouseButton.LeftButton:
+            return super().mouseDragEvent(ev, axis)
+        ev.accept()
+        p = self.mapToView(ev.pos())
+        if ev.isStart():
+            self._path = [self.mapToView(ev.buttonDownPos())]
+        self._path.append(p)
+        self._draw()
+        if ev.isFinish():
+            poly = self.polygon()
+            self._item.hide()
+            self._path = []
+            self.selected.emit(poly)
+
+    def polygon(self) -> np.ndarray:
+        if not self._path:
+            return np.zeros((0, 2))
+        if self.mode == "rect":
+            a, b = self._path[0], self._path[-1]
+            return np.array([[a.x(), a.y()], [b.x(), a.y()], [b.x(), b.y()], [a.x(), b.y()]])
+        return np.array([[p.x(), p.y()] for p in self._path])
+
+    def _draw(self) -> None:
+        poly = self.polygon()
+        path = QPainterPath()
+        if len(poly):
+            path.moveTo(*poly[0])
+            for q in poly[1:]:
+                path.lineTo(*q)
+            path.closeSubpath()
+        self._item.setPath(path)
+        self._item.show()
+
+
+class EmbeddingPanel(QWidget):
+    openRequested = pyqtSignal(str, object)  # (ref to open, extra metadata dict)
+    error = pyqtSignal(str, str)
+    selectionChanged = pyqtSignal(object)  # indices (np.ndarray)
+
+    def __init__(self, model_panel, parent=None):
+        super().__init__(parent)
+        self.model_panel = model_panel
+        self.embedding = None  # analysis.DatasetEmbedding
+        self.coords: np.ndarray | None = None
+        self.selection = np.zeros(0, np.int64)
+        self.current_ref: str | None = None
+        self.job = None
+        self.source_root: str | None = None
+        self._label_names: dict = {}
+
+        self.source = QComboBox()
+        self.source.addItem("Demo dataset", "demo")
+        self.source.addItem("Folder or dataset...", "folder")
+        self.source.addItem("Open objects", "open")
+        self.source.activated.connect(self._source_chosen)
+        self.embed_button = QPushButton("Embed + UMAP")
+        self.embed_button.clicked.connect(self.run)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.clicked.connect(self.cancel)
+        self.cancel_button.hide()
+        self.progress = QProgressBar()
+        self.progress.hide()
+        self.status = QLabel("Embed a dataset with the current checkpoint, then explore it in 2D.")
+        self.status.setWordWrap(True)
+        self.mode_buttons = QButtonGroup(self)
+        mode_row = QHBoxLayout()
+        for i, (mode, label, tip) in enumerate((("pan", "Pan/zoom", "drag to pan, wheel to zoom"),
+                                                ("rect", "Rectangle", "drag a rectangle to select"),
+                                                ("lasso", "Lasso", "draw around objects to select"))):
+            b = QPushButton(label)
+            b.setCheckable(True)
+            b.setToolTip(tip)
+            b.setChecked(mode == "pan")
+            b.clicked.connect(lambda _=False, m=mode: self.set_mode(m))
+            self.mode_buttons.addButton(b, i)
+            mode_row.addWidget(b)
+        clear = QPushButton("Clear selection")
+        clear.clicked.connect(lambda: self.set_selection(np.zeros(0, np.int64)))
+        mode_row.addWidget(clear)
+        mode_row.addStretch(1)
+
+        self.vb = SelectViewBox()
+        self.vb.selected.connect(self._on_polygon)
+        self.plot = pg.PlotWidget(viewBox=self.vb)
+        self.plot.setBackground("#1e2126")
+        self.plot.hideAxis("left")
+        self.plot.hideAxis("bottom")
+        self.plot.setAspectLocked(False)
+        self.legend = self.plot.addLegend(offset=(-10, 10), labelTextSize="8pt")
+        self.class_items: list[pg.ScatterPlotItem] = []
+        self.sel_item = pg.ScatterPlotItem(size=11, pen=pg.mkPen("w", width=1.5), brush=pg.mkBrush(0, 0, 0, 0))
+        self.cur_item = pg.ScatterPlotItem(size=22, symbol="star", pen=pg.mkPen("#ff5252", width=2),
+                                           brush=pg.mkBrush(255, 82, 82, 120))
+        self.plot.addItem(self.sel_item)
+        self.plot.addItem(self.cur_item)
+        self.sel_item.setZValue(10)
+        self.cur_item.setZValue(11)
+        self.sel_list = QListWidget()
+        self.sel_list.itemActivated.connect(self._open_item)
+        self.sel_list.itemDoubleClicked.connect(self._open_item)
+        self.sel_label = QLabel("Selection: none")
+
+        top = QHBoxLayout()
+        top.addWidget(QLabel("Data:"))
+        top.addWidget(self.source, 1)
+        top.addWidget(self.embed_button)
+        top.addWidget(self.cancel_button)
+        right = QWidget()
+        rl = QVBoxLayout(right)
+        rl.setContentsMargins(0, 0, 0, 0)
+        rl.addWidget(self.sel_label)
+        rl.addWidget(self.sel_list, 1)
+        split = QSplitter()
+        left = QWidget()
+        ll = QVBoxLayout(left)
+        ll.setContentsMargins(0, 0, 0, 0)
+        ll.addLayout(mode_row)
+        ll.addWidget(self.plot, 1)
+        split.addWidget(left)
+        split.addWidget(right)
+        split.setSizes([700, 220])
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(4, 4, 4, 4)
+        lay.addLayout(top)
+        lay.addWidget(self.progress)
+        lay.addWidget(self.status)
+        lay.addWidget(split, 1)
+
+    # -- data source ----------------------------------------------------------------------------
+    def _source_chosen(self, index: int) -> None:
+        if self.source.itemData(index) == "folder":
+            d = QFileDialog.getExistingDirectory(self, "Dataset or folder of objects", str(Path.home()))
+            if d:
+                self.set_source_folder(d)
+            else:
+                self.source.setCurrentIndex(0)
+
+    def set_source_folder(self, path: str) -> None:
+        label = f"Folder: {path}"
+        i = self.source.findData(path)
+        if i < 0:
+            self.source.addItem(label, path)
+            i = self.source.count() - 1
+        self.source.setCurrentIndex(i)
+
+    def _resolve_source(self):
+        data = self.source.currentData()
+        if data == "open":
+            docs = self.model_panel.state.documents
+            files = [d.source for d in docs if d.cloud.path is not None]
+            if len(files) < 2:
+                raise ValueError("open at least two files to embed the open objects")
+            return files
+        if data == "demo":
+            return "demo"
+        return data
+
+    # -- running ----------------------------------------------------------------------------------
+    def set_mode(self, mode: str) -> None:
+        self.vb.mode = mode
+        for b in self.mode_buttons.buttons():
+            b.setChecked(b.text().lower().startswith({"pan": "pan", "rect": "rect", "lasso": "lasso"}[mode]))
+
+    def cancel(self) -> None:
+        if self.job is not None:
+            self.job.cancel()
+            self.status.setText("cancelling ...")
+
+    def run(self) -> None:
+        from crosspoint import analysis as A
+
+        session = self.model_panel.session
+        if session is None:
+            self.error.emit("embedding", "load a checkpoint first (Model panel)")
+            return
+        if self.job is not None:
+            return
+        try:
+            source = self._resolve_source()
+        except ValueError as exc:
+            self.error.emit("embedding", str(exc))
+            return
+
+        def func(progress, cancel):
+            root = source
+            if source == "demo":
+                from crosspoint.data.synthetic import ensure_demo
+
+                progress(0, 0, "preparing the demo dataset (first time only)")
+                root = str(ensure_demo(lambda d, t: progress(d, t, "generating the demo dataset"), cancel))
+            emb = A.embed_dataset(session, root, progress=progress, cancel=cancel)
+            if cancel():
+                raise A.Cancelled("embedding")
+            proj = A.project_2d(emb.features, progress=progress)
+            acc = None
+            if (emb.labels >= 0).sum() >= 10:
+                try:
+                    acc = A.svm_accuracy(emb.features, emb.labels)
+                except A.AnalysisError:
+                    acc = None
+            return root, emb, proj, acc
+
+        def progress(done, total, text):
+            if total > 0:
+                self.progress.setRange(0, total)
+                self.progress.setValue(done)
+            else:
+                self.progress.setRange(0, 0)
+            self.status.setText(text)
+
+        def done(res):
+            root, emb, proj, acc = res
+            self.source_root = root if isinstance(root, str) else None
+            self._label_names = self._demo_label_names(root) if isinstance(root, str) else {}
+            self.set_embedding(emb, proj.coords)
+            msg = f"{len(emb)} objects, {len(emb.class_names)} classes; 2D map: {proj.method}"
+            if proj.note:
+                msg += f" ({proj.note})"
+            if emb.from_cache:
+                msg += "; embeddings from the cache"
+            if acc is not None:
+                msg += f"; linear-SVM accuracy (5-fold CV): {100 * acc[0]:.1f} ± {100 * acc[1]:.1f}%"
+            if emb.skipped:
+                msg += f"; {len(emb.skipped)} unreadable objects skipped"
+            self.status.setText(msg)
+
+        def failed(exc):
+            if isinstance(exc, A.Cancelled):
+                self.status.setText("cancelled")
+            else:
+                self.status.setText(f"failed: {exc}")
+                self.error.emit("embedding", str(exc))
+
+        def finished():
+            self.job = None
+            self.progress.hide()
+            self.cancel_button.hide()
+            self.embed_button.setEnabled(True)
+
+        self.progress.show()
+        self.progress.setRange(0, 0)
+        self.cancel_button.show()
+        self.embed_button.setEnabled(False)
+        self.job = run_job(func, name="embedding", on_result=done, on_error=failed, on_progress=progress,
+                           on_finished=finished)
+
+    @property
+    def busy(self) -> bool:
+        return self.job is not None
+
+    @staticmethod
+    def _demo_label_names(root: str) -> dict:
+        meta = Path(root) / "demo_meta.json"
+        if not meta.is_file():
+            return {}
+        import json
+
+        try:
+            m = json.loads(meta.read_text())
+        except (OSError, ValueError):
+            return {}
+        names = {}
+        for c in m.get("classes", []):
+            for pid, pname in zip(c.get("part_ids", []), c.get("parts", [])):
+                names[int(pid)] = f"{c.get('name')}/{pname}"
+        return names
+
+    # -- drawing ----------------------------------------------------------------------------------
+    def set_embedding(self, emb, coords: np.ndarray) -> None:
+        self.embedding = emb
+        self.coords = np.asarray(coords, np.float32)
+        for it in self.class_items:
+            self.plot.removeItem(it)
+        self.class_items = []
+        self.legend.clear()
+        labels = np.asarray(emb.labels)
+        uniq = sorted(set(labels.tolist()))
+        pal = colors.categorical_colors(max(len(uniq), 1))
+        for ci, lab in enumerate(uniq):
+            idx = np.flatnonzero(labels == lab)
+            name = emb.class_names[lab] if 0 <= lab < len(emb.class_names) else "unlabelled"
+            r, g, b = (pal[ci] * 255).astype(int)
+            item = pg.ScatterPlotItem(
+                x=self.coords[idx, 0], y=self.coords[idx, 1], data=idx, size=7, pen=None,
+                brush=pg.mkBrush(int(r), int(g), int(b), 210), hoverable=True,
+                hoverPen=pg.mkPen("w", width=1.5), hoverSize=10,
+                tip=lambda x, y, data: self._tip(int(data)), name=name)
+            item.sigClicked.connect(self._on_clicked)
+            self.plot.addItem(item)
+            self.class_items.append(item)
+        self.set_selection(np.zeros(0, np.int64))
+        self.mark_current(self.current_ref)
+        self.plot.autoRange()
+
+    def _tip(self, i: int) -> str:
+        emb = self.embedding
+        lab = int(emb.labels[i])
+        cls = emb.class_names[lab] if 0 <= lab < len(emb.class_names) else "?"
+        return f"{emb.names[i]}\nclass: {cls}\n{emb.refs[i]}"
+
+    def _on_clicked(self, item, points, ev=None) -> None:
+        if self.vb.mode != "pan" or not len(points):
+            return
+        self.open_index(int(points[0].data()))
+
+    def open_index(self, i: int) -> None:
+        emb = self.embedding
+        if emb is None or not (0 <= i < len(emb)):
+            return
+        ref = str(emb.refs[i])
+        extra = {"label_names": self._label_names} if self._label_names else {}
+        lab = int(emb.labels[i])
+        if 0 <= lab < len(emb.class_names):
+            extra["category"] = emb.class_names[lab]
+        self.openRequested.emit(self._display_ref(ref), extra)
+
+    def _display_ref(self, ref: str) -> str:
+        """For the demo, open the labelled ShapeNetPart txt of an object rather than its bare PLY."""
+        p = Path(ref)
+        if p.suffix == ".ply" and p.parent.parent.name == "ShapeNet":
+            txt = p.parents[2] / "shapenetcore_partanno_segmentation_benchmark_v0_normal" / p.parent.name / (p.stem + ".txt")
+            if txt.is_file():
+                return str(txt)
+        return ref
+
+    def _on_polygon(self, poly: np.ndarray) -> None:
+        if self.coords is None or len(poly) < 3:
+            return
+        self.set_selection(np.flatnonzero(points_in_polygon(self.coords, poly)))
+
+    def set_selection(self, indices) -> None:
+        self.selection = np.asarray(indices, np.int64)
+        emb = self.embedding
+        if emb is None or self.coords is None:
+            self.sel_item.setData([], [])
+            return
+        sel = self.selection
+        self.sel_item.setData(self.coords[sel, 0], self.coords[sel, 1])
+        self.sel_list.clear()
+        for i in sel[:2000]:
+            it = QListWidgetItem(str(emb.names[i]))
+            it.setData(Qt.ItemDataRole.UserRole, int(i))
+            it.setToolTip(self._tip(int(i)))
+            self.sel_list.addItem(it)
+        if len(sel):
+            counts = np.bincount(np.asarray(emb.labels)[sel].clip(min=0))
+            top = [(emb.class_names[c] if c < len(emb.class_names) else "?", n) for c, n in
+                   sorted(enumerate(counts), key=lambda t: -t[1]) if n][:3]
+            self.sel_label.setText(f"Selection: {len(sel)} objects (" + ", ".join(f"{n} {c}" for c, n in top) + ")")
+        else:
+            self.sel_label.setText("Selection: none")
+        self.selectionChanged.emit(sel)
+
+    def _open_item(self, item) -> None:
+        self.open_index(int(item.data(Qt.ItemDataRole.UserRole)))
+
+    def mark_current(self, ref: str | None) -> None:
+        """Mark the object whose ref (or displayed ref) is ``ref`` with a star."""
+        self.current_ref = ref
+        emb = self.embedding
+        if emb is None or ref is None or self.coords is None:
+            self.cur_item.setData([], [])
+            return
+        hits = [i for i, r in enumerate(emb.refs) if str(r) == ref or self._display_ref(str(r)) == ref]
+        if hits:
+            self.cur_item.setData(self.coords[hits, 0], self.coords[hits, 1])
+        else:
+            self.cur_item.setData([], [])

@@ -1,0 +1,299 @@
+"""The 2D side: rendered views of the current object (and dropped image files), as the image
+encoder sees them, with Grad-CAM overlays.
+
+Views are rendered by :mod:`crosspoint.render` (the same software renderer that makes the
+training images) in a worker thread; the selected view is the image that correspondence
+heatmaps and retrieval use (:attr:`ViewsPanel.current_image`).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+from PyQt6.QtCore import QSize, Qt, pyqtSignal
+from PyQt6.QtGui import QIcon, QImage, QPixmap
+from PyQt6.QtWidgets import (
+    QCheckBox,
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QPushButton,
+    QSizePolicy,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from explorer.workers import run_in_thread
+
+log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
+
+
+def rgba_to_qimage(rgba: np.ndarray) -> QImage:
+    rgba = np.ascontiguousarray(rgba)
+    h, w = rgba.shape[:2]
+    if rgba.shape[2] == 3:
+        return QImage(rgba.data, w, h, 3 * w, QImage.Format.Format_RGB888).copy()
+    return QImage(rgba.data, w, h, 4 * w, QImage.Format.Format_RGBA8888).copy()
+
+
+def on_white(rgba: np.ndarray) -> np.ndarray:
+    """Composite an RGBA image on white (what the training loader feeds the image encoder)."""
+    if rgba.shape[2] == 3:
+        return rgba
+    a = rgba[..., 3:4].astype(np.float32) / 255.0
+    rgb = rgba[..., :3].astype(np.float32) * a + 255.0 * (1 - a)
+    return rgb.round().astype(np.uint8)
+
+
+def load_image_file(path: str | Path) -> np.ndarray:
+    """An image file as RGBA uint8; ValueError with the file name when it cannot be read."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            return np.asarray(im.convert("RGBA"))
+    except (OSError, UnidentifiedImageError, ValueError) as exc:
+        raise ValueError(f"{path}: not a readable image ({exc})") from None
+
+
+class ImageView(QLabel):
+    """A label that keeps its image scaled to fit, aspect preserved."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.setMinimumSize(160, 160)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+        self.setStyleSheet("background: #ffffff; border: 1px solid #444;")
+        self._pix: QPixmap | None = None
+
+    def set_image(self, rgba: np.ndarray | None) -> None:
+        self._pix = None if rgba is None else QPixmap.fromImage(rgba_to_qimage(rgba))
+        self._rescale()
+
+    def resizeEvent(self, event):  # noqa: N802
+        super().resizeEvent(event)
+        self._rescale()
+
+    def _rescale(self) -> None:
+        if self._pix is None:
+            self.clear()
+            return
+        self.setPixmap(self._pix.scaled(self.size() - QSize(4, 4), Qt.AspectRatioMode.KeepAspectRatio,
+                                        Qt.TransformationMode.SmoothTransformation))
+
+
+class ViewsPanel(QWidget):
+    """Thumbnails of the current object's rendered views (+ dropped images) and the selected one."""
+
+    imageChanged = pyqtSignal()  # the selected image changed (heatmaps computed for the old one are stale)
+    viewsReady = pyqtSignal(int)
+    error = pyqtSignal(str, str)
+
+    def __init__(self, parent=None, *, n_views: int = 6, size: int = 224):
+        super().__init__(parent)
+        self.setAcceptDrops(True)
+        self.size_px = size
+        self._views: list[dict] = []  # {"rgba", "camera" or None, "name"}
+        self._overlay: np.ndarray | None = None
+        self._generation = 0
+        self._doc_key = None
+        self.rendering = False
+
+        self.big = ImageView()
+        self.thumbs = QListWidget()
+        self.thumbs.setViewMode(QListWidget.ViewMode.IconMode)
+        self.thumbs.setFlow(QListWidget.Flow.LeftToRight)
+        self.thumbs.setWrapping(False)
+        self.thumbs.setIconSize(QSize(72, 72))
+        self.thumbs.setFixedHeight(100)
+        self.thumbs.setMovement(QListWidget.Movement.Static)
+        self.thumbs.currentRowChanged.connect(self._on_select)
+        self.n_views = QSpinBox(minimum=1, maximum=24, value=n_views)
+        self.n_views.setToolTip("Number of rendered views")
+        self.n_views.valueChanged.connect(lambda _: self.rerender())
+        self.encoder_view = QCheckBox("As the encoder sees it")
+        self.encoder_view.setToolTip("Composited on white at the model's input size, as in training")
+        self.encoder_view.setChecked(True)
+        self.encoder_view.toggled.connect(self._show_current)
+        self.show_overlay = QCheckBox("Heatmap")
+        self.show_overlay.setChecked(True)
+        self.show_overlay.setEnabled(False)
+        self.show_overlay.toggled.connect(self._show_current)
+        add = QPushButton("Add image...")
+        add.clicked.connect(self._add_dialog)
+        self.caption = QLabel("")
+        self.caption.setWordWrap(True)
+
+        row = QHBoxLayout()
+        row.addWidget(QLabel("Views:"))
+        row.addWidget(self.n_views)
+        row.addWidget(self.encoder_view)
+        row.addWidget(self.show_overlay)
+        row.addStretch(1)
+        row.addWidget(add)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(4, 4, 4, 4)
+        lay.addLayout(row)
+        lay.addWidget(self.big, 1)
+        lay.addWidget(self.caption)
+        lay.addWidget(self.thumbs)
+        self._cloud = None
+        self.model_image_size = size
+
+    # -- public ---------------------------------------------------------------------------------
+    def set_object(self, cloud, key) -> None:
+        """Render the views of ``cloud`` (a PointCloud; its mesh when it has one)."""
+        if key == self._doc_key and self._views:
+            return
+        self._doc_key = key
+        self._cloud = cloud
+        self.rerender()
+
+    def rerender(self) -> None:
+        self._generation += 1
+        gen = self._generation
+        cloud = self._cloud
+        user = [v for v in self._views if v.get("camera") is None]
+        self._views = user
+        self._overlay = None
+        self._refresh_thumbs()
+        if cloud is None:
+            return
+        n, size = self.n_views.value(), self.size_px
+        self.rendering = True
+        self.caption.setText("rendering views ...")
+
+        def work():
+            from crosspoint.render import render_views
+
+            obj = cloud.mesh if cloud.mesh is not None and cloud.mesh.n_faces > 0 else cloud
+            return render_views(obj, n, size=size, seed=0)
+
+        def done(views):
+            if gen != self._generation:
+                return
+            self._views = [{"rgba": img, "camera": cam, "name": f"view {i:02d} (az {cam.azimuth:.0f}°, "
+                                                            f"el {cam.elevation:.0f}°)"}
+                           for i, (img, cam) in enumerate(views)] + user
+            self.rendering = False
+            self._refresh_thumbs()
+            self.viewsReady.emit(len(self._views))
+
+        def failed(exc):
+            if gen == self._generation:
+                self.rendering = False
+                self.caption.setText(f"could not render views: {exc}")
+                self.error.emit("render", str(exc))
+
+        run_in_thread(work, on_result=done, on_error=failed)
+
+    def add_image(self, rgba: np.ndarray, name: str) -> None:
+        self._views.append({"rgba": np.asarray(rgba, np.uint8), "camera": None, "name": name})
+        self._refresh_thumbs(select=len(self._views) - 1)
+
+    def add_image_file(self, path: str | Path) -> None:
+        try:
+            rgba = load_image_file(path)
+        except ValueError as exc:
+            self.error.emit(str(path), str(exc))
+            return
+        self.add_image(rgba, Path(path).name)
+
+    @property
+    def current_index(self) -> int:
+        return self.thumbs.currentRow()
+
+    def current_image(self) -> np.ndarray | None:
+        i = self.current_index
+        return self._views[i]["rgba"] if 0 <= i < len(self._views) else None
+
+    def current_camera(self):
+        i = self.current_index
+        return self._views[i]["camera"] if 0 <= i < len(self._views) else None
+
+    def image_count(self) -> int:
+        return len(self._views)
+
+    def set_overlay(self, heat: np.ndarray | None) -> None:
+        """A heat map ``(H, W)`` in [0, 1] for the current image (None removes it)."""
+        self._overlay = heat
+        self.show_overlay.setEnabled(heat is not None)
+        self._show_current()
+
+    def displayed_image(self) -> np.ndarray | None:
+        """What the large view shows now (RGBA or RGB uint8)."""
+        rgba = self.current_image()
+        if rgba is None:
+            return None
+        img = on_white(rgba) if self.encoder_view.isChecked() else rgba
+        if self._overlay is not None and self.show_overlay.isChecked():
+            from crosspoint.analysis import overlay
+
+            img = overlay(on_white(rgba), self._overlay)
+        return img
+
+    # -- internals ------------------------------------------------------------------------------
+    def _refresh_thumbs(self, select: int | None = None) -> None:
+        keep = self.thumbs.currentRow() if select is None else select
+        self.thumbs.blockSignals(True)
+        self.thumbs.clear()
+        for v in self._views:
+            it = QListWidgetItem(QIcon(QPixmap.fromImage(rgba_to_qimage(on_white(v["rgba"])))), "")
+            it.setToolTip(v["name"])
+            self.thumbs.addItem(it)
+        self.thumbs.blockSignals(False)
+        if self._views:
+            self.thumbs.setCurrentRow(min(max(keep, 0), len(self._views) - 1))
+            self._on_select(self.thumbs.currentRow())
+        else:
+            self.big.set_image(None)
+            self.caption.setText("no views")
+
+    def _on_select(self, row: int) -> None:
+        self._overlay = None
+        self.show_overlay.setEnabled(False)
+        self._show_current()
+        self.imageChanged.emit()
+
+    def _show_current(self) -> None:
+        i = self.current_index
+        if not (0 <= i < len(self._views)):
+            return
+        v = self._views[i]
+        img = self.displayed_image()
+        if self.encoder_view.isChecked():
+            from PIL import Image
+
+            s = self.model_image_size
+            img = np.asarray(Image.fromarray(img).resize((s, s), Image.BILINEAR))
+        self.big.set_image(img)
+        h, w = v["rgba"].shape[:2]
+        self.caption.setText(f"{v['name']} - {w}x{h}" + (" - heat: Grad-CAM on the last ResNet stage"
+                                                          if self._overlay is not None and self.show_overlay.isChecked()
+                                                          else ""))
+
+    def _add_dialog(self) -> None:
+        files, _ = QFileDialog.getOpenFileNames(self, "Add images", str(Path.home()),
+                                                "Images (*.png *.jpg *.jpeg *.bmp *.tif *.tiff *.webp)")
+        for f in files:
+            self.add_image_file(f)
+
+    def dragEnterEvent(self, event):  # noqa: N802
+        if event.mimeData().hasUrls() and any(Path(u.toLocalFile()).suffix.lower() in IMAGE_SUFFIXES
+                                              for u in event.mimeData().urls()):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event):  # noqa: N802
+        for u in event.mimeData().urls():
+            p = u.toLocalFile()
+            if Path(p).suffix.lower() in IMAGE_SUFFIXES:
+                self.add_image_file(p)
+        event.acceptProposedAction()
