@@ -314,7 +314,7 @@ class EmbeddingPanel(QWidget):
         self.cancel_button.show()
         self.embed_button.setEnabled(False)
         self.job = run_job(func, name="embedding", on_result=done, on_error=failed, on_progress=progress,
-                           on_finished=finished)
+                           on_finished=finished, owner=self)
 
     @property
     def busy(self) -> bool:

@@ -267,7 +267,7 @@ class MainWindow(QMainWindow):
             if self._pending_loads == 0:
                 self.loadingFinished.emit()
 
-        run_in_thread(work, on_result=done, on_error=failed, on_finished=finished)
+        run_in_thread(work, on_result=done, on_error=failed, on_finished=finished, owner=self)
 
     @property
     def loading(self) -> bool:

@@ -199,7 +199,7 @@ class ModelPanel(QWidget):
             self._loading = False
             self._set_busy(False, "")
 
-        run_in_thread(work, on_result=done, on_error=failed, on_finished=finished)
+        run_in_thread(work, on_result=done, on_error=failed, on_finished=finished, owner=self)
 
     def _show_info(self) -> None:
         s = self.session
@@ -295,7 +295,7 @@ class ModelPanel(QWidget):
             self._set_busy(False, self.status.text() if "cancel" in self.status.text() else "")
 
         self.job = run_job(func, name=name, on_result=on_result, on_error=failed, on_progress=progress,
-                           on_finished=finished)
+                           on_finished=finished, owner=self)
         self._set_busy(True, f"{name} ...")
 
     def run_segmentation(self) -> None:

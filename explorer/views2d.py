@@ -193,7 +193,7 @@ class ViewsPanel(QWidget):
                 self.caption.setText(f"could not render views: {exc}")
                 self.error.emit("render", str(exc))
 
-        run_in_thread(work, on_result=done, on_error=failed)
+        run_in_thread(work, on_result=done, on_error=failed, owner=self)
 
     def add_image(self, rgba: np.ndarray, name: str) -> None:
         self._views.append({"rgba": np.asarray(rgba, np.uint8), "camera": None, "name": name})

@@ -27,9 +27,25 @@ def _track(worker: WorkerBase) -> WorkerBase:
     return worker
 
 
+def _guard(owner, cb: Callable | None) -> Callable | None:
+    """``cb`` that does nothing once ``owner`` (a QObject) has been deleted: a worker may finish after
+    the widget that started it has gone (a closed window)."""
+    if cb is None or owner is None:
+        return cb
+    from PyQt6 import sip
+
+    def guarded(*a):
+        if not sip.isdeleted(owner):
+            cb(*a)
+
+    return guarded
+
+
 def run_in_thread(func: Callable, *args, on_result: Callable | None = None, on_error: Callable | None = None,
-                  on_finished: Callable | None = None, **kwargs) -> WorkerBase:
-    """Run ``func(*args, **kwargs)`` in a thread; callbacks run in the GUI thread."""
+                  on_finished: Callable | None = None, owner=None, **kwargs) -> WorkerBase:
+    """Run ``func(*args, **kwargs)`` in a thread; callbacks run in the GUI thread (and not at all once
+    ``owner`` has been deleted)."""
+    on_result, on_error, on_finished = (_guard(owner, c) for c in (on_result, on_error, on_finished))
     worker = create_worker(func, *args, _start_thread=False, _ignore_errors=True, **kwargs)
     if on_result is not None:
         worker.returned.connect(on_result)
@@ -83,11 +99,11 @@ class Job(QObject):
 
 
 def run_job(func: Callable, *, name: str = "", on_result: Callable | None = None, on_error: Callable | None = None,
-            on_progress: Callable | None = None, on_finished: Callable | None = None) -> Job:
+            on_progress: Callable | None = None, on_finished: Callable | None = None, owner=None) -> Job:
     """Run ``func(progress=..., cancel=...)`` in a thread; progress reaches the GUI thread as a signal."""
     job = Job(name)
     if on_progress is not None:
-        job.progress.connect(on_progress)
+        job.progress.connect(_guard(owner, on_progress))
 
     def progress(done, total, text=""):
         job.progress.emit(int(done), int(total), str(text))
@@ -100,7 +116,8 @@ def run_job(func: Callable, *, name: str = "", on_result: Callable | None = None
         if on_finished is not None:
             on_finished()
 
-    job.worker = run_in_thread(work, on_result=on_result, on_error=on_error, on_finished=finished)
+    job.worker = run_in_thread(work, on_result=on_result, on_error=on_error, on_finished=_guard(owner, finished)
+                               if on_finished is not None else finished, owner=owner)
     return job
 
 
