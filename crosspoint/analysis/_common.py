@@ -1,0 +1,82 @@
+"""Pieces shared by the analysis modules: errors, cancellation, progress, caches, small maths."""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import Callable, Optional
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+Progress = Optional[Callable[[int, int, str], None]]
+Cancel = Optional[Callable[[], bool]]
+
+#: bump when anything that changes cached numbers changes (protocol, file layout)
+CACHE_VERSION = 1
+
+
+class AnalysisError(ValueError):
+    """A request the analysis cannot serve (missing model part, bad input); the message says why."""
+
+
+class Cancelled(Exception):
+    """Raised when the caller's ``cancel()`` returned true (checked between batches)."""
+
+
+def check_cancel(cancel: Cancel, what: str = "analysis") -> None:
+    if cancel is not None and cancel():
+        raise Cancelled(f"{what} cancelled")
+
+
+def report(progress: Progress, done: int, total: int, text: str = "") -> None:
+    if progress is not None:
+        progress(int(done), int(total), str(text))
+
+
+def user_cache_dir(*parts: str) -> Path:
+    """``<user cache>/crosspoint-explorer/<parts>`` (``CROSSPOINT_CACHE_DIR`` overrides the base)."""
+    base = os.environ.get("CROSSPOINT_CACHE_DIR")
+    if not base:
+        import platformdirs
+
+        base = platformdirs.user_cache_dir("crosspoint-explorer")
+    return Path(base).joinpath(*parts)
+
+
+def atomic_savez(path: Path, **arrays) -> Path:
+    """``np.savez`` to a temporary file beside ``path``, then rename it over ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp.npz", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            np.savez(fh, **arrays)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    return path
+
+
+def l2_normalize(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float32)
+    n = np.linalg.norm(x, axis=-1, keepdims=True)
+    return np.ascontiguousarray(x / np.maximum(n, 1e-12), dtype=np.float32)
+
+
+def unit_range(h: np.ndarray) -> np.ndarray:
+    """``h / max(h)`` for non-negative ``h`` (all zeros stay zeros), float32 in [0, 1]."""
+    h = np.asarray(h, dtype=np.float32)
+    m = float(h.max()) if h.size else 0.0
+    if not np.isfinite(m) or m <= 0:
+        return np.zeros_like(h, dtype=np.float32)
+    return np.clip(h / m, 0.0, 1.0).astype(np.float32)

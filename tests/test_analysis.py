@@ -1,0 +1,484 @@
+"""The explorer's analysis layer (crosspoint.analysis) on small random-weight models: loading,
+preparing and propagating points, embeddings, part segmentation (head and clusters), heatmaps
+(incl. a hand-made gradient check), retrieval, dataset embeddings and their cache, UMAP, SVM."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+
+from crosspoint import analysis as A
+from crosspoint.data.synthetic import CLASS_PARTS, CLASSES, N_PARTS, SYNSETS, class_part_ids, demo_object
+from crosspoint.models import DGCNN, ImageEncoder, PartSegHead, save_model_bundle
+
+torch.set_num_threads(2)
+
+N = 256  # points per cloud in these tests
+IMG = 64  # model input size in these tests
+
+
+def _randomise_bn(model: nn.Module, seed: int) -> nn.Module:
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                m.weight.copy_(0.5 + torch.rand(m.num_features, generator=g))
+                m.bias.copy_(0.1 * torch.randn(m.num_features, generator=g))
+                m.running_mean.copy_(0.05 * torch.randn(m.num_features, generator=g))
+                m.running_var.copy_(0.5 + torch.rand(m.num_features, generator=g))
+    return model
+
+
+def _demo_table_meta() -> dict:
+    from crosspoint.data.partseg import PartTable
+    from crosspoint.evaluation.partseg import part_table_to_meta
+
+    meta = {"classes": [{"name": c, "synset": SYNSETS[c], "part_ids": class_part_ids(c)} for c in CLASSES],
+            "n_parts": N_PARTS, "part_names": [f"{c}/{p}" for c in CLASSES for p in CLASS_PARTS[c]]}
+    return part_table_to_meta(PartTable.from_demo_meta(meta))
+
+
+@pytest.fixture(scope="module")
+def ckpts(tmp_path_factory) -> dict:
+    d = tmp_path_factory.mktemp("analysis_ckpt")
+    torch.manual_seed(0)
+    pe = _randomise_bn(DGCNN(k=8, emb_dims=64, projection_dim=32), 1)
+    ie = _randomise_bn(ImageEncoder("resnet18", projection_dim=32), 2)
+    head = _randomise_bn(PartSegHead(num_parts=N_PARTS, num_categories=len(CLASSES), emb_dims=128, local_dims=512), 3)
+    out = {
+        "full": save_model_bundle(d / "full.pt", point_encoder=pe, image_encoder=ie),
+        "seg": save_model_bundle(d / "seg.pt", point_encoder=pe, seg_head=head,
+                                 meta={"part_table": _demo_table_meta()}),
+        "other": save_model_bundle(d / "other.pt", image_encoder=ie,
+                                   point_encoder=_randomise_bn(DGCNN(k=8, emb_dims=64, projection_dim=32), 4)),
+    }
+    return out
+
+
+@pytest.fixture(scope="module")
+def session(ckpts) -> A.ModelSession:
+    return A.ModelSession(ckpts["full"], device="cpu")
+
+
+@pytest.fixture(scope="module")
+def seg_session(ckpts) -> A.ModelSession:
+    return A.ModelSession(ckpts["seg"], device="cpu")
+
+
+@pytest.fixture(scope="module")
+def objects() -> list:
+    return [demo_object(c, 0, n_points=600) for c in ("chair", "mug", "airplane", "table")]
+
+
+@pytest.fixture(scope="module")
+def image(objects) -> np.ndarray:
+    from crosspoint.render import render_views
+
+    return render_views(objects[0], 1, size=48, seed=0)[0][0]  # (48, 48, 4) uint8
+
+
+# ------------------------------------------------------------------------------ session
+def test_session_info_and_fingerprint(ckpts, session, tmp_path):
+    info = session.info()
+    assert info["point_arch"] == "dgcnn" and info["k"] == 8 and info["feature_dim"] == 128
+    assert info["projection_dim"] == 32 and info["image_arch"] == "resnet18" and info["seg_head"] is None
+    assert info["device"] == "cpu" and info["format"] == "bundle"
+    assert info["parameters"]["point_encoder"] > 0 and info["parameters"]["image_encoder"] > 0
+    assert not any(p.requires_grad for p in session.point_encoder.parameters())
+    assert not session.point_encoder.training and not session.image_encoder.training
+    again = A.ModelSession(ckpts["full"], device="cpu")
+    assert again.fingerprint == session.fingerprint
+    assert A.ModelSession(ckpts["full"], device="cpu", k=5).fingerprint != session.fingerprint
+    assert A.ModelSession(ckpts["other"], device="cpu").fingerprint != session.fingerprint
+
+
+def test_seg_session_info(seg_session):
+    seg = seg_session.info()["seg_head"]
+    assert seg["categories"] == list(CLASSES)
+    assert seg["parts"]["chair"] == ["seat", "back", "leg", "arm"]
+    assert seg_session.info()["image_arch"] is None
+
+
+def test_missing_demo_checkpoint(monkeypatch, tmp_path):
+    import crosspoint.analysis.session as S
+
+    monkeypatch.setattr(S, "default_checkpoint_path", lambda: tmp_path / "nope.pt")
+    with pytest.raises(A.AnalysisError, match="no bundled demo checkpoint"):
+        A.ModelSession(None)
+    assert A.default_checkpoint_path().name == "demo_checkpoint.pt"
+
+
+def test_bad_checkpoint_is_analysis_error(tmp_path):
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(A.AnalysisError, match="bad.pt"):
+        A.ModelSession(bad, device="cpu")
+
+
+def test_official_point_file_has_no_image_side(reference_fixtures, objects, image):
+    s = A.ModelSession(reference_fixtures / "dgcnn_cls.pth", device="cpu", k=8)
+    assert s.info()["image_arch"] is None and s.format == "official"
+    assert A.embed_clouds(s, objects[:1], n_points=N).shape == (1, 2048)
+    for call in (lambda: A.embed_images(s, [image]), lambda: A.point_heatmap(s, objects[0], image, n_points=N),
+                 lambda: A.image_heatmap(s, objects[0], image), lambda: A.retrieve(s, image, objects, n_points=N),
+                 lambda: A.retrieve_images(s, objects[0], [image], n_points=N)):
+        with pytest.raises(A.AnalysisError, match="no image encoder"):
+            call()
+
+
+def test_official_point_file_with_image_checkpoint(reference_fixtures, ckpts, objects, image, tmp_path):
+    from crosspoint.models import save_official
+
+    img_file = save_official(ImageEncoder("resnet18"), tmp_path / "img_model_best.pth")  # projection 256
+    s = A.ModelSession(reference_fixtures / "dgcnn_cls.pth", device="cpu", k=8, image_checkpoint=img_file,
+                       image_arch="resnet18")
+    assert s.has_image_encoder and s.info()["image_source"] == str(img_file)
+    assert A.point_heatmap(s, objects[0], image, n_points=N, size=IMG).shape == (600,)
+    with pytest.raises(A.AnalysisError, match="not a CrossPoint pair"):  # 256-d points, 32-d images
+        A.ModelSession(reference_fixtures / "dgcnn_cls.pth", device="cpu", image_checkpoint=ckpts["full"])
+
+
+# ------------------------------------------------------------------------------ points
+def test_prepare_points(objects):
+    cloud = objects[0]
+    p = A.prepare_points(cloud, N, seed=3)
+    assert p.points.shape == (N, 3) and p.points.dtype == np.float32 and p.index.shape == (N,)
+    assert len(np.unique(p.index)) == N and p.n_original == 600
+    assert np.isclose(np.linalg.norm(p.points, axis=1).max(), 1.0, atol=1e-5)
+    np.testing.assert_allclose(p.original_points(), cloud.points[p.index], atol=1e-5)
+    q = A.prepare_points(cloud, N, seed=3)
+    np.testing.assert_array_equal(p.index, q.index)
+    small = A.prepare_points(cloud.points[:100], N)
+    assert small.points.shape == (N, 3) and set(small.index.tolist()) == set(range(100))
+
+
+def test_to_full_nearest_neighbour():
+    rng = np.random.default_rng(0)
+    full = rng.normal(size=(3000, 3)).astype(np.float32)
+    p = A.prepare_points(full, 200)
+    vals = np.arange(200, dtype=np.int64)
+    out = A.to_full(vals, p, full)
+    assert out.shape == (3000,)
+    np.testing.assert_array_equal(out[p.index], vals)  # picked points keep their own values
+    sub = full[p.index]
+    d = ((full[:, None, :] - sub[None, :, :]) ** 2).sum(-1)
+    nearest = d.argmin(1)
+    np.testing.assert_array_equal(out, vals[nearest])
+    np.testing.assert_array_equal(A.to_full(vals, p, full, chunk=7), out)
+    two = A.to_full(np.stack([vals, -vals], 1), p, full, chunk=100)
+    np.testing.assert_array_equal(two[:, 0], out)
+    # fewer points than asked: scatter back, no original points needed
+    q = A.prepare_points(full[:50], 64)
+    back = A.to_full(np.asarray(q.index, np.float32), q)
+    np.testing.assert_array_equal(back, np.arange(50))
+    with pytest.raises(A.AnalysisError):
+        A.to_full(vals, p)
+    with pytest.raises(A.AnalysisError):
+        A.to_full(vals[:10], p, full)
+    with pytest.raises(A.Cancelled):
+        A.to_full(vals, p, full, chunk=100, cancel=lambda: True)
+
+
+# ------------------------------------------------------------------------------ embeddings
+def test_embeddings_shapes_determinism(session, objects, image, tmp_path):
+    f = A.embed_clouds(session, objects, n_points=N, batch_size=3)
+    assert f.shape == (4, 128) and f.dtype == np.float32
+    np.testing.assert_allclose(A.embed_clouds(session, objects, n_points=N, batch_size=1), f, rtol=1e-4, atol=1e-5)
+    p = A.project_clouds(session, objects, n_points=N)
+    np.testing.assert_allclose(np.linalg.norm(p, axis=1), 1.0, atol=1e-5)
+    calls = []
+    A.embed_clouds(session, [o.points for o in objects], n_points=N, batch_size=2,
+                   progress=lambda d, t, s: calls.append((d, t)))
+    assert calls == [(2, 4), (4, 4)]
+    im = A.embed_images(session, [image, image[:, :, :3]], size=IMG)
+    assert im.shape == (2, 32)
+    np.testing.assert_allclose(np.linalg.norm(im, axis=1), 1.0, atol=1e-5)
+    from PIL import Image
+
+    path = tmp_path / "view.png"
+    Image.fromarray(image, "RGBA").save(path)
+    np.testing.assert_allclose(A.embed_images(session, [path], size=IMG)[0], im[0], atol=1e-5)
+
+
+def test_embedding_cancel(session, objects):
+    n = []
+
+    def cancel():
+        n.append(1)
+        return len(n) > 1
+
+    with pytest.raises(A.Cancelled):
+        A.embed_clouds(session, objects, n_points=N, batch_size=2, cancel=cancel)
+    assert len(n) == 2
+
+
+# ------------------------------------------------------------------------------ segmentation
+def test_segment_clusters(session, objects):
+    cloud = objects[0]
+    r = A.segment(session, cloud, n_points=N, k_parts=3)
+    assert r.source == "clusters" and r.labels.shape == (600,) and r.confidence.shape == (600,)
+    assert set(np.unique(r.labels)) == {0, 1, 2} and r.names == {0: "part 1", 1: "part 2", 2: "part 3"}
+    assert 0.0 <= r.confidence.min() and r.confidence.max() <= 1.0
+    heights = [cloud.points[r.labels == i, 1].mean() for i in range(3)]
+    assert heights == sorted(heights)  # stable colours: ordered bottom to top
+    r2 = A.segment(session, cloud, n_points=N, k_parts=3)
+    np.testing.assert_array_equal(r.labels, r2.labels)
+    assert 0.0 <= A.matched_miou(r.labels, cloud.labels) <= 1.0
+    assert A.segment(session, cloud, n_points=N).labels.max() == 3  # default 4 parts
+    with pytest.raises(A.AnalysisError, match="no part-segmentation head"):
+        A.segment(session, cloud, method="head")
+
+
+def test_matched_miou():
+    gt = np.array([0, 0, 1, 1, 2, 2])
+    assert A.matched_miou(np.array([5, 5, 3, 3, 1, 1]), gt) == 1.0
+    assert np.isclose(A.matched_miou(np.array([0, 0, 0, 0, 1, 1]), gt), (0.5 + 0 + 1) / 3)
+
+
+def test_segment_with_head(seg_session, objects):
+    chair = objects[0]
+    r = A.segment(seg_session, chair, n_points=N)  # the cloud says "chair"
+    assert r.source == "head" and r.category == "chair" and r.category_source == "cloud"
+    assert r.labels.shape == (600,) and r.labels.min() >= 0 and r.labels.max() < 4
+    assert r.part_ids.tolist() == [0, 1, 2, 3] and r.names[0] == "seat"
+    assert 0.0 <= r.confidence.min() and r.confidence.max() <= 1.0
+    g = A.segment(seg_session, chair.points, n_points=N, category="mug")
+    assert g.category_source == "given" and g.labels.max() < 2 and g.part_ids.tolist() == [14, 15]
+    assert A.segment(seg_session, chair.points, n_points=N, category=4).category == "mug"
+    inf = A.segment(seg_session, chair.points, n_points=N)
+    assert inf.category_source == "inferred" and set(inf.category_scores) == set(CLASSES)
+    assert inf.category == max(inf.category_scores, key=inf.category_scores.get)
+    assert "inferred" in inf.note
+    np.testing.assert_array_equal(A.segment(seg_session, chair.points, n_points=N).labels, inf.labels)
+    with pytest.raises(A.AnalysisError, match="unknown category"):
+        A.segment(seg_session, chair, n_points=N, category="spaceship")
+    # the head restricted to the category equals the plain model's restricted arg-max
+    prep = inf.prepared
+    c = CLASSES.index(inf.category)
+    with torch.no_grad():
+        logits = seg_session.segmenter(torch.from_numpy(prep.points[None]), torch.tensor([c]))[0]
+    a, b = class_part_ids(inf.category)[0], class_part_ids(inf.category)[-1] + 1
+    np.testing.assert_array_equal(inf.subset_labels, logits[:, a:b].argmax(1).numpy())
+    clusters = A.segment(seg_session, chair, n_points=N, method="clusters", k_parts=2)
+    assert clusters.source == "clusters"
+
+
+def test_segment_official_finetuned(reference_fixtures):
+    s = A.ModelSession(reference_fixtures / "dgcnn_partseg_finetuned.pth", device="cpu", k=8)
+    assert s.has_seg_head and s.info()["seg_head"]["categories"][0] == "airplane"
+    pts = demo_object("airplane", 0, n_points=400).points
+    r = A.segment(s, pts, n_points=N, category="airplane")
+    assert r.part_ids.tolist() == [0, 1, 2, 3] and r.labels.max() < 4 and r.labels.shape == (400,)
+
+
+# ------------------------------------------------------------------------------ heatmaps
+def test_point_heatmap_range_and_determinism(session, objects, image):
+    for method in A.HEAT_METHODS:
+        h = A.point_heatmap(session, objects[0], image, method=method, n_points=N, size=IMG)
+        assert h.shape == (600,) and h.dtype == np.float32
+        # Grad-CAM may be all zero (no point raises the similarity; the ReLU keeps nothing)
+        assert h.min() >= 0.0 and (np.isclose(h.max(), 1.0) or (method == "gradcam" and h.max() == 0.0))
+        again = A.point_heatmap(session, objects[0], image, method=method, n_points=N, size=IMG)
+        np.testing.assert_array_equal(h, again)
+    r = A.point_heatmap_result(session, objects[0], image, n_points=N, size=IMG)
+    assert r.subset_heat.shape == (N,) and (r.note != "") == (r.heat.max() == 0.0)
+    with pytest.raises(A.AnalysisError):
+        A.point_heatmap(session, objects[0], image, method="nope", n_points=N, size=IMG)
+
+
+def test_point_heatmap_matches_a_hand_made_gradient(session, objects, image):
+    """Recompute s from the pre-pool map by hand (max || mean pooling + projection head) and
+    differentiate it: the heatmaps must agree, so the analysis really goes through the pooling."""
+    import torch.nn.functional as F
+
+    res = A.point_heatmap_result(session, objects[1], image, n_points=N, size=IMG, method="grad_x_input")
+    target = torch.from_numpy(A.embed_images(session, [image], size=IMG)[0])
+    enc = session.point_encoder
+    with torch.no_grad():
+        fmap = enc.point_features(torch.from_numpy(res.prepared.points[None]))
+    fmap.requires_grad_(True)
+    feat = torch.cat([fmap.amax(dim=1), fmap.mean(dim=1)], dim=1)
+    s = F.cosine_similarity(enc.project_feature(feat), target[None], dim=1)[0]
+    (g,) = torch.autograd.grad(s, fmap)
+    s = s.detach()
+    assert np.isclose(s.item(), res.similarity, atol=1e-5)
+    gx = (g * fmap.detach()).abs().sum(-1)[0].numpy()
+    np.testing.assert_allclose(res.subset_heat, gx / gx.max(), atol=1e-4)
+    cam = torch.relu(fmap.detach()[0] @ g[0].mean(0)).numpy()
+    res2 = A.point_heatmap_result(session, objects[1], image, n_points=N, size=IMG)
+    np.testing.assert_allclose(res2.subset_heat, cam / max(cam.max(), 1e-30), atol=1e-4)
+
+
+def test_image_heatmap_and_overlay(session, objects, image):
+    cam = A.image_heatmap(session, objects[0], image, n_points=N, size=IMG)
+    assert cam.shape == image.shape[:2] and cam.dtype == np.float32
+    assert cam.min() >= 0.0 and cam.max() <= 1.0
+    np.testing.assert_array_equal(cam, A.image_heatmap(session, objects[0], image, n_points=N, size=IMG))
+    ov = A.overlay(image, cam, alpha=0.5)
+    assert ov.shape == image.shape[:2] + (4,) and ov.dtype == np.uint8 and (ov[..., 3] == 255).all()
+    plain = A.overlay(image, cam, alpha=0.0)
+    a = image[..., 3:4] / 255.0
+    expect = np.rint(image[..., :3] * a + 255 * (1 - a))
+    assert np.abs(plain[..., :3].astype(int) - expect).max() <= 1
+    assert A.overlay(image, np.zeros((7, 7)), alpha=1.0)[0, 0, :3].tolist() == [0, 0, 4]  # inferno(0)
+    np.testing.assert_array_equal(A.colormap(np.array([0.0, 1.0]))[:, :3], [[0, 0, 4], [252, 255, 164]])
+
+
+def test_deletion_test_runs_and_is_deterministic(session, objects, image):
+    r = A.deletion_test(session, objects[2], image, n_points=N, size=IMG, n_random=2)
+    assert set(r) == {"similarity", "top", "bottom", "random", "random_all"}
+    assert all(np.isfinite(v) for v in (r["similarity"], r["top"], r["bottom"], r["random"]))
+    assert r == A.deletion_test(session, objects[2], image, n_points=N, size=IMG, n_random=2)
+    d = A.deletion_test(session, objects[2], image, n_points=N, size=IMG, n_random=1, mode="drop")
+    assert np.isfinite(d["top"])
+
+
+def test_faithfulness_with_trained_checkpoint():
+    """Deleting the hottest 20% of points lowers the similarity more than deleting a random or
+    the coldest 20%, on average over demo objects -- only meaningful for trained weights: the
+    bundled demo checkpoint, or ``CROSSPOINT_TRAINED_CHECKPOINT``. (Measured with a 12-epoch
+    cpu-demo pretraining: top-20% deletion lowered s by 0.034 on average over 16 demo objects,
+    random 20% by -0.002, bottom 20% by -0.009; top > random on every object.)"""
+    path = Path(os.environ.get("CROSSPOINT_TRAINED_CHECKPOINT") or A.default_checkpoint_path())
+    if not path.is_file():
+        pytest.skip("no trained checkpoint (assets/demo_checkpoint.pt or $CROSSPOINT_TRAINED_CHECKPOINT); "
+                    "faithfulness is not expected of random weights")
+    s = A.ModelSession(path, device="cpu")
+    if not s.has_image_encoder:
+        pytest.skip("the demo checkpoint has no image encoder")
+    from crosspoint.render import render_views
+
+    drops = {"top": [], "random": [], "bottom": []}
+    for c in ("chair", "airplane", "lamp", "guitar"):
+        obj = demo_object(c, 1, n_points=2048)
+        img = render_views(obj, 1, size=137, seed=3)[0][0]
+        r = A.deletion_test(s, obj, img, n_random=3)
+        for key in drops:
+            drops[key].append(r["similarity"] - r[key])
+    assert np.mean(drops["top"]) > np.mean(drops["random"])
+    assert np.mean(drops["top"]) > np.mean(drops["bottom"])
+
+
+# ------------------------------------------------------------------------------ retrieval
+def test_retrieval_planted_match(session, objects, image):
+    clouds = [o.points for o in objects]
+    gallery = A.project_clouds(session, clouds, n_points=N)
+    q = A.embed_images(session, [image], size=IMG)[0]
+    planted = np.concatenate([gallery, q[None]], 0)
+    hits = A.retrieve(session, image, planted, top_k=3, size=IMG)
+    assert hits[0][0] == 4 and np.isclose(hits[0][1], 1.0, atol=1e-5) and len(hits) == 3
+    sims = [h[1] for h in hits]
+    assert sims == sorted(sims, reverse=True)
+    direct = A.retrieve(session, image, clouds, top_k=10, n_points=N, size=IMG)
+    assert len(direct) == 4
+    np.testing.assert_allclose([h[1] for h in direct], np.sort(gallery @ q)[::-1], atol=1e-5)
+    # reverse: a cloud against images, with the cloud's own projection planted among them
+    imgs = A.embed_images(session, [image, image[::-1].copy()], size=IMG)
+    rev = A.retrieve_images(session, objects[1], np.concatenate([imgs, gallery[1:2]]), n_points=N, top_k=1)
+    assert rev[0][0] == 2 and np.isclose(rev[0][1], 1.0, atol=1e-5)
+    with pytest.raises(A.AnalysisError, match="projections"):
+        A.retrieve(session, image, np.zeros((3, 128), np.float32))
+
+
+# ------------------------------------------------------------------------------ datasets
+@pytest.fixture(scope="module")
+def demo_root(tmp_path_factory) -> Path:
+    from crosspoint.data.synthetic import generate_demo
+
+    root = tmp_path_factory.mktemp("analysis_demo") / "demo"
+    generate_demo(root, per_class=3, n_points=300, n_views=1, size=32, workers=0, classes=("chair", "mug"))
+    return root
+
+
+def test_embed_dataset_cache_hit_and_miss(session, ckpts, demo_root, tmp_path):
+    cache = tmp_path / "cache"
+    first = A.embed_dataset(session, demo_root, n_points=N, cache_dir=cache)
+    assert not first.from_cache and first.features.shape == (6, 128) and first.projections.shape == (6, 32)
+    assert sorted(first.labels.tolist()) == [0, 0, 0, 1, 1, 1] and len(first.class_names) == 2
+    assert len(first.names) == len(first.refs) == 6 and all(Path(r).is_file() for r in first.refs)
+    assert len(list(cache.glob("*.npz"))) == 1
+    again = A.embed_dataset(session, demo_root, n_points=N, cache_dir=cache)
+    assert again.from_cache and again.fingerprint == first.fingerprint
+    np.testing.assert_array_equal(again.features, first.features)
+    np.testing.assert_array_equal(again.labels, first.labels)
+    assert again.names == first.names and again.refs == first.refs and again.class_names == first.class_names
+    # another checkpoint, another point count, a touched file: misses
+    other = A.ModelSession(ckpts["other"], device="cpu")
+    assert not A.embed_dataset(other, demo_root, n_points=N, cache_dir=cache).from_cache
+    assert not A.embed_dataset(session, demo_root, n_points=128, cache_dir=cache).from_cache
+    ref = Path(first.refs[0])
+    st = ref.stat()
+    os.utime(ref, ns=(st.st_atime_ns, st.st_mtime_ns + 10_000_000_000))
+    assert not A.embed_dataset(session, demo_root, n_points=N, cache_dir=cache).from_cache
+    # retrieval straight against a dataset embedding
+    assert len(A.retrieve(session, np.full((40, 40, 3), 200, np.uint8), first, top_k=2, size=IMG)) == 2
+
+
+def test_embed_dataset_cancel_leaves_no_cache(session, demo_root, tmp_path):
+    cache = tmp_path / "cache"
+    seen = []
+    with pytest.raises(A.Cancelled):
+        A.embed_dataset(session, demo_root, n_points=N, batch_size=2, cache_dir=cache,
+                        progress=lambda d, t, s: seen.append(d), cancel=lambda: len(seen) >= 2)
+    assert not cache.exists() or not any(cache.iterdir())
+
+
+def test_embed_file_list(session, tmp_path, objects):
+    from crosspoint.io import write_point_cloud
+    from crosspoint.pointcloud import PointCloud
+
+    files = []
+    for i, o in enumerate(objects[:3]):
+        files.append(write_point_cloud(tmp_path / f"o{i}.npz", PointCloud(o.points, category=o.category)))
+    broken = tmp_path / "broken.ply"
+    broken.write_text("this is no ply")
+    emb = A.embed_dataset(session, files + [broken], n_points=N, cache_dir=tmp_path / "c")
+    assert len(emb) == 3 and emb.names == ["o0", "o1", "o2"]
+    assert emb.class_names == sorted({"chair", "mug", "airplane"})
+    assert [emb.class_names[i] for i in emb.labels] == ["chair", "mug", "airplane"]
+    assert len(emb.skipped) == 1 and emb.skipped[0][0] == str(broken)
+    with pytest.raises(A.AnalysisError):
+        A.embed_dataset(session, tmp_path / "missing_folder", n_points=N, cache_dir=tmp_path / "c")
+    # an HDF5 file stands for all its rows
+    import h5py
+
+    with h5py.File(tmp_path / "batch.h5", "w") as f:
+        f["data"] = np.stack([o.points[:500] for o in objects])
+        f["label"] = np.array([[0], [1], [2], [1]])
+    rows = A.embed_dataset(session, [tmp_path / "batch.h5"], n_points=N, cache_dir=tmp_path / "c")
+    assert len(rows) == 4 and rows.refs[2].endswith("batch.h5#2") and rows.labels.tolist() == [0, 1, 2, 1]
+
+
+@pytest.mark.slow  # umap-learn compiles its numba code on the first fit in a process (~10-20 s here)
+def test_umap_2d(tmp_path):
+    rng = np.random.default_rng(0)
+    x = np.concatenate([rng.normal(size=(15, 20)), rng.normal(size=(15, 20)) + 6]).astype(np.float32)
+    r = A.project_2d(x, cache_dir=tmp_path, n_neighbors=5)
+    assert r.method == "umap" and r.coords.shape == (30, 2) and r.coords.dtype == np.float32 and not r.from_cache
+    assert np.isfinite(r.coords).all()
+    c = A.project_2d(x, cache_dir=tmp_path, n_neighbors=5)
+    assert c.from_cache
+    np.testing.assert_array_equal(c.coords, r.coords)
+    np.testing.assert_array_equal(A.umap_2d(x, cache_dir=tmp_path / "fresh", n_neighbors=5), r.coords)
+    tiny = A.project_2d(x[:4], cache_dir=tmp_path)
+    assert tiny.method == "pca" and tiny.coords.shape == (4, 2) and "PCA" in tiny.note
+    assert A.umap_2d(x[:1], use_cache=False).shape == (1, 2)
+
+
+def test_svm_accuracy():
+    rng = np.random.default_rng(0)
+    y = np.repeat([0, 1, 2], 10)
+    x = rng.normal(size=(30, 8)) + 5 * np.eye(8)[y]
+    mean, std = A.svm_accuracy(x, y, folds=5)
+    assert mean > 0.9 and 0.0 <= std <= 0.5
+    y2 = np.concatenate([y, [3, -1]])  # a single-object class and an unlabelled object are left out
+    x2 = np.concatenate([x, rng.normal(size=(2, 8))])
+    assert A.svm_accuracy(x2, y2, folds=5)[0] > 0.9
+    assert A.svm_accuracy(x[:12], np.array([0] * 9 + [1] * 3), folds=5)[0] >= 0.0  # 3 folds at most
+    with pytest.raises(A.AnalysisError):
+        A.svm_accuracy(x, np.zeros(30, int))
