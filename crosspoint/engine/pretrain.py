@@ -452,7 +452,9 @@ class Pretrainer:
             self.events.emit("epoch", step=st.step, **summary)
             if tb is not None and val_acc is not None:
                 tb.add_scalar("val/svm_acc", val_acc, st.epoch)
-            if val_acc is not None and math.isfinite(val_acc) and val_acc > st.best_acc:
+            # ties go to the later epoch: on an easy validation split the accuracy saturates early, and the
+            # later checkpoint has trained longer for the same validation score
+            if val_acc is not None and math.isfinite(val_acc) and val_acc >= st.best_acc:
                 st.best_acc = val_acc
                 self._save("best", model, opt, sched, scaler)
             self._save("last", model, opt, sched, scaler)
