@@ -111,7 +111,14 @@ def create_window(files: Sequence[str] = (), *, size=(1400, 900), checkpoint: st
                 win.model_panel.device.blockSignals(True)
                 win.model_panel.device.setCurrentIndex(i)
                 win.model_panel.device.blockSignals(False)
-        win.model_panel.load(ck)
+        from crosspoint.analysis.session import default_checkpoint_path
+
+        if ck is None and not default_checkpoint_path().is_file():
+            # A checkout without the bundled checkpoint still opens files; the model panel says how
+            # to get a model instead of reporting an error.
+            win.model_panel.show_no_checkpoint()
+        else:
+            win.model_panel.load(ck)
     if attach:
         win.training.attach(attach)
         win.training_dock.raise_()
@@ -136,6 +143,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return screenshots.take_and_exit(app, win, args.screenshot, panel=args.panel, timeout_s=args.timeout)
     win.show()
     code = app.exec()
+    from explorer.workers import drain
+
+    drain()
     return int(code)
 
 

@@ -265,6 +265,8 @@ class MainWindow(QMainWindow):
         def finished():
             self._pending_loads -= 1
             if self._pending_loads == 0:
+                if self.statusBar().currentMessage().startswith("Opening "):
+                    self.statusBar().clearMessage()
                 self.loadingFinished.emit()
 
         run_in_thread(work, on_result=done, on_error=failed, on_finished=finished, owner=self)
@@ -502,6 +504,11 @@ class MainWindow(QMainWindow):
 
     def showEvent(self, event):  # noqa: N802
         super().showEvent(event)
+        # QStatusBar hides its normal widgets for a temporary message only if they were visible when
+        # the message came: re-issue a message posted before the window was shown, or both overlap.
+        msg = self.statusBar().currentMessage()
+        if msg:
+            self.statusBar().showMessage(msg, 8000)
         if getattr(self, "_default_dock_sizes", False) and self.settings.value("window_state") is None:
             self._default_dock_sizes = False
             QTimer.singleShot(0, self._apply_default_dock_sizes)
@@ -588,9 +595,11 @@ def _build_analysis_docks(self: MainWindow) -> None:
     self.tabifyDockWidget(self.embedding_dock, self.training_dock)
     self.embedding_dock.raise_()
     self._default_dock_sizes = True
-    self.setCorner(Qt.Corner.BottomRightCorner, Qt.DockWidgetArea.RightDockWidgetArea)
+    # The bottom docks (embedding map / training) span the whole width, so the window's minimum
+    # width is the larger of (objects + 3D view + right column) and the bottom panel, not their sum.
+    self.setCorner(Qt.Corner.BottomRightCorner, Qt.DockWidgetArea.BottomDockWidgetArea)
     self.setCorner(Qt.Corner.TopRightCorner, Qt.DockWidgetArea.RightDockWidgetArea)
-    self.setCorner(Qt.Corner.BottomLeftCorner, Qt.DockWidgetArea.LeftDockWidgetArea)
+    self.setCorner(Qt.Corner.BottomLeftCorner, Qt.DockWidgetArea.BottomDockWidgetArea)
     for d in (self.views_dock, self.model_dock, self.embedding_dock, self.training_dock):
         self.view_menu.addAction(d.toggleViewAction())
 

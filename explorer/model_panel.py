@@ -173,6 +173,12 @@ class ModelPanel(QWidget):
         if path:
             self.load(path)
 
+    def show_no_checkpoint(self) -> None:
+        """No model loaded and no bundled demo checkpoint: say how to get one."""
+        self.ckpt_label.setText("(none): open a checkpoint")
+        self.ckpt_label.setToolTip("No bundled demo checkpoint in assets/. Open a CrossPoint Explorer bundle, "
+                                   "an official CrossPoint .pth/.t7, or a run's checkpoint.")
+
     def load(self, checkpoint: str | None) -> None:
         """Load a checkpoint (None = the bundled demo checkpoint) in a worker thread."""
         from crosspoint.analysis import ModelSession

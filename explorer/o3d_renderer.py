@@ -226,7 +226,10 @@ class OffscreenRenderer:
             up = world_up - (world_up @ front) * front
             vc.set_front(front)
             vc.set_up(up / np.linalg.norm(up))
-            vc.set_zoom(0.75)
+            # Open3D fits the object to the viewport's height; a portrait viewport needs more room
+            # across, or a wide object is cut at the sides.
+            aspect = self.width / max(1, self.height)
+            vc.set_zoom(min(2.0, 0.75 / min(1.0, aspect)))
 
     def camera(self) -> CameraState:
         p = self._vis.get_view_control().convert_to_pinhole_camera_parameters()

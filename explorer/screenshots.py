@@ -120,6 +120,9 @@ def take_and_exit(app, win, out: str, *, panel: str | None = None, timeout_s: fl
     win.show()
     QTimer.singleShot(0, tick)
     app.exec()
+    from explorer.workers import drain
+
+    drain()
     return result["code"]
 
 

@@ -41,6 +41,17 @@ def _guard(owner, cb: Callable | None) -> Callable | None:
     return guarded
 
 
+def drain(timeout_ms: int = 5000) -> None:
+    """At exit: ask generator workers to stop and wait (bounded) for the thread pool, so that no
+    worker reports to signal objects Qt has already destroyed."""
+    from PyQt6.QtCore import QThreadPool
+
+    for w in list(_LIVE):
+        if isinstance(w, GeneratorWorker):
+            w.quit()
+    QThreadPool.globalInstance().waitForDone(timeout_ms)
+
+
 def run_in_thread(func: Callable, *args, on_result: Callable | None = None, on_error: Callable | None = None,
                   on_finished: Callable | None = None, owner=None, **kwargs) -> WorkerBase:
     """Run ``func(*args, **kwargs)`` in a thread; callbacks run in the GUI thread (and not at all once
