@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 
-@dataclass
+@dataclass(eq=False)  # identity: array fields make field-wise == ambiguous
 class Mesh:
     """A triangle mesh: vertices ``(V, 3)`` float32, faces ``(F, 3)`` int64 (0-based)."""
 
@@ -39,7 +39,7 @@ class Mesh:
         return int(self.faces.shape[0])
 
 
-@dataclass
+@dataclass(eq=False)  # identity: array fields make field-wise == ambiguous
 class PointCloud:
     """Points with optional per-point attributes, the source mesh, and where they came from.
 

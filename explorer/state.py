@@ -15,7 +15,7 @@ from PyQt6.QtCore import QObject, pyqtSignal
 from crosspoint.pointcloud import PointCloud
 
 
-@dataclass
+@dataclass(eq=False)  # documents are compared by identity (their arrays have no truth value)
 class Document:
     """One opened object: its cloud, where it came from, and results computed on it."""
 

@@ -1,0 +1,297 @@
+"""The model, 2D-views and embedding panels of the main window, driven through their widgets (pytest-qt).
+
+Small random-weight checkpoints keep this fast; what is checked is the wiring a user relies on: a
+button runs the job off the GUI thread, its result lands on the right object, the 3D view and the 2D
+view change, a selection on the UMAP map selects the right objects and opens them.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PyQt6.QtCore import QPoint, QPointF, Qt
+
+from crosspoint.data.synthetic import CLASS_PARTS, CLASSES, N_PARTS, SYNSETS, class_part_ids
+from crosspoint.models import DGCNN, ImageEncoder, PartSegHead
+from crosspoint.models.checkpoint import save_model_bundle
+
+
+def _demo_table_meta() -> dict:
+    from crosspoint.data.partseg import PartTable
+    from crosspoint.evaluation.partseg import part_table_to_meta
+
+    meta = {"classes": [{"name": c, "synset": SYNSETS[c], "part_ids": class_part_ids(c)} for c in CLASSES],
+            "n_parts": N_PARTS, "part_names": [f"{c}/{p}" for c in CLASSES for p in CLASS_PARTS[c]]}
+    return part_table_to_meta(PartTable.from_demo_meta(meta))
+
+
+@pytest.fixture(scope="module")
+def ckpts(tmp_path_factory) -> dict:
+    d = tmp_path_factory.mktemp("gui_ckpt")
+    torch.manual_seed(0)
+    pe = DGCNN(k=8, emb_dims=64, projection_dim=32)
+    ie = ImageEncoder("resnet18", projection_dim=32)
+    head = PartSegHead(num_parts=N_PARTS, num_categories=len(CLASSES), emb_dims=128, local_dims=512)
+    meta = {"n_points": 512, "image_size": 64}
+    return {
+        "full": save_model_bundle(d / "full.pt", point_encoder=pe, image_encoder=ie, meta=meta),
+        "seg": save_model_bundle(d / "seg.pt", point_encoder=pe, seg_head=head,
+                                 meta={**meta, "part_table": _demo_table_meta()}),
+    }
+
+
+@pytest.fixture
+def window(qtbot, tmp_path, monkeypatch):
+    monkeypatch.setenv("CROSSPOINT_CACHE_DIR", str(tmp_path / "cache"))
+    from explorer.main_window import MainWindow
+
+    win = MainWindow()
+    qtbot.addWidget(win)
+    win.resize(1280, 860)
+    win.show()
+    qtbot.waitExposed(win)
+    yield win
+    win.close()
+
+
+def _load(qtbot, win, checkpoint) -> None:
+    win.model_panel.load(str(checkpoint))
+    qtbot.waitUntil(lambda: not win.model_panel.busy, timeout=60_000)
+    assert win.model_panel.session is not None, win.action_errors
+
+
+def _open_demo(qtbot, win, cls="chair") -> None:
+    win.open_demo(cls)
+    qtbot.waitUntil(lambda: win.viewer.has_frame, timeout=30_000)
+    qtbot.waitUntil(lambda: win.views.image_count() > 0, timeout=60_000)
+
+
+def _distinct_colours(frame: np.ndarray) -> int:
+    bg = frame[0, 0].astype(int)
+    fg = frame[(np.abs(frame.astype(int) - bg).max(axis=2) > 30)]
+    return len(np.unique(fg // 32, axis=0))
+
+
+def test_segmentation_button_colours_the_object_by_part(qtbot, window, ckpts):
+    _load(qtbot, window, ckpts["seg"])
+    _open_demo(qtbot, window, "chair")
+    mp = window.model_panel
+    assert mp.seg_button.isEnabled()
+    assert {mp.category.itemData(i) for i in range(mp.category.count())} >= set(CLASSES)
+    doc = window.state.current
+    qtbot.mouseClick(mp.seg_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: "segmentation" in doc.results and not mp.busy, timeout=60_000)
+    seg = doc.results["segmentation"]
+    assert seg["source"] == "head"
+    assert seg["labels"].shape == (doc.cloud.n_points,)
+    # the head predicts among the chair's parts only
+    chair_ids = set(class_part_ids("chair"))
+    assert set(np.unique(seg["labels"]).tolist()) <= chair_ids
+    assert doc.color_mode == "labels" and window.color_combo.currentData() == "labels"
+    assert "chair" in mp.seg_note.text()
+    qtbot.waitUntil(lambda: window.viewer.has_frame, timeout=10_000)
+    legend = [name for name, _ in window.viewer._legend]
+    assert len(legend) == len(np.unique(seg["labels"])) and set(legend) <= set(CLASS_PARTS["chair"]), legend
+
+
+def test_clustering_segmentation_without_a_head(qtbot, window, ckpts):
+    _load(qtbot, window, ckpts["full"])
+    _open_demo(qtbot, window, "mug")
+    mp = window.model_panel
+    assert mp.k_parts.isEnabled() and not mp.category.isEnabled()
+    mp.k_parts.setValue(3)
+    doc = window.state.current
+    qtbot.mouseClick(mp.seg_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: "segmentation" in doc.results and not mp.busy, timeout=60_000)
+    seg = doc.results["segmentation"]
+    assert seg["source"] != "head" and len(np.unique(seg["labels"])) == 3
+    assert "unsupervised" in mp.seg_note.text()
+
+
+def test_heatmap_on_points_and_on_the_view(qtbot, window, ckpts):
+    _load(qtbot, window, ckpts["full"])
+    _open_demo(qtbot, window, "airplane")
+    mp, views = window.model_panel, window.views
+    from explorer.views2d import on_white
+
+    raw = on_white(views.current_image())
+    doc = window.state.current
+    assert mp.heat_button.isEnabled()
+    qtbot.mouseClick(mp.heat_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: "heatmap" in doc.results and not mp.busy, timeout=120_000)
+    heat = doc.results["heatmap"]["values"]
+    assert heat.shape == (doc.cloud.n_points,) and np.isfinite(heat).all()
+    assert heat.min() >= 0 and heat.max() <= 1 and heat.std() > 0
+    assert doc.color_mode == "heatmap"
+    assert "cosine similarity" in mp.similarity.text()
+    img_heat = doc.results["image_heatmap"]["values"]
+    assert img_heat.ndim == 2 and np.isfinite(img_heat).all()
+    shown = views.displayed_image()
+    assert shown.shape[:2] == raw.shape[:2] and np.abs(shown[..., :3].astype(int) - raw[..., :3]).mean() > 1, \
+        "the view shows the heat overlay"
+    # picking another view makes the image heatmap stale: the overlay goes away
+    views.thumbs.setCurrentRow((views.current_index + 1) % views.image_count())
+    qtbot.waitUntil(lambda: "image_heatmap" not in doc.results, timeout=5000)
+
+
+def test_retrieval_lists_open_objects_by_similarity(qtbot, window, ckpts, shared_data):
+    _load(qtbot, window, ckpts["full"])
+    window.open_files([str(shared_data / "ply" / "airplane.ply"), str(shared_data / "pcd" / "bunny.pcd")])
+    qtbot.waitUntil(lambda: not window.loading and len(window.state.documents) == 2, timeout=30_000)
+    qtbot.waitUntil(lambda: window.views.image_count() > 0, timeout=60_000)
+    mp = window.model_panel
+    with qtbot.waitSignal(mp.retrievalReady, timeout=60_000) as sig:
+        qtbot.mouseClick(mp.retrieve_button, Qt.MouseButton.LeftButton)
+    hits = sig.args[0]
+    assert len(hits) == 2 and sorted(i for i, _ in hits) == [0, 1]
+    sims = [s for _, s in hits]
+    assert sims == sorted(sims, reverse=True) and all(-1 <= s <= 1 for s in sims)
+    assert mp.results.count() == 2
+    # clicking a result makes that object current
+    other = 1 - window.state.current_index
+    row = [k for k in range(2) if hits[k][0] == other][0]
+    item = mp.results.item(row)
+    mp.results.itemClicked.emit(item)
+    assert window.state.current_index == other
+
+
+def test_official_point_checkpoint_disables_heatmaps_with_a_reason(qtbot, window, reference_fixtures):
+    _load(qtbot, window, reference_fixtures / "dgcnn_cls.pth")
+    _open_demo(qtbot, window, "table")
+    mp = window.model_panel
+    assert not mp.heat_button.isEnabled() and mp.heat_button.toolTip()
+    assert mp.seg_button.isEnabled()
+    assert "image encoder: none" in mp.info.text()
+
+
+def test_bad_checkpoint_shows_an_error_and_keeps_the_model(qtbot, window, ckpts, tmp_path):
+    _load(qtbot, window, ckpts["full"])
+    before = window.model_panel.session
+    bad = tmp_path / "garbage.pt"
+    bad.write_bytes(b"\x80\x04not a checkpoint at all" * 10)
+    window.model_panel.load(str(bad))
+    qtbot.waitUntil(lambda: not window.model_panel.busy, timeout=30_000)
+    assert window.model_panel.session is before
+    assert window.action_errors and "garbage.pt" in window.action_errors[-1][0] + window.action_errors[-1][1]
+    assert window.banner.isVisible()
+
+
+def test_views_panel_takes_an_image_file(qtbot, window, shared_data):
+    _open_demo(qtbot, window, "lamp")
+    views = window.views
+    n = views.image_count()
+    png = shared_data / "renders" / "pixel2mesh" / "chair.png"
+    views.add_image_file(png)
+    assert views.image_count() == n + 1 and views.current_index == n
+    img = views.current_image()
+    assert img.ndim == 3 and img.shape[2] == 4 and img.dtype == np.uint8
+    # a file that is not an image: an error, nothing added
+    bad = Path(window.settings.fileName()).parent / "not_an_image.png"
+    bad.write_bytes(b"definitely not a PNG")
+    with qtbot.waitSignal(views.error, timeout=5000):
+        views.add_image_file(bad)
+    assert views.image_count() == n + 1
+
+
+@pytest.fixture
+def class_folder(tmp_path, shared_data) -> Path:
+    root = tmp_path / "objects"
+    for f in sorted((shared_data / "modelnet40_off").glob("*.off")):
+        cls = f.stem.split("_")[0]
+        (root / cls).mkdir(parents=True, exist_ok=True)
+        shutil.copy(f, root / cls / f.name)
+    return root
+
+
+def _drag(qtbot, widget, a: QPoint, b: QPoint, via=()) -> None:
+    qtbot.mousePress(widget, Qt.MouseButton.LeftButton, pos=a)
+    for p in (*via, b):
+        qtbot.mouseMove(widget, p)
+        qtbot.wait(20)
+    qtbot.mouseRelease(widget, Qt.MouseButton.LeftButton, pos=b)
+
+
+def test_embedding_map_rectangle_and_lasso_selection_open_objects(qtbot, window, ckpts, class_folder):
+    _load(qtbot, window, ckpts["full"])
+    window.embedding_dock.raise_()
+    ep = window.embedding_panel
+    ep.set_source_folder(str(class_folder))
+    qtbot.mouseClick(ep.embed_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: ep.embedding is not None and not ep.busy, timeout=180_000)
+    n = len(list(class_folder.rglob("*.off")))
+    assert len(ep.embedding) == n and ep.coords.shape == (n, 2) and np.isfinite(ep.coords).all()
+    assert f"{n} objects" in ep.status.text()
+    assert {it.name() for it in ep.class_items} == {"airplane", "bathtub", "bed", "chair", "toilet"}
+
+    # a rectangle drag over the whole plot selects everything
+    ep.set_mode("rect")
+    view = ep.plot.viewport()
+    qtbot.wait(100)
+    vb = ep.vb
+    x0, x1 = ep.coords[:, 0].min(), ep.coords[:, 0].max()
+    y0, y1 = ep.coords[:, 1].min(), ep.coords[:, 1].max()
+    pad_x, pad_y = 0.02 * (x1 - x0 + 1e-6), 0.02 * (y1 - y0 + 1e-6)
+
+    def to_widget(x, y) -> QPoint:
+        scene = vb.mapViewToScene(QPointF(float(x), float(y)))
+        return ep.plot.mapFromScene(scene)
+
+    with qtbot.waitSignal(ep.selectionChanged, timeout=5000):
+        _drag(qtbot, view, to_widget(x0 - pad_x, y1 + pad_y), to_widget(x1 + pad_x, y0 - pad_y),
+              via=[to_widget((x0 + x1) / 2, (y0 + y1) / 2)])
+    assert len(ep.selection) == n and ep.sel_list.count() == n
+    assert f"{n} objects" in ep.sel_label.text()
+
+    # a lasso around one object's neighbourhood selects what lies inside it, as points_in_polygon says
+    from explorer.embedding import points_in_polygon
+
+    ep.set_mode("lasso")
+    cx, cy = ep.coords[0]
+    r_x, r_y = 0.15 * (x1 - x0 + 1e-6), 0.15 * (y1 - y0 + 1e-6)
+    ring = [to_widget(cx + r_x * np.cos(t), cy + r_y * np.sin(t)) for t in np.linspace(0, 2 * np.pi, 13)]
+    with qtbot.waitSignal(ep.selectionChanged, timeout=5000):
+        _drag(qtbot, view, ring[0], ring[-1], via=ring[1:-1])
+    assert 0 in ep.selection.tolist()
+    assert len(ep.selection) < n or np.ptp(ep.coords, axis=0).max() < 0.3 * max(x1 - x0, y1 - y0)
+    poly = np.array([[cx + r_x * np.cos(t), cy + r_y * np.sin(t)] for t in np.linspace(0, 2 * np.pi, 13)])
+    expected = set(np.flatnonzero(points_in_polygon(ep.coords, poly)).tolist())
+    assert abs(len(set(ep.selection.tolist()) ^ expected)) <= 1  # the drawn ring is pixel-rounded
+
+    # opening a selected object from the list shows it in the 3D view and stars it on the map
+    i = int(ep.selection[0])
+    item = ep.sel_list.item(0)
+    ep.sel_list.itemDoubleClicked.emit(item)
+    qtbot.waitUntil(lambda: not window.loading and window.state.current is not None, timeout=30_000)
+    assert Path(window.state.current.source).name == Path(str(ep.embedding.refs[i])).name
+    qtbot.waitUntil(lambda: len(ep.cur_item.data) == 1, timeout=5000)
+
+    # a second run hits the on-disk cache
+    ep.embedding = None
+    qtbot.mouseClick(ep.embed_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: ep.embedding is not None and not ep.busy, timeout=60_000)
+    assert "cache" in ep.status.text()
+
+
+def test_embedding_without_a_checkpoint_says_so(qtbot, window):
+    window.embedding_panel.run()
+    assert window.action_errors and "checkpoint" in window.action_errors[-1][1]
+
+
+def test_points_in_polygon_on_a_concave_lasso():
+    from explorer.embedding import points_in_polygon
+
+    rng = np.random.default_rng(0)
+    xy = rng.uniform(-0.5, 2.5, (4000, 2))
+    # an L: the unit-2 square minus its upper-right unit square (concave, like a hand-drawn lasso)
+    ell = np.array([[0, 0], [2, 0], [2, 1], [1, 1], [1, 2], [0, 2]], float)
+    inside = points_in_polygon(xy, ell)
+    x, y = xy[:, 0], xy[:, 1]
+    truth = (x > 0) & (x < 2) & (y > 0) & (y < 2) & ~((x > 1) & (y > 1))
+    assert (inside == truth).all()
+    # orientation does not matter; fewer than three vertices select nothing
+    assert (points_in_polygon(xy, ell[::-1]) == truth).all()
+    assert not points_in_polygon(xy, ell[:2]).any()
