@@ -81,6 +81,9 @@ def create_app(argv: Sequence[str] | None = None):
                 and not os.environ.get("QT_QPA_PLATFORM"):
             # No display: Qt's offscreen platform still runs every widget; the 3D view renders with EGL.
             os.environ["QT_QPA_PLATFORM"] = "offscreen"
+        from explorer.o3d_renderer import load_llvm_users_first
+
+        load_llvm_users_first()  # before Qt or Open3D create any OpenGL context
         app = QApplication(list(argv or ["crosspoint-explorer"]))
     app.setApplicationName("CrossPoint Explorer")
     app.setOrganizationName("CrossPointExplorer")

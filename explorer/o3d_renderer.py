@@ -29,6 +29,23 @@ log = logging.getLogger(__name__)
 _CREATE_LOCK = threading.Lock()
 
 
+def load_llvm_users_first() -> None:
+    """Import Triton (when installed) before any OpenGL context exists.
+
+    Triton ships its own LLVM; torch imports it lazily (``torch._dynamo``, reached by importing
+    ``torchvision.ops`` when a checkpoint is loaded). Loading it *after* Mesa's llvmpipe has been
+    initialised by an OpenGL context segfaults the process (measured: Open3D EGL frame, then
+    ``import torchvision.models`` -> SIGSEGV in ``triton/knobs.py``); loaded first, both work.
+    """
+    try:
+        import triton  # noqa: F401
+    except Exception:  # not installed (CPU wheels) or broken: nothing to protect against
+        pass
+
+
+load_llvm_users_first()
+
+
 @contextmanager
 def _hidden_display():
     saved = {k: os.environ.pop(k) for k in ("DISPLAY", "WAYLAND_DISPLAY") if k in os.environ}

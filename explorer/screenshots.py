@@ -35,7 +35,7 @@ def _steps(win, panel: str | None):
         return mp.session is not None and not mp.busy
 
     def views_ready():
-        return not win.views.rendering and win.views.image_count() > 0
+        return not win.views.rendering and (win.views.image_count() > 0 or win.state.current is None)
 
     def frame_ready():
         return not win.loading and (win.state.current is None or win.viewer.has_frame)

@@ -143,3 +143,27 @@ def test_viewer_widget_mouse_and_keys(qtbot):
         qtbot.mouseClick(v, Qt.MouseButton.LeftButton, pos=QPoint(int(uv[j, 0]), int(uv[j, 1])))
     assert sig.args[0] >= 0
     v.shutdown()
+
+
+def test_loading_a_model_after_the_first_frame_does_not_crash(tmp_path):
+    """Regression: Triton (pulled in by torchvision.ops -> torch._dynamo) imported after Mesa's llvmpipe
+    had drawn a frame killed the explorer with SIGSEGV when it loaded its checkpoint in the background.
+    A fresh process, in the explorer's order: a frame first, then a model import in a worker thread."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = (
+        "import threading, numpy as np\n"
+        "from explorer.o3d_renderer import OffscreenRenderer\n"
+        "r = OffscreenRenderer(64, 64)\n"
+        "r.set_points(np.random.rand(100, 3).astype('float32'), np.ones((100, 3)))\n"
+        "assert r.render().shape == (64, 64, 3)\n"
+        "def load():\n"
+        "    import torchvision.models, torch._dynamo  # noqa: F401\n"
+        "t = threading.Thread(target=load); t.start(); t.join()\n"
+        "print('survived')\n"
+    )
+    repo = Path(__file__).resolve().parents[1]
+    r = subprocess.run([sys.executable, "-c", code], cwd=repo, capture_output=True, text=True, timeout=180)
+    assert r.returncode == 0 and "survived" in r.stdout, (r.returncode, r.stderr[-2000:])
