@@ -362,7 +362,16 @@ class EmbeddingPanel(QWidget):
             self.class_items.append(item)
         self.set_selection(np.zeros(0, np.int64))
         self.mark_current(self.current_ref)
-        self.plot.autoRange()
+        self._fit_view()
+
+    def _fit_view(self) -> None:
+        """All points in view, with room on the right for the class legend (drawn top right)."""
+        if self.coords is None or not len(self.coords):
+            return
+        lo, hi = self.coords.min(axis=0), self.coords.max(axis=0)
+        span = np.maximum(hi - lo, 1e-6)
+        self.vb.setRange(xRange=(lo[0] - 0.04 * span[0], hi[0] + 0.28 * span[0]),
+                         yRange=(lo[1] - 0.06 * span[1], hi[1] + 0.06 * span[1]), padding=0)
 
     def _tip(self, i: int) -> str:
         emb = self.embedding

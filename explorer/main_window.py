@@ -6,6 +6,7 @@ import logging
 import os
 from pathlib import Path
 
+import numpy as np
 from PyQt6.QtCore import QSettings, Qt, QTimer, pyqtSignal
 from PyQt6.QtGui import QAction, QKeySequence
 from PyQt6.QtWidgets import (
@@ -514,11 +515,11 @@ class MainWindow(QMainWindow):
             QTimer.singleShot(0, self._apply_default_dock_sizes)
 
     def _apply_default_dock_sizes(self) -> None:
-        if True:
+        if True:  # the first launch (no saved layout): a sensible split of the window
             h = self.height()
-            self.resizeDocks([self.views_dock, self.model_dock], [int(h * 0.42), int(h * 0.58)],
+            self.resizeDocks([self.embedding_dock], [max(220, int(h * 0.3))], Qt.Orientation.Vertical)
+            self.resizeDocks([self.views_dock, self.model_dock], [int(h * 0.62), int(h * 0.38)],
                              Qt.Orientation.Vertical)
-            self.resizeDocks([self.embedding_dock], [max(200, int(h * 0.27))], Qt.Orientation.Vertical)
             self.resizeDocks([self.views_dock], [400], Qt.Orientation.Horizontal)
             self.resizeDocks([self.files_dock], [200], Qt.Orientation.Horizontal)
 
@@ -619,7 +620,9 @@ def _build_analysis_docks(self: MainWindow) -> None:
     def seg_ready(doc, res):
         self.state.set_result(doc, "segmentation", {"labels": res.labels, "names": res.names, "source": res.source},
                               color_mode="labels")
-        self.statusBar().showMessage(f"{doc.title}: {len(res.names)} parts ({res.source})", 8000)
+        present = len(np.unique(res.labels))
+        self.statusBar().showMessage(f"{doc.title}: {present} of {len(res.names)} parts predicted "
+                                     f"({'segmentation head' if res.source == 'head' else res.source})", 8000)
 
     def heat_ready(doc, point_heat, image_heat):
         self.state.set_result(doc, "heatmap", {"values": point_heat, "title": "3D-2D heat"}, color_mode="heatmap")

@@ -58,12 +58,20 @@ def _steps(win, panel: str | None):
 
         def start():
             win.embedding_dock.raise_()
+            _tall_bottom(win, win.embedding_dock)
             ep.run()
 
         return steps + [(None, model_ready), (start, lambda: ep.job is None), (select, lambda: True)]
     if panel == "training":
-        return steps + [(lambda: win.training_dock.raise_(), lambda: True)]
+        return steps + [(lambda: (win.training_dock.raise_(), _tall_bottom(win, win.training_dock)), lambda: True)]
     raise SystemExit(f"crosspoint-explorer: unknown panel {panel!r}; choose from {', '.join(PANELS)}")
+
+
+def _tall_bottom(win, dock) -> None:
+    """Give the bottom dock (embedding map, training) 45% of the window for its screenshot."""
+    from PyQt6.QtCore import Qt
+
+    win.resizeDocks([dock], [int(win.height() * 0.45)], Qt.Orientation.Vertical)
 
 
 def take_and_exit(app, win, out: str, *, panel: str | None = None, timeout_s: float = 300.0) -> int:
@@ -87,12 +95,23 @@ def take_and_exit(app, win, out: str, *, panel: str | None = None, timeout_s: fl
                 print(f"crosspoint-explorer: {msg if src in msg else f'{src}: {msg}'}", file=sys.stderr)
             if win.viewer.error:
                 print(f"crosspoint-explorer: 3D view unavailable: {win.viewer.error}", file=sys.stderr)
-            result["code"] = 1 if errors or timed_out["yes"] else 0
+            for e in slot_errors:
+                print(f"crosspoint-explorer: unhandled error: {e}", file=sys.stderr)
+            result["code"] = 1 if errors or slot_errors or timed_out["yes"] else 0
             log.info("screenshot after %.1f s: %s", time.monotonic() - t0, out_path)
         win.close()
         app.quit()
 
     timed_out = {"yes": False}
+    # An exception in a slot does not stop Qt; in screenshot mode it must fail the command.
+    slot_errors: list[str] = []
+    previous_hook = sys.excepthook
+
+    def hook(etype, value, tb):
+        slot_errors.append(f"{etype.__name__}: {value}")
+        previous_hook(etype, value, tb)
+
+    sys.excepthook = hook
 
     def tick():
         if time.monotonic() - t0 > timeout_s:

@@ -259,6 +259,10 @@ class RunMonitor(QWidget):
         self.acc_plot = pg.PlotWidget(title="validation linear-SVM accuracy")
         self.acc_plot.setLabel("bottom", "epoch")
         self.acc_plot.showGrid(x=True, y=True, alpha=0.2)
+        # accuracies live in [0, 1]: a fixed range keeps a flat curve flat instead of zooming on noise
+        self.acc_plot.setYRange(0.0, 1.0, padding=0.02)
+        self.acc_plot.getViewBox().setLimits(yMin=-0.05, yMax=1.05)
+        self.acc_plot.enableAutoRange(axis="y", enable=False)
         self.curve_acc = self.acc_plot.plot(pen=pg.mkPen("#ce93d8", width=2), symbol="o", symbolSize=6,
                                             symbolBrush="#ce93d8")
         for p in (self.loss_plot, self.lr_plot, self.acc_plot):
