@@ -368,10 +368,11 @@ class EmbeddingPanel(QWidget):
         """All points in view, with room on the right for the class legend (drawn top right)."""
         if self.coords is None or not len(self.coords):
             return
-        lo, hi = self.coords.min(axis=0), self.coords.max(axis=0)
+        c = self.coords.astype(np.float64)  # float32 limits overflow in pyqtgraph's range checks
+        lo, hi = c.min(axis=0), c.max(axis=0)
         span = np.maximum(hi - lo, 1e-6)
-        self.vb.setRange(xRange=(lo[0] - 0.04 * span[0], hi[0] + 0.28 * span[0]),
-                         yRange=(lo[1] - 0.06 * span[1], hi[1] + 0.06 * span[1]), padding=0)
+        self.vb.setRange(xRange=(float(lo[0] - 0.04 * span[0]), float(hi[0] + 0.28 * span[0])),
+                         yRange=(float(lo[1] - 0.06 * span[1]), float(hi[1] + 0.06 * span[1])), padding=0)
 
     def _tip(self, i: int) -> str:
         emb = self.embedding

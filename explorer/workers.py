@@ -10,6 +10,7 @@ Training never runs here: it runs in a subprocess (:mod:`explorer.training`).
 from __future__ import annotations
 
 import logging
+import weakref
 from typing import Callable
 
 from PyQt6.QtCore import QObject, pyqtSignal
@@ -19,6 +20,8 @@ log = logging.getLogger(__name__)
 
 # Workers must stay referenced until they finish; the GUI objects that start them may go away.
 _LIVE: set[WorkerBase] = set()
+# Jobs still running (so that drain() can cancel them).
+_JOBS: "weakref.WeakSet[Job]" = weakref.WeakSet()
 
 
 def _track(worker: WorkerBase) -> WorkerBase:
@@ -46,6 +49,8 @@ def drain(timeout_ms: int = 5000) -> None:
     worker reports to signal objects Qt has already destroyed."""
     from PyQt6.QtCore import QThreadPool
 
+    for job in list(_JOBS):
+        job.cancel()
     for w in list(_LIVE):
         if isinstance(w, GeneratorWorker):
             w.quit()
@@ -124,9 +129,11 @@ def run_job(func: Callable, *, name: str = "", on_result: Callable | None = None
 
     def finished():
         job.done = True
+        _JOBS.discard(job)
         if on_finished is not None:
             on_finished()
 
+    _JOBS.add(job)
     job.worker = run_in_thread(work, on_result=on_result, on_error=on_error, on_finished=_guard(owner, finished)
                                if on_finished is not None else finished, owner=owner)
     return job

@@ -7,6 +7,7 @@ Tests read the small real files in ``../shared/data`` and the reference checkpoi
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -48,3 +49,13 @@ def _configure_gui_environment() -> None:
 
 
 _configure_gui_environment()
+
+
+@pytest.fixture(autouse=True)
+def _drain_gui_workers():
+    """After a GUI test, cancel and wait for the explorer's background workers: a worker that
+    outlives its test (or the interpreter) reports to Qt objects that are gone."""
+    yield
+    workers = sys.modules.get("explorer.workers")
+    if workers is not None:
+        workers.drain(60_000)
