@@ -125,6 +125,9 @@ def create_window(files: Sequence[str] = (), *, size=(1400, 900), checkpoint: st
     if attach:
         win.training.attach(attach)
         win.training_dock.raise_()
+    from explorer.workers import freeze_heap
+
+    freeze_heap()  # Qt, torch, Open3D and the window are here to stay (see freeze_heap)
     return win
 
 

@@ -118,6 +118,8 @@ class EmbeddingPanel(QWidget):
         self.current_ref: str | None = None
         self.job = None
         self.source_root: str | None = None
+        #: compute embeddings in this process instead of a child process (tests, debugging)
+        self.in_process = False
         self._label_names: dict = {}
 
         self.source = QComboBox()
@@ -254,23 +256,12 @@ class EmbeddingPanel(QWidget):
             return
 
         def func(progress, cancel):
-            root = source
-            if source == "demo":
-                from crosspoint.data.synthetic import ensure_demo
+            # cached results come back at once; computing runs in a child process, so that its
+            # GIL-holding Python/numba code cannot freeze the GUI (crosspoint.analysis.background)
+            from crosspoint.analysis.background import embed_and_map
 
-                progress(0, 0, "preparing the demo dataset (first time only)")
-                root = str(ensure_demo(lambda d, t: progress(d, t, "generating the demo dataset"), cancel))
-            emb = A.embed_dataset(session, root, progress=progress, cancel=cancel)
-            if cancel():
-                raise A.Cancelled("embedding")
-            proj = A.project_2d(emb.features, progress=progress)
-            acc = None
-            if (emb.labels >= 0).sum() >= 10:
-                try:
-                    acc = A.svm_accuracy(emb.features, emb.labels)
-                except A.AnalysisError:
-                    acc = None
-            return root, emb, proj, acc
+            m = embed_and_map(session, source, progress=progress, cancel=cancel, in_process=self.in_process)
+            return m.root, m.embedding, m.projection, m.svm
 
         def progress(done, total, text):
             if total > 0:

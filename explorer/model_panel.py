@@ -28,7 +28,7 @@ from PyQt6.QtWidgets import (
     QWidget,
 )
 
-from explorer.workers import run_in_thread, run_job
+from explorer.workers import freeze_heap, run_in_thread, run_job
 
 log = logging.getLogger(__name__)
 
@@ -196,6 +196,7 @@ class ModelPanel(QWidget):
             self.checkpoint = checkpoint
             self._show_info()
             self.sessionChanged.emit(session)
+            freeze_heap()  # the model's objects live as long as the session: keep them out of GC passes
 
         def failed(exc):
             self.ckpt_label.setText("(none)" if self.session is None else str(self.session.path))

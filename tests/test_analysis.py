@@ -482,3 +482,74 @@ def test_svm_accuracy():
     assert A.svm_accuracy(x[:12], np.array([0] * 9 + [1] * 3), folds=5)[0] >= 0.0  # 3 folds at most
     with pytest.raises(A.AnalysisError):
         A.svm_accuracy(x, np.zeros(30, int))
+
+
+# ------------------------------------------------------------------------------ child process
+def _count_slowly(n, *, progress=None):
+    import time as _t
+
+    for i in range(n):
+        progress(i + 1, n, f"item {i + 1}")
+        _t.sleep(0.05)
+    return {"n": n, "pid": __import__("os").getpid()}
+
+
+def _refuse(*, progress=None):
+    raise ValueError("this dataset has no labels")
+
+
+def _crash(*, progress=None):
+    import os as _os
+
+    _os._exit(3)
+
+
+def test_call_in_subprocess_result_progress_errors_and_cancel():
+    import os
+    import time
+
+    from crosspoint.analysis.background import call_in_subprocess
+
+    seen = []
+    out = call_in_subprocess(_count_slowly, 4, progress=lambda d, t, s: seen.append((d, t, s)))
+    assert out["n"] == 4 and out["pid"] != os.getpid()
+    assert [d for d, _, _ in seen] == [1, 2, 3, 4] and seen[-1][2] == "item 4"
+
+    with pytest.raises(A.AnalysisError, match="no labels"):
+        call_in_subprocess(_refuse)
+    with pytest.raises(A.AnalysisError, match="exit code 3"):
+        call_in_subprocess(_crash)
+
+    t0 = time.monotonic()
+    calls = []
+
+    def cancel():
+        calls.append(1)
+        return len(calls) > 20  # about one second in
+
+    with pytest.raises(A.Cancelled):
+        call_in_subprocess(_count_slowly, 10_000, cancel=cancel)
+    assert time.monotonic() - t0 < 30
+
+
+def test_embed_and_map_child_process_matches_in_process(session, tmp_path, monkeypatch, shared_data):
+    """The explorer's "Embed + UMAP": computed in a child process, then served from the cache in-process."""
+    import shutil
+
+    from crosspoint.analysis.background import embed_and_map
+
+    monkeypatch.setenv("CROSSPOINT_CACHE_DIR", str(tmp_path / "cache"))
+    root = tmp_path / "objs"
+    for f in sorted((shared_data / "modelnet40_off").glob("*.off"))[:12]:
+        (root / f.stem.split("_")[0]).mkdir(parents=True, exist_ok=True)
+        shutil.copy(f, root / f.stem.split("_")[0] / f.name)
+    first = embed_and_map(session, str(root), n_points=256)
+    assert not first.embedding.from_cache and first.projection.coords.shape == (len(first.embedding), 2)
+    again = embed_and_map(session, str(root), n_points=256)
+    assert again.embedding.from_cache and again.projection.from_cache
+    np.testing.assert_allclose(again.embedding.features, first.embedding.features, rtol=1e-6, atol=1e-6)
+    np.testing.assert_array_equal(again.projection.coords, first.projection.coords)
+    monkeypatch.setenv("CROSSPOINT_CACHE_DIR", str(tmp_path / "cache2"))
+    here = embed_and_map(session, str(root), n_points=256, in_process=True)
+    assert not here.embedding.from_cache
+    np.testing.assert_allclose(here.embedding.features, first.embedding.features, rtol=1e-5, atol=1e-5)

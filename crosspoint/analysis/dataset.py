@@ -225,20 +225,23 @@ def _labels_from_files(listing: _Listing, kept: list[int]) -> tuple[np.ndarray, 
 
 
 def embed_dataset(session, root_or_dataset, *, n_points: int = 1024, split: "str | None" = None,
-                  batch_size: int = 16, cache_dir=None, use_cache: bool = True, progress: Progress = None,
-                  cancel: Cancel = None) -> DatasetEmbedding:
-    """Embed every object of a dataset (see the module docstring); cached on disk."""
+                  batch_size: int = 16, cache_dir=None, use_cache: bool = True, cache_only: bool = False,
+                  progress: Progress = None, cancel: Cancel = None) -> "DatasetEmbedding | None":
+    """Embed every object of a dataset (see the module docstring); cached on disk.
+    ``cache_only``: return the cached embedding, or None when there is none (computes nothing)."""
     from crosspoint.analysis.embed import encode_points
 
     listing = _open(root_or_dataset, int(n_points), split)
     key = _listing_key(listing, session.fingerprint, n_points)
     folder = Path(cache_dir) if cache_dir is not None else user_cache_dir("embeddings")
     path = folder / f"{key}.npz"
-    if use_cache and path.is_file():
+    if (use_cache or cache_only) and path.is_file():
         hit = _load_cached(path, key, listing.source)
         if hit is not None:
             report(progress, len(hit), len(hit), "loaded cached embeddings")
             return hit
+    if cache_only:
+        return None
     total = len(listing)
     enc = session.point_encoder
     feats, projs, kept, skipped = [], [], [], []
@@ -426,8 +429,9 @@ def _compute_2d(x: np.ndarray, seed: int, n_neighbors: int, min_dist: float, pro
 
 
 def project_2d(features, *, seed: int = 0, n_neighbors: int = 15, min_dist: float = 0.1, cache_dir=None,
-               use_cache: bool = True, progress: Progress = None) -> Projection2D:
-    """:func:`umap_2d` with how it was made (method, note) and whether it came from the cache."""
+               use_cache: bool = True, cache_only: bool = False, progress: Progress = None) -> "Projection2D | None":
+    """:func:`umap_2d` with how it was made (method, note) and whether it came from the cache.
+    ``cache_only``: return the cached map, or None when there is none (computes nothing)."""
     x = np.asarray(features, np.float64)
     if x.ndim != 2:
         raise AnalysisError(f"features must be (M, D), got shape {x.shape}")
@@ -441,7 +445,7 @@ def project_2d(features, *, seed: int = 0, n_neighbors: int = 15, min_dist: floa
     key = h.hexdigest()[:24]
     folder = Path(cache_dir) if cache_dir is not None else user_cache_dir("umap")
     path = folder / f"{key}.npz"
-    if use_cache and path.is_file():
+    if (use_cache or cache_only) and path.is_file():
         try:
             with np.load(path, allow_pickle=False) as z:
                 coords = np.ascontiguousarray(z["coords"], np.float32)
@@ -450,6 +454,8 @@ def project_2d(features, *, seed: int = 0, n_neighbors: int = 15, min_dist: floa
             return res
         except (OSError, KeyError, ValueError, EOFError) as exc:
             log.warning("%s: unreadable 2-D map cache (%s); recomputing", path, exc)
+    if cache_only:
+        return None
     y, method, note = _compute_2d(x, int(seed), n_neighbors, min_dist, progress)
     if use_cache:
         try:

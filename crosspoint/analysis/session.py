@@ -84,6 +84,10 @@ class ModelSession:
         else:
             path = Path(checkpoint).expanduser()
         self.path = path
+        #: the arguments that rebuild this session in another process (see :mod:`.background`)
+        self.spec = {"checkpoint": str(path), "device": str(device), "k": k,
+                     "image_checkpoint": None if image_checkpoint is None else str(image_checkpoint),
+                     "image_arch": image_arch}
         try:
             self.device = resolve_device(device)
         except ValueError as exc:

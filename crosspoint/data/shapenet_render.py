@@ -90,7 +90,7 @@ class ShapeNetRenderIndex:
     synsets: list[str]
     class_names: list[str]
     refs: list[ObjectRef]  # (name "<synset>/<id>", point file, label)
-    views: list[list[Path]]
+    views: list[list[str]]  # paths as strings: 10^4-10^5 Path objects cost a noticeable fraction of a second
     problems: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     objects_without_views: list[int] = field(default_factory=list)
@@ -129,7 +129,7 @@ def scan_shapenet_render(root) -> ShapeNetRenderIndex:
         meta_names = demo_class_names(read_demo_meta(root / "demo_meta.json"), synsets)
     class_names = [meta_names.get(s, SHAPENET_SYNSET_NAMES.get(s, s)) for s in synsets]
     refs: list[ObjectRef] = []
-    views: list[list[Path]] = []
+    views: list[list[str]] = []
     without: list[int] = []
     ignored: list[str] = []
     seen_ids: dict[str, set] = {}
@@ -146,7 +146,7 @@ def scan_shapenet_render(root) -> ShapeNetRenderIndex:
             seen_ids[syn].add(obj_id)
             vdir = img_dir / syn / obj_id / "rendering"
             ventries = _scandir(vdir)
-            vlist = [Path(v.path) for v in (ventries or []) if os.path.splitext(v.name)[1].lower() in IMAGE_EXTS]
+            vlist = [v.path for v in (ventries or []) if os.path.splitext(v.name)[1].lower() in IMAGE_EXTS]
             if img_dir.is_dir() and not vlist:
                 without.append(len(refs))
                 why = "folder missing" if ventries is None else "no PNG in it"
@@ -289,7 +289,7 @@ class ShapeNetRenderDataset(PretrainDataset):
 
     def view_paths(self, i: int) -> list[Path]:
         """The rendered views of item ``i``."""
-        return list(self._views[i])
+        return [Path(v) for v in self._views[i]]
 
 
 class ShapeNetRenderClassification:
