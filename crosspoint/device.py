@@ -16,9 +16,11 @@ import torch
 __all__ = ["resolve_device", "autocast", "amp_dtype"]
 
 
-def resolve_device(spec: "str | torch.device | None" = "auto") -> torch.device:
+def resolve_device(spec: "str | torch.device | None" = "auto", local_rank: int = 0) -> torch.device:
     """Turn ``"auto" | "cpu" | "cuda" | "cuda:N"`` (or a device) into a usable :class:`torch.device`.
 
+    ``local_rank`` (a torchrun process's ``LOCAL_RANK``) picks the GPU for ``"auto"`` and a bare
+    ``"cuda"``: process *r* of a node gets ``cuda:r`` (modulo the GPU count); never a hard-coded GPU.
     Raises ``ValueError`` with a clear message for an unknown name, for CUDA on a machine without
     it, or for a CUDA index that does not exist.
     """
@@ -27,7 +29,9 @@ def resolve_device(spec: "str | torch.device | None" = "auto") -> torch.device:
     else:
         name = (spec or "auto").strip().lower()
     if name == "auto":
-        return torch.device("cuda", 0) if torch.cuda.is_available() else torch.device("cpu")
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and torch.cuda.is_available():
+        return torch.device("cuda", int(local_rank) % max(torch.cuda.device_count(), 1))
     try:
         dev = torch.device(name)
     except (RuntimeError, TypeError) as exc:

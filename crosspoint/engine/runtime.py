@@ -49,22 +49,13 @@ class Runtime:
 
 
 def resolve_device(name: str = "auto", local_rank: int = 0) -> torch.device:
-    """``auto`` -> this process's CUDA device when available, else CPU. Never a hard-coded GPU."""
-    name = (name or "auto").lower()
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise RuntimeError(f"device {name!r} requested but CUDA is not available on this machine")
-        if name == "cuda":
-            return torch.device("cuda", local_rank % max(torch.cuda.device_count(), 1))
-        dev = torch.device(name)
-        if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise RuntimeError(f"device {name!r} requested but only {torch.cuda.device_count()} GPU(s) exist")
-        return dev
-    if name == "cpu":
-        return torch.device("cpu")
-    raise RuntimeError(f"unknown device {name!r}: use auto, cpu, cuda or cuda:N")
+    """:func:`crosspoint.device.resolve_device` for the training loop (errors as ``RuntimeError``)."""
+    from crosspoint.device import resolve_device as _resolve
+
+    try:
+        return _resolve(name, local_rank)
+    except ValueError as exc:
+        raise RuntimeError(str(exc)) from None
 
 
 def resolve_amp(amp: str, device: torch.device) -> torch.dtype | None:
