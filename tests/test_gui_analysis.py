@@ -96,6 +96,14 @@ def test_segmentation_button_colours_the_object_by_part(qtbot, window, ckpts):
     qtbot.waitUntil(lambda: window.viewer.has_frame, timeout=10_000)
     legend = [name for name, _ in window.viewer._legend]
     assert len(legend) == len(np.unique(seg["labels"])) and set(legend) <= set(CLASS_PARTS["chair"]), legend
+    # File > Export writes the predicted labels and the colours shown
+    from crosspoint.io import read_point_cloud
+
+    out = Path(window.settings.fileName()).parent / "chair_parts.ply"
+    window.export_document(doc, str(out))
+    back = read_point_cloud(out)
+    np.testing.assert_array_equal(back.labels, seg["labels"])
+    assert back.colors is not None and len(np.unique(np.round(back.colors, 2), axis=0)) == len(legend)
 
 
 def test_clustering_segmentation_without_a_head(qtbot, window, ckpts):
