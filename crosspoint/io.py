@@ -51,7 +51,6 @@ from __future__ import annotations
 import logging
 import os
 import re
-import uuid
 from pathlib import Path
 
 import numpy as np
@@ -540,8 +539,9 @@ def write_point_cloud(path, cloud: PointCloud) -> Path:
         raise ValueError(f"{p}: cannot write {what}; use one of {', '.join(WRITE_EXTENSIONS)}")
     if not isinstance(cloud, PointCloud):
         cloud = PointCloud(np.asarray(cloud))
-    tmp = str(p.with_name(f".{p.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"))
-    try:
+    from crosspoint.atomic import atomic_write
+
+    def write(tmp: str) -> None:
         if ext == ".ply":
             from crosspoint._io.ply import write_ply
 
@@ -564,11 +564,6 @@ def write_point_cloud(path, cloud: PointCloud) -> Path:
                 arrays["category"] = np.array(str(cloud.category))
             with open(tmp, "wb") as fh:
                 np.savez(fh, **arrays)
-        os.replace(tmp, p)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+
+    atomic_write(p, write)
     return p

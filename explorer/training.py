@@ -8,7 +8,6 @@ started from a terminal or on a cluster.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 import sys

@@ -13,7 +13,7 @@ import torch
 import torch.nn as nn
 
 from crosspoint import analysis as A
-from crosspoint.data.synthetic import CLASS_PARTS, CLASSES, N_PARTS, SYNSETS, class_part_ids, demo_object
+from crosspoint.data.synthetic import CLASSES, N_PARTS, class_part_ids, demo_part_table_meta, demo_object
 from crosspoint.models import DGCNN, ImageEncoder, PartSegHead, save_model_bundle
 
 torch.set_num_threads(2)
@@ -34,15 +34,6 @@ def _randomise_bn(model: nn.Module, seed: int) -> nn.Module:
     return model
 
 
-def _demo_table_meta() -> dict:
-    from crosspoint.data.partseg import PartTable
-    from crosspoint.evaluation.partseg import part_table_to_meta
-
-    meta = {"classes": [{"name": c, "synset": SYNSETS[c], "part_ids": class_part_ids(c)} for c in CLASSES],
-            "n_parts": N_PARTS, "part_names": [f"{c}/{p}" for c in CLASSES for p in CLASS_PARTS[c]]}
-    return part_table_to_meta(PartTable.from_demo_meta(meta))
-
-
 @pytest.fixture(scope="module")
 def ckpts(tmp_path_factory) -> dict:
     d = tmp_path_factory.mktemp("analysis_ckpt")
@@ -53,7 +44,7 @@ def ckpts(tmp_path_factory) -> dict:
     out = {
         "full": save_model_bundle(d / "full.pt", point_encoder=pe, image_encoder=ie),
         "seg": save_model_bundle(d / "seg.pt", point_encoder=pe, seg_head=head,
-                                 meta={"part_table": _demo_table_meta()}),
+                                 meta={"part_table": demo_part_table_meta()}),
         "other": save_model_bundle(d / "other.pt", image_encoder=ie,
                                    point_encoder=_randomise_bn(DGCNN(k=8, emb_dims=64, projection_dim=32), 4)),
     }

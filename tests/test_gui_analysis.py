@@ -15,18 +15,9 @@ import pytest
 import torch
 from PyQt6.QtCore import QPoint, QPointF, Qt
 
-from crosspoint.data.synthetic import CLASS_PARTS, CLASSES, N_PARTS, SYNSETS, class_part_ids
+from crosspoint.data.synthetic import CLASS_PARTS, CLASSES, N_PARTS, class_part_ids, demo_part_table_meta
 from crosspoint.models import DGCNN, ImageEncoder, PartSegHead
 from crosspoint.models.checkpoint import save_model_bundle
-
-
-def _demo_table_meta() -> dict:
-    from crosspoint.data.partseg import PartTable
-    from crosspoint.evaluation.partseg import part_table_to_meta
-
-    meta = {"classes": [{"name": c, "synset": SYNSETS[c], "part_ids": class_part_ids(c)} for c in CLASSES],
-            "n_parts": N_PARTS, "part_names": [f"{c}/{p}" for c in CLASSES for p in CLASS_PARTS[c]]}
-    return part_table_to_meta(PartTable.from_demo_meta(meta))
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +31,7 @@ def ckpts(tmp_path_factory) -> dict:
     return {
         "full": save_model_bundle(d / "full.pt", point_encoder=pe, image_encoder=ie, meta=meta),
         "seg": save_model_bundle(d / "seg.pt", point_encoder=pe, seg_head=head,
-                                 meta={**meta, "part_table": _demo_table_meta()}),
+                                 meta={**meta, "part_table": demo_part_table_meta()}),
     }
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -48,23 +47,10 @@ def user_cache_dir(*parts: str) -> Path:
 
 
 def atomic_savez(path: Path, **arrays) -> Path:
-    """``np.savez`` to a temporary file beside ``path``, then rename it over ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp.npz", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, **arrays)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    return path
+    """``np.savez`` to ``path`` atomically (:mod:`crosspoint.atomic`)."""
+    from crosspoint.atomic import atomic_write_bytes_to
+
+    return atomic_write_bytes_to(path, lambda fh: np.savez(fh, **arrays))
 
 
 def l2_normalize(x: np.ndarray) -> np.ndarray:

@@ -161,16 +161,9 @@ def _file_key(path: Path) -> dict:
 
 
 def _atomic_save_npz(path: Path, **arrays) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".npz")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    from crosspoint.atomic import atomic_write_bytes_to
+
+    atomic_write_bytes_to(path, lambda fh: np.savez(fh, **arrays), durable=False)  # a cache: speed over durability
 
 
 def _object_seed(key: str) -> int:

@@ -15,13 +15,14 @@ one. They load with ``torch.load(..., weights_only=True)``: tensors and plain Py
 
 from __future__ import annotations
 
-import os
 import random
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from crosspoint.atomic import TEMP_GLOB, atomic_write_bytes_to
+from crosspoint.atomic import atomic_write_text as atomic_write_text  # re-exported for the engine
 
 
 class CheckpointWriteError(OSError):
@@ -29,51 +30,18 @@ class CheckpointWriteError(OSError):
 
 
 def atomic_torch_save(obj, path: str | Path) -> Path:
-    """``torch.save`` to ``path`` atomically (temp file + fsync + rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    """``torch.save`` to ``path`` atomically (:mod:`crosspoint.atomic`); I/O errors become
+    :class:`CheckpointWriteError` naming the checkpoint."""
     try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(obj, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-        try:  # make the rename itself durable
-            dfd = os.open(path.parent, os.O_RDONLY)
-            try:
-                os.fsync(dfd)
-            finally:
-                os.close(dfd)
-        except OSError:
-            pass
-    except BaseException as exc:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        if isinstance(exc, OSError):
-            raise CheckpointWriteError(f"could not write checkpoint {path}: {exc}") from exc
-        raise
-    return path
-
-
-def atomic_write_text(path: str | Path, text: str) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    return path
+        return atomic_write_bytes_to(path, lambda fh: torch.save(obj, fh))
+    except OSError as exc:
+        raise CheckpointWriteError(f"could not write checkpoint {path}: {exc}") from exc
 
 
 def clean_stale_temp_files(folder: str | Path) -> list[Path]:
     """Remove ``.*.tmp`` leftovers of writes that a killed process never finished."""
     removed = []
-    for p in Path(folder).glob(".*.tmp"):
+    for p in Path(folder).glob(TEMP_GLOB):
         try:
             p.unlink()
             removed.append(p)

@@ -43,7 +43,6 @@ import datetime as _dt
 import logging
 import os
 import re
-import tempfile
 from collections import OrderedDict
 from pathlib import Path
 
@@ -168,22 +167,9 @@ def save_model_bundle(path: "str | os.PathLike", *, point_encoder=None, image_en
 
 
 def _atomic_save(obj, path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(obj, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    return path
+    from crosspoint.atomic import atomic_write_bytes_to
+
+    return atomic_write_bytes_to(path, lambda fh: torch.save(obj, fh))
 
 
 # ------------------------------------------------------------------------------ reading
