@@ -45,6 +45,10 @@ def default_up_axis(cloud: PointCloud) -> int:
     return 2 if cloud.source_format.lower() in ("off", "las", "laz") else 1
 
 
+#: bump when the docks change: saved window layouts of other versions are then ignored
+LAYOUT_VERSION = 2
+
+
 def app_settings() -> QSettings:
     """Settings remembered between launches; ``CROSSPOINT_EXPLORER_CONFIG_DIR`` overrides the location."""
     cfg = os.environ.get("CROSSPOINT_EXPLORER_CONFIG_DIR")
@@ -494,8 +498,9 @@ class MainWindow(QMainWindow):
         if geo is not None:
             self.restoreGeometry(geo)
         st = self.settings.value("window_state")
-        if st is not None:
-            self.restoreState(st)
+        # a layout saved by a version with other docks is dropped (restoreState refuses it)
+        if st is not None and not self.restoreState(st, LAYOUT_VERSION):
+            self.settings.remove("window_state")
         ps = self.settings.value("point_size")
         if ps is not None:
             try:
@@ -525,7 +530,7 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event):  # noqa: N802
         self.settings.setValue("geometry", self.saveGeometry())
-        self.settings.setValue("window_state", self.saveState())
+        self.settings.setValue("window_state", self.saveState(LAYOUT_VERSION))
         self.settings.setValue("point_size", self.point_size.value())
         self.settings.setValue("checkpoint", self.model_panel.checkpoint or "")
         self.settings.setValue("device", self.model_panel.device.currentData())

@@ -133,3 +133,22 @@ def test_screenshot_command(tmp_path, shared_data):
     r = subprocess.run([sys.executable, "-m", "explorer.app", "--screenshot", str(out), str(tmp_path / "nope.xyz")],
                        env=env, capture_output=True, text=True, timeout=180)
     assert r.returncode == 1 and "nope.xyz" in r.stderr and out.is_file()
+
+
+def test_a_window_layout_saved_by_another_version_is_ignored(qtbot):
+    from explorer.main_window import LAYOUT_VERSION, MainWindow
+
+    first = MainWindow()
+    qtbot.addWidget(first)
+    stale = first.saveState(LAYOUT_VERSION - 1)
+    first.close()
+    first.settings.setValue("window_state", stale)
+    first.settings.sync()
+    second = MainWindow()
+    qtbot.addWidget(second)
+    assert second.settings.value("window_state") is None  # dropped: the default layout applies
+    second.close()
+    third = MainWindow()  # the layout the last window saved is the current version's and is kept
+    qtbot.addWidget(third)
+    assert third.settings.value("window_state") is not None
+    third.close()
