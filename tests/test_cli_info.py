@@ -50,3 +50,29 @@ def test_info_json(tmp_path, capsys, shared_data):
     assert records[0]["points"] == 20 and records[0]["labels"] == [0, 1, 2] and records[0]["faces"] is None
     assert records[1]["format"] == "off" and records[1]["faces"] == 96 and records[1]["normals"]
     assert "no such file" in records[2]["error"]
+
+
+def test_the_library_never_imports_qt(shared_data):
+    """``crosspoint`` runs on headless GPU nodes: no module of it may pull in Qt or the explorer."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    offenders = [str(p.relative_to(repo)) for p in (repo / "crosspoint").rglob("*.py")
+                 if any(w in p.read_text() for w in ("PyQt6", "pyqtgraph", "superqt", "from explorer", "import explorer"))]
+    assert not offenders, offenders
+    code = (
+        "import importlib, pkgutil, sys\n"
+        "import crosspoint\n"
+        "for m in pkgutil.walk_packages(crosspoint.__path__, 'crosspoint.'):\n"
+        "    if not m.name.endswith('__main__'):\n"
+        "        importlib.import_module(m.name)\n"
+        "from crosspoint.cli import main\n"
+        f"assert main(['info', {str(shared_data / 'ply' / 'ant.ply')!r}]) == 0\n"
+        "bad = sorted(k for k in sys.modules if k.split('.')[0] in ('PyQt6', 'pyqtgraph', 'superqt', 'explorer'))\n"
+        "print('QT', bad)\n"
+        "assert not bad, bad\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], cwd=repo, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
