@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 
 MAX_RECENT = 10
 #: Clouds larger than this are subsampled for display (the full cloud is kept for analysis).
-DISPLAY_MAX_POINTS = 2_000_000
+DISPLAY_MAX_POINTS = 1_000_000  # ~170 ms a frame here (bench_viewer.py); more is not interactive
 
 
 def default_up_axis(cloud: PointCloud) -> int:
@@ -323,22 +323,30 @@ class MainWindow(QMainWindow):
             self.setWindowTitle("CrossPoint Explorer")
             return
         cloud = doc.cloud
-        pts = cloud.points
+        shown = doc.ensure_display_index(DISPLAY_MAX_POINTS)
+        pts = cloud.points if shown is None else cloud.points[shown]
         self.viewer.set_up_axis(doc.up_axis)
-        self.viewer.set_cloud(pts, self._colors_for(doc), mesh=cloud.mesh, reset_view=True)
+        self.viewer.set_cloud(pts, self._shown_colors(doc), mesh=cloud.mesh, reset_view=True)
         self._sync_up_axis_menu(doc)
         self.show_mesh.setEnabled(cloud.mesh is not None)
         self._update_color_combo(doc)
         self._update_legend(doc)
-        self.summary_label.setText(f"{doc.title}: {cloud.summary()}")
+        self.summary_label.setText(f"{doc.title}: {cloud.summary()}" + (
+            "" if shown is None else f"; drawing a random {len(shown):,} of them (analyses use all)"))
         self.setWindowTitle(f"{doc.title} - CrossPoint Explorer")
 
     def _on_document_updated(self, doc: Document) -> None:
         if doc is not self.state.current:
             return
-        self.viewer.set_colors(self._colors_for(doc))
+        self.viewer.set_colors(self._shown_colors(doc))
         self._update_color_combo(doc)
         self._update_legend(doc)
+
+    def _shown_colors(self, doc: Document):
+        """The colours of the points drawn (all, or the display subset of a huge cloud)."""
+        c = self._colors_for(doc)
+        idx = doc.ensure_display_index(DISPLAY_MAX_POINTS)
+        return c if idx is None else c[idx]
 
     def _colors_for(self, doc: Document):
         return colors.point_colors(doc.cloud, doc.color_mode, labels=doc.label_array(), heatmap=doc.heatmap(),
@@ -409,6 +417,9 @@ class MainWindow(QMainWindow):
         doc = self.state.current
         if doc is None or index < 0:
             return
+        shown = doc.ensure_display_index(DISPLAY_MAX_POINTS)
+        if shown is not None:
+            index = int(shown[index])  # the viewer numbers the drawn subset
         p = doc.cloud.points[index]
         parts = [f"point {index}: ({p[0]:.3f}, {p[1]:.3f}, {p[2]:.3f})"]
         lab = doc.label_array()

@@ -25,6 +25,19 @@ class Document:
     results: dict = field(default_factory=dict)  # "segmentation", "heatmap", ... -> arrays / dicts
     #: the axis that points up in the file: 1 (+Y, ShapeNet and most datasets) or 2 (+Z, ModelNet OFF, scans)
     up_axis: int = 1
+    #: for clouds too large to draw interactively: the sorted indices of the points drawn (None: all)
+    display_index: "np.ndarray | None" = field(default=None, repr=False)
+
+    def ensure_display_index(self, limit: int) -> "np.ndarray | None":
+        """Indices of at most ``limit`` points to draw (a fixed random subset, computed once), or None
+        when the whole cloud is drawn. Analyses always use the full cloud."""
+        n = self.cloud.n_points
+        if n <= limit:
+            return None
+        if self.display_index is None or len(self.display_index) != limit:
+            rng = np.random.default_rng(0)
+            self.display_index = np.sort(rng.choice(n, size=limit, replace=False))
+        return self.display_index
 
     @property
     def title(self) -> str:

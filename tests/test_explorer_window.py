@@ -152,3 +152,32 @@ def test_a_window_layout_saved_by_another_version_is_ignored(qtbot):
     qtbot.addWidget(third)
     assert third.settings.value("window_state") is not None
     third.close()
+
+
+def test_a_huge_cloud_is_drawn_subsampled_and_analysed_whole(qtbot, window, tmp_path, monkeypatch):
+    import explorer.main_window as mw
+    from crosspoint.io import write_point_cloud
+    from crosspoint.pointcloud import PointCloud
+
+    monkeypatch.setattr(mw, "DISPLAY_MAX_POINTS", 50_000)  # the real limit is 2M; the logic is the same
+    rng = np.random.default_rng(0)
+    pts = rng.normal(size=(120_000, 3)).astype(np.float32)
+    labels = (pts[:, 0] > 0).astype(np.int64)
+    path = tmp_path / "big.ply"
+    write_point_cloud(path, PointCloud(pts, labels=labels))
+    _open(qtbot, window, path)
+    doc = window.state.current
+    assert doc.cloud.n_points == 120_000  # the document keeps every point
+    shown = doc.display_index
+    assert shown is not None and len(shown) == 50_000 and np.all(np.diff(shown) > 0)
+    assert len(window.viewer._points) == 50_000
+    assert "drawing a random 50,000" in window.summary_label.text()
+    # picking maps the drawn point back to the file's numbering
+    window._on_point_picked(10)
+    j = int(shown[10])
+    p = pts[j]
+    assert f"point {j}: ({p[0]:.3f}" in window.statusBar().currentMessage()
+    # colours follow the subset when the colour mode changes
+    window.set_color_mode("labels")
+    qtbot.waitUntil(lambda: window.viewer.has_frame, timeout=10_000)
+    assert window.state.current.color_mode == "labels"
