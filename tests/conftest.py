@@ -59,3 +59,18 @@ def _drain_gui_workers():
     workers = sys.modules.get("explorer.workers")
     if workers is not None:
         workers.drain(60_000)
+
+
+@pytest.fixture
+def window(qtbot, tmp_path, monkeypatch):
+    """A shown explorer main window with its own settings and cache folders."""
+    monkeypatch.setenv("CROSSPOINT_CACHE_DIR", str(tmp_path / "cache"))
+    from explorer.main_window import MainWindow
+
+    win = MainWindow()
+    qtbot.addWidget(win)
+    win.resize(1280, 860)
+    win.show()
+    qtbot.waitExposed(win)
+    yield win
+    win.close()

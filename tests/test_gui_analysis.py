@@ -35,20 +35,6 @@ def ckpts(tmp_path_factory) -> dict:
     }
 
 
-@pytest.fixture
-def window(qtbot, tmp_path, monkeypatch):
-    monkeypatch.setenv("CROSSPOINT_CACHE_DIR", str(tmp_path / "cache"))
-    from explorer.main_window import MainWindow
-
-    win = MainWindow()
-    qtbot.addWidget(win)
-    win.resize(1280, 860)
-    win.show()
-    qtbot.waitExposed(win)
-    yield win
-    win.close()
-
-
 def _load(qtbot, win, checkpoint) -> None:
     win.model_panel.load(str(checkpoint))
     qtbot.waitUntil(lambda: not win.model_panel.busy, timeout=60_000)
