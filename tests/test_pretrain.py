@@ -102,6 +102,14 @@ def test_bad_inputs_give_clear_errors(tiny_demo, tmp_path, capsys):
     assert "nothing to resume" in capsys.readouterr().err
 
 
+def test_tensorboard_without_the_package_is_a_clear_error(tiny_demo, tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # as if tensorboard were not installed
+    code = main(["pretrain", "--out", str(tmp_path / "tb"), "--no-progress",
+                 *_sets(["optim.epochs=1", f"data.root={tiny_demo}", "run.tensorboard=yes"])])
+    assert code == 1
+    assert "tensorboard package is not installed" in capsys.readouterr().err
+
+
 def _run_cli(args, **kw):
     return subprocess.Popen([sys.executable, "-m", "crosspoint", "pretrain", "--no-progress", *args],
                             env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kw)
