@@ -149,9 +149,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return screenshots.take_and_exit(app, win, args.screenshot, panel=args.panel, timeout_s=args.timeout)
     win.show()
     code = app.exec()
-    from explorer.workers import drain
+    from explorer.workers import exit_after_drain
 
-    drain()
+    code = exit_after_drain(int(code))
     return int(code)
 
 

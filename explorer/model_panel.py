@@ -60,6 +60,7 @@ class ModelPanel(QWidget):
         self.checkpoint: str | None = None  # None = the bundled demo checkpoint
         self.job = None
         self._loading = False
+        self._embedding_pending: set = set()
 
         # -- model group
         self.ckpt_label = QLabel("(none)")
@@ -242,10 +243,42 @@ class ModelPanel(QWidget):
         elif "embedding" in doc.results and doc.results["embedding"].get("fingerprint") == getattr(
                 self.session, "fingerprint", None):
             e = doc.results["embedding"]["feature"]
-            self.embed_status.setText(f"embedded ({e.shape[-1]}-d feature, norm {np.linalg.norm(e):.2f})")
+            self.embed_status.setText(f"embedded: {e.shape[-1]}-d feature (norm {np.linalg.norm(e):.2f}), "
+                                      f"{doc.results['embedding']['projection'].shape[-1]}-d projection")
+        elif self.session is None:
+            self.embed_status.setText(f"{doc.cloud.n_points:,} points, no model")
         else:
-            self.embed_status.setText(f"{doc.cloud.n_points:,} points, not embedded yet")
+            self.embed_status.setText(f"{doc.cloud.n_points:,} points, embedding ...")
+            self._embed_current(doc)
         self._update_enabled()
+
+    def _embed_current(self, doc) -> None:
+        """Embed the current object with the current model in the background (tens of ms); its
+        feature and projection are kept on the document (``results["embedding"]``)."""
+        from crosspoint import analysis as A
+
+        s = self.session
+        key = (id(doc), s.fingerprint)
+        if key in self._embedding_pending:
+            return
+        self._embedding_pending.add(key)
+
+        def work():
+            feats, projs = A.encode_clouds(s, [doc.cloud])
+            return feats[0], projs[0]
+
+        def done(res):
+            doc.results["embedding"] = {"fingerprint": s.fingerprint, "feature": res[0], "projection": res[1]}
+            if doc is self.state.current:
+                self._update_current()
+
+        def failed(exc):
+            if doc is self.state.current:
+                self.embed_status.setText(f"{doc.cloud.n_points:,} points; could not embed: {exc}")
+            log.warning("embedding %s failed: %s", doc.title, exc)
+
+        run_in_thread(work, on_result=done, on_error=failed,
+                      on_finished=lambda: self._embedding_pending.discard(key), owner=self)
 
     def _update_enabled(self) -> None:
         s = self.session

@@ -40,7 +40,8 @@ def _steps(win, panel: str | None):
     def frame_ready():
         return not win.loading and (win.state.current is None or win.viewer.has_frame)
 
-    steps = [(None, frame_ready), (None, lambda: not mp._loading), (None, views_ready)]
+    steps = [(None, frame_ready), (None, lambda: not mp._loading), (None, views_ready),
+             (None, lambda: not mp._embedding_pending)]
     if panel in (None, "main"):
         return steps
     if panel == "segmentation":
@@ -139,10 +140,9 @@ def take_and_exit(app, win, out: str, *, panel: str | None = None, timeout_s: fl
     win.show()
     QTimer.singleShot(0, tick)
     app.exec()
-    from explorer.workers import drain
+    from explorer.workers import exit_after_drain
 
-    drain()
-    return result["code"]
+    return exit_after_drain(result["code"])
 
 
 def main(argv=None) -> int:

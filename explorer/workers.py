@@ -58,7 +58,7 @@ def freeze_heap() -> None:
     gc.freeze()
 
 
-def drain(timeout_ms: int = 5000) -> None:
+def drain(timeout_ms: int = 5000) -> bool:
     """At exit: ask generator workers to stop and wait (bounded) for the thread pool, so that no
     worker reports to signal objects Qt has already destroyed."""
     from PyQt6.QtCore import QThreadPool
@@ -68,7 +68,25 @@ def drain(timeout_ms: int = 5000) -> None:
     for w in list(_LIVE):
         if isinstance(w, GeneratorWorker):
             w.quit()
-    QThreadPool.globalInstance().waitForDone(timeout_ms)
+    return bool(QThreadPool.globalInstance().waitForDone(timeout_ms))
+
+
+def exit_after_drain(code: int, timeout_ms: int = 10_000) -> int:
+    """At the end of the app: wait (bounded) for background work; if some is still running, leave
+    with ``os._exit`` -- finalising the interpreter under a thread that is inside torch or numba can
+    crash the process on its way out."""
+    if drain(timeout_ms):
+        return code
+    import os
+    import sys
+
+    log.warning("background work still running at exit; leaving without waiting for it")
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:  # noqa: BLE001
+            pass
+    os._exit(code)
 
 
 def run_in_thread(func: Callable, *args, on_result: Callable | None = None, on_error: Callable | None = None,

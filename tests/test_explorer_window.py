@@ -107,18 +107,18 @@ def test_recent_files_and_drop(qtbot, window, shared_data):
 def test_screenshot_command(tmp_path, shared_data):
     out = tmp_path / "shot.png"
     env = dict(os.environ, PYTHONPATH=str(REPO))
-    r = subprocess.run([sys.executable, "-m", "explorer.app", "--screenshot", str(out), "--size", "1024x700",
-                        str(shared_data / "ply" / "ant.ply")], env=env, capture_output=True, text=True,
-                       timeout=180)
-    assert r.returncode == 0, r.stderr
+    r = subprocess.run([sys.executable, "-X", "faulthandler", "-m", "explorer.app", "--screenshot", str(out),
+                        "--size", "1024x700", str(shared_data / "ply" / "ant.ply")], env=env, capture_output=True,
+                       text=True, timeout=180)
+    assert r.returncode == 0, f"exit code {r.returncode}\n{r.stdout[-3000:]}\n{r.stderr[-6000:]}"
     from PyQt6.QtGui import QImage
 
     img = QImage(str(out))
     assert img.width() == 1024 and img.height() == 700
     # a failing file: the screenshot is still written, the exit code says it failed
-    r = subprocess.run([sys.executable, "-m", "explorer.app", "--screenshot", str(out), str(tmp_path / "nope.xyz")],
-                       env=env, capture_output=True, text=True, timeout=180)
-    assert r.returncode == 1 and "nope.xyz" in r.stderr and out.is_file()
+    r = subprocess.run([sys.executable, "-X", "faulthandler", "-m", "explorer.app", "--screenshot", str(out),
+                        str(tmp_path / "nope.xyz")], env=env, capture_output=True, text=True, timeout=180)
+    assert r.returncode == 1 and "nope.xyz" in r.stderr and out.is_file(), f"exit code {r.returncode}\n{r.stderr[-6000:]}"
 
 
 def test_a_window_layout_saved_by_another_version_is_ignored(qtbot):

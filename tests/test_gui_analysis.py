@@ -88,6 +88,11 @@ def test_clustering_segmentation_without_a_head(qtbot, window, ckpts):
     _open_demo(qtbot, window, "mug")
     mp = window.model_panel
     assert mp.k_parts.isEnabled() and not mp.category.isEnabled()
+    # the current object is embedded in the background and the panel says so
+    qtbot.waitUntil(lambda: mp.embed_status.text().startswith("embedded"), timeout=30_000)
+    emb = window.state.current.results["embedding"]
+    assert emb["fingerprint"] == mp.session.fingerprint and emb["feature"].shape == (mp.session.point_encoder.feature_dim,)
+    assert abs(np.linalg.norm(emb["projection"]) - 1) < 1e-4
     mp.k_parts.setValue(3)
     doc = window.state.current
     qtbot.mouseClick(mp.seg_button, Qt.MouseButton.LeftButton)
