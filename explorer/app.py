@@ -151,8 +151,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     code = app.exec()
     from explorer.workers import exit_after_drain
 
-    code = exit_after_drain(int(code))
-    return int(code)
+    exit_after_drain(int(code))  # does not return (see there why)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -606,6 +606,7 @@ def _build_analysis_docks(self: MainWindow) -> None:
     scroll.setWidgetResizable(True)
     scroll.setWidget(self.model_panel)
     scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+    scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)  # the panel wraps its text
     self.model_dock = _dock(self, "Model", scroll, right, "dock_model")
     self.embedding_dock = _dock(self, "Embedding map", self.embedding_panel, bottom, "dock_embedding")
     self.training_dock = _dock(self, "Training", self.training, bottom, "dock_training")

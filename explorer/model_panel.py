@@ -83,6 +83,7 @@ class ModelPanel(QWidget):
         self.info.setWordWrap(True)
         self.info.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.embed_status = QLabel("")
+        self.embed_status.setWordWrap(True)
         mg = QGroupBox("Checkpoint")
         mf = QFormLayout(mg)
         row = QHBoxLayout()
@@ -243,8 +244,9 @@ class ModelPanel(QWidget):
         elif "embedding" in doc.results and doc.results["embedding"].get("fingerprint") == getattr(
                 self.session, "fingerprint", None):
             e = doc.results["embedding"]["feature"]
-            self.embed_status.setText(f"embedded: {e.shape[-1]}-d feature (norm {np.linalg.norm(e):.2f}), "
-                                      f"{doc.results['embedding']['projection'].shape[-1]}-d projection")
+            self.embed_status.setText(f"embedded: {e.shape[-1]}-d feature, norm {np.linalg.norm(e):.1f}")
+            self.embed_status.setToolTip(f"{doc.results['embedding']['projection'].shape[-1]}-d unit projection "
+                                         "kept for similarity and retrieval")
         elif self.session is None:
             self.embed_status.setText(f"{doc.cloud.n_points:,} points, no model")
         else:
