@@ -121,23 +121,15 @@ def test_screenshot_command(tmp_path, shared_data):
     assert r.returncode == 1 and "nope.xyz" in r.stderr and out.is_file(), f"exit code {r.returncode}\n{r.stderr[-6000:]}"
 
 
-def test_a_window_layout_saved_by_another_version_is_ignored(qtbot):
-    from explorer.main_window import LAYOUT_VERSION, MainWindow
+def test_a_window_layout_saved_by_another_version_is_ignored(window):
+    from explorer.main_window import LAYOUT_VERSION
 
-    first = MainWindow()
-    qtbot.addWidget(first)
-    stale = first.saveState(LAYOUT_VERSION - 1)
-    first.close()
-    first.settings.setValue("window_state", stale)
-    first.settings.sync()
-    second = MainWindow()
-    qtbot.addWidget(second)
-    assert second.settings.value("window_state") is None  # dropped: the default layout applies
-    second.close()
-    third = MainWindow()  # the layout the last window saved is the current version's and is kept
-    qtbot.addWidget(third)
-    assert third.settings.value("window_state") is not None
-    third.close()
+    window.settings.setValue("window_state", window.saveState(LAYOUT_VERSION - 1))
+    window._restore_settings()
+    assert window.settings.value("window_state") is None  # dropped: the default layout applies
+    window.settings.setValue("window_state", window.saveState(LAYOUT_VERSION))
+    window._restore_settings()
+    assert window.settings.value("window_state") is not None  # the current version's layout is kept
 
 
 def test_a_huge_cloud_is_drawn_subsampled_and_analysed_whole(qtbot, window, tmp_path, monkeypatch):
