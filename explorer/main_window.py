@@ -531,13 +531,13 @@ class MainWindow(QMainWindow):
             QTimer.singleShot(0, self._apply_default_dock_sizes)
 
     def _apply_default_dock_sizes(self) -> None:
-        if True:  # the first launch (no saved layout): a sensible split of the window
-            h = self.height()
-            self.resizeDocks([self.embedding_dock], [max(220, int(h * 0.3))], Qt.Orientation.Vertical)
-            self.resizeDocks([self.views_dock, self.model_dock], [int(h * 0.62), int(h * 0.38)],
-                             Qt.Orientation.Vertical)
-            self.resizeDocks([self.views_dock], [400], Qt.Orientation.Horizontal)
-            self.resizeDocks([self.files_dock], [200], Qt.Orientation.Horizontal)
+        """The first launch (no saved layout): a sensible split of the window."""
+        h = self.height()
+        self.resizeDocks([self.embedding_dock], [max(220, int(h * 0.3))], Qt.Orientation.Vertical)
+        self.resizeDocks([self.views_dock, self.model_dock], [int(h * 0.62), int(h * 0.38)],
+                         Qt.Orientation.Vertical)
+        self.resizeDocks([self.views_dock], [400], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.files_dock], [200], Qt.Orientation.Horizontal)
 
     def closeEvent(self, event):  # noqa: N802
         self.settings.setValue("geometry", self.saveGeometry())

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from typing import NoReturn
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -75,7 +76,7 @@ def _tall_bottom(win, dock) -> None:
     win.resizeDocks([dock], [int(win.height() * 0.45)], Qt.Orientation.Vertical)
 
 
-def take_and_exit(app, win, out: str, *, panel: str | None = None, timeout_s: float = 300.0) -> int:
+def take_and_exit(app, win, out: str, *, panel: str | None = None, timeout_s: float = 300.0) -> "NoReturn":
     from PyQt6.QtCore import QTimer
 
     steps = _steps(win, panel)
@@ -142,7 +143,7 @@ def take_and_exit(app, win, out: str, *, panel: str | None = None, timeout_s: fl
     app.exec()
     from explorer.workers import exit_after_drain
 
-    return exit_after_drain(result["code"])
+    exit_after_drain(result["code"])  # does not return: skips the interpreter's crash-prone teardown
 
 
 def main(argv=None) -> int:

@@ -59,8 +59,8 @@ def freeze_heap() -> None:
 
 
 def drain(timeout_ms: int = 5000) -> bool:
-    """At exit: ask generator workers to stop and wait (bounded) for the thread pool, so that no
-    worker reports to signal objects Qt has already destroyed."""
+    """Cancel running jobs, ask generator workers to stop, and wait (bounded) for the thread pool,
+    so that no worker reports to signal objects Qt has already destroyed. True when all finished."""
     from PyQt6.QtCore import QThreadPool
 
     for job in list(_JOBS):

@@ -77,7 +77,7 @@ def call_in_subprocess(func, *args, progress: Progress = None, cancel: Cancel = 
 class EmbeddingMap:
     """What "Embed + UMAP" shows: the embedding, its 2-D map and the linear-SVM CV accuracy."""
 
-    root: str
+    root: "str | None"  # the dataset folder (None for a list of files)
     embedding: "object"  # DatasetEmbedding
     projection: "object"  # Projection2D
     svm: "tuple[float, float] | None"
@@ -109,11 +109,10 @@ def _compute(spec: dict, source, *, progress: Progress = None, n_points: int = 1
     session = ModelSession(spec["checkpoint"], device=spec.get("device", "auto"), k=spec.get("k"),
                            image_checkpoint=spec.get("image_checkpoint"),
                            image_arch=spec.get("image_arch", "resnet50"))
-    session.image_encoder = None  # not needed here
     emb = embed_dataset(session, root, n_points=n_points, progress=progress)
     ensure_numba_cache_dir()
     proj = project_2d(emb.features, progress=progress)
-    return EmbeddingMap(root if isinstance(root, str) else str(root), emb, proj, _svm(emb))
+    return EmbeddingMap(root if isinstance(root, str) else None, emb, proj, _svm(emb))
 
 
 def embed_and_map(session, source, *, n_points: int = 1024, progress: Progress = None, cancel: Cancel = None,
@@ -134,7 +133,7 @@ def embed_and_map(session, source, *, n_points: int = 1024, progress: Progress =
         if emb is not None:
             proj = project_2d(emb.features, cache_only=True, progress=progress)
             if proj is not None:
-                return EmbeddingMap(str(root) if isinstance(root, str) else root, emb, proj, _svm(emb))
+                return EmbeddingMap(root if isinstance(root, str) else None, emb, proj, _svm(emb))
     check_cancel(cancel, "dataset embedding")
     if in_process:
         return _compute(session.spec, source, progress=progress, n_points=n_points)
