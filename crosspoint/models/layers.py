@@ -579,8 +579,9 @@ def pointwise_pool(x: torch.Tensor, batch: int, unit: _ConvBNAct, *, keep_map: b
         y = pointwise(x, unit).view(batch, n, -1)
         return y.amax(dim=1), (y.mean(dim=1) if mean else None), (y if keep_map else None)
     o = unit.matrix().shape[0]
-    ymax = torch.empty(batch, o, device=x.device, dtype=torch.float32)
-    ysum = torch.zeros(batch, o, device=x.device, dtype=torch.float32) if mean else None
+    acc = _stat_dtype(x)  # float32, or float64 for a float64 model (blocked = whole, exactly)
+    ymax = torch.empty(batch, o, device=x.device, dtype=acc)
+    ysum = torch.zeros(batch, o, device=x.device, dtype=acc) if mean else None
     pmap = None
     for b in range(batch):
         for s in range(0, n, POINTWISE_BLOCK_ROWS):
@@ -590,10 +591,10 @@ def pointwise_pool(x: torch.Tensor, batch: int, unit: _ConvBNAct, *, keep_map: b
                 pmap = torch.empty(batch, n, o, device=x.device, dtype=y.dtype)
             if keep_map:
                 pmap[b, s:e] = y
-            m = y.amax(dim=0).float()
+            m = y.amax(dim=0).to(acc)
             ymax[b] = m if s == 0 else torch.maximum(ymax[b], m)
             if mean:
-                ysum[b] += y.sum(dim=0, dtype=torch.float32)
+                ysum[b] += y.sum(dim=0, dtype=acc)
     return ymax, (ysum / n if mean else None), pmap
 
 
