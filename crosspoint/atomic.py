@@ -33,6 +33,20 @@ def _fsync_path(path: str, directory: bool = False) -> None:
         os.close(fd)
 
 
+def _umask() -> int:
+    """The process umask, read without changing it where the OS tells it (Linux), else set and reset."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    old = os.umask(0o022)
+    os.umask(old)
+    return old
+
+
 def atomic_write(path, write: Callable[[str], None], *, durable: bool = True) -> Path:
     """Call ``write(tmp)`` with a temporary path beside ``path`` (the callable creates and fills the
     file), then move it over ``path``. ``durable``: fsync the file and its folder first."""
@@ -42,6 +56,9 @@ def atomic_write(path, write: Callable[[str], None], *, durable: bool = True) ->
     os.close(fd)
     try:
         write(tmp)
+        # mkstemp creates 0600; a written file gets the mode any other tool's would (0666 less the
+        # umask, usually 0644), so a teammate can read a shared run's checkpoints
+        os.chmod(tmp, 0o666 & ~_umask())
         if durable:
             _fsync_path(tmp)
         os.replace(tmp, path)

@@ -40,6 +40,9 @@ class DataConfig:
     #: dropped, ``Image.open(...).convert("RGB")``, leaving the colour stored under it), "white" or
     #: "black" (composited on that colour). Pretraining, evaluation and the explorer all use it.
     background: str = "drop"
+    #: objects that cannot be read are replaced by the next good one, with a warning counted in
+    #: events.jsonl; more than this many stop the run (-1 = no limit)
+    max_bad_objects: int = 100
 
 
 @dataclass
@@ -268,6 +271,7 @@ _CHOICES = {
 #: what a config written before a setting existed meant by it (a run or checkpoint of an earlier
 #: version is resumed and evaluated as it was trained, not with today's defaults)
 LEGACY_DEFAULTS = {
+    ("data", "max_bad_objects"): 100,
     ("data", "background"): "white",
     ("optim", "lr_step"): "epoch_end",
     ("run", "amp"): "auto",

@@ -58,13 +58,16 @@ def run(args) -> int:
         return 2
 
     from crosspoint.data.base import DatasetError
+    from crosspoint.engine.checkpoint import CheckpointWriteError
     from crosspoint.engine.pretrain import PretrainError, pretrain
+    from crosspoint.engine.runlock import RunLocked
     from crosspoint.models import CheckpointError
 
     try:
         return pretrain(cfg, args.out, resume=args.resume, init=args.init, progress_bar=not args.no_progress,
                         overrides=overrides)
-    except (ConfigError, PretrainError, DatasetError, CheckpointError, FloatingPointError) as exc:
+    except (ConfigError, PretrainError, DatasetError, CheckpointError, FloatingPointError, RunLocked,
+            CheckpointWriteError) as exc:
         print(f"crosspoint pretrain: {exc}", file=sys.stderr)
         return 1
     except RuntimeError as exc:  # device problems, out of memory

@@ -29,13 +29,69 @@ class CheckpointWriteError(OSError):
     pass
 
 
+def payload_bytes(obj) -> int:
+    """The bytes of the tensors in ``obj`` (nested dicts/lists): about what ``torch.save`` writes."""
+    if isinstance(obj, torch.Tensor):
+        return obj.numel() * obj.element_size()
+    if isinstance(obj, dict):
+        return sum(payload_bytes(v) for v in obj.values())
+    if isinstance(obj, (list, tuple)):
+        return sum(payload_bytes(v) for v in obj)
+    return 0
+
+
+def _no_space(exc: BaseException, folder: Path, need: int) -> bool:
+    import errno
+    import shutil
+
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    text = str(exc).lower()
+    if "no space left" in text:
+        return True
+    # torch.save's C++ writer reports a failed write as "[enforce fail at inline_container.cc] ... file
+    # write failed" (a RuntimeError) without the cause: it is the disk when the checkpoint does not fit
+    if "file write failed" in text or "inline_container" in text:
+        try:
+            return shutil.disk_usage(folder).free < need + (16 << 20)
+        except OSError:
+            return False
+    return False
+
+
 def atomic_torch_save(obj, path: str | Path) -> Path:
-    """``torch.save`` to ``path`` atomically (:mod:`crosspoint.atomic`); I/O errors become
-    :class:`CheckpointWriteError` naming the checkpoint."""
+    """``torch.save`` to ``path`` atomically (:mod:`crosspoint.atomic`). Errors become
+    :class:`CheckpointWriteError` naming the checkpoint; a full disk says so, with the space needed
+    (the temporary file is removed and the previous checkpoint under ``path`` stays intact)."""
+    import shutil
+
+    path = Path(path)
     try:
         return atomic_write_bytes_to(path, lambda fh: torch.save(obj, fh))
-    except OSError as exc:
-        raise CheckpointWriteError(f"could not write checkpoint {path}: {exc}") from exc
+    except (OSError, RuntimeError) as exc:
+        if _no_space(exc, path.parent, payload_bytes(obj)):
+            need = payload_bytes(obj) / 2**20
+            try:
+                free = shutil.disk_usage(path.parent).free / 2**20
+                where = f"{_mount_point(path.parent)} ({free:.0f} MB free)"
+            except OSError:
+                where = str(path.parent)
+            raise CheckpointWriteError(
+                f"could not write checkpoint {path}: no space left on {where}, about {need:.0f} MB needed; "
+                "earlier checkpoints are intact") from None
+        if isinstance(exc, OSError):
+            raise CheckpointWriteError(f"could not write checkpoint {path}: {exc.strerror or exc}") from None
+        if "inline_container" in str(exc) or "file write failed" in str(exc):
+            raise CheckpointWriteError(f"could not write checkpoint {path}: the write failed "
+                                       f"({str(exc).splitlines()[0][:200]}); earlier checkpoints are intact") from None
+        raise
+
+
+def _mount_point(p: Path) -> str:
+    p = p.resolve()
+    while not p.is_mount() and p != p.parent:
+        p = p.parent
+    return str(p)
 
 
 def clean_stale_temp_files(folder: str | Path) -> list[Path]:

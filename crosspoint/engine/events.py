@@ -8,7 +8,10 @@ Kinds and their fields:
 
 ==============  ===============================================================================
 ``start``       ``name``, ``config`` (resolved), ``epochs``, ``steps_per_epoch``, ``world_size``,
-                ``device``, ``resumed_from`` (path or null), ``start_epoch``
+                ``device``, ``resumed_from`` (path or null), ``start_epoch``, ``start_step``. A
+                resumed run appends a new ``start`` with ``resumed_from`` set: the steps, epochs
+                and validations logged before it past ``start_step`` were redone after it
+                (:func:`drop_superseded` removes them; the monitor shows the current history)
 ``step``        ``loss``, ``loss_intra``, ``loss_cross``, ``lr``, ``samples_per_s``, ``eta_s``,
                 ``progress`` (0..1 over the whole run)
 ``epoch``       ``loss``, ``loss_intra``, ``loss_cross`` (epoch means), ``lr``, ``seconds``
@@ -17,6 +20,8 @@ Kinds and their fields:
 ``stopped``     ``reason`` ("signal" or "max_steps") - the run ended early but cleanly
 ``end``         ``best_acc``, ``seconds``
 ``error``       ``message``, ``traceback``
+``bad_objects`` ``stage`` ("precheck" or "train"), ``count``, ``examples`` (messages), ``total``,
+                ``limit`` - unreadable objects replaced by the next good one
 ==============  ===============================================================================
 """
 
@@ -129,3 +134,17 @@ class EventReader:
 def read_events(path: str | Path) -> list[dict]:
     """All complete events of a run folder or events file."""
     return EventReader(path).poll()
+
+
+def drop_superseded(events: list[dict]) -> list[dict]:
+    """The run's current history: the ``step``, ``epoch``, ``validation`` and ``checkpoint`` events
+    that a later resume redid (logged before a resumed ``start`` with a ``step`` past its
+    ``start_step``) are left out. Other events (starts, stops, errors) are kept as they happened."""
+    redo = {"step", "epoch", "validation", "checkpoint"}
+    out: list[dict] = []
+    for ev in events:
+        if ev.get("event") == "start" and ev.get("resumed_from"):
+            s0 = int(ev.get("start_step") or 0)
+            out = [e for e in out if e.get("event") not in redo or int(e.get("step") or 0) <= s0]
+        out.append(ev)
+    return out

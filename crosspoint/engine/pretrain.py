@@ -97,8 +97,9 @@ def build_datasets(cfg: PretrainConfig, root: Path):
     if layout.name in ("shapenet_render", "crosspoint_demo"):
         from crosspoint.data.shapenet_render import ShapeNetRenderClassification, ShapeNetRenderDataset
 
+        # check_sample=0: the engine checks every object's file itself and skips bad ones (up to a limit)
         train = ShapeNetRenderDataset(layout.root, cfg.data.num_points, cfg.data.image_size, split="train",
-                                      val_fraction=vf, seed=seed)
+                                      val_fraction=vf, seed=seed, background=cfg.data.background, check_sample=0)
         if vf > 0:
             svm_train = ShapeNetRenderClassification(layout.root, "train", svm_points, vf, seed)
             svm_val = ShapeNetRenderClassification(layout.root, "val", svm_points, vf, seed)
@@ -108,7 +109,7 @@ def build_datasets(cfg: PretrainConfig, root: Path):
         from crosspoint.data.folder import FolderClassification, FolderPretrainDataset
 
         train = FolderPretrainDataset(layout.root, cfg.data.num_points, cfg.data.image_size, split="train",
-                                      val_fraction=vf, seed=seed)
+                                      val_fraction=vf, seed=seed, background=cfg.data.background)
         n = train.prepare(progress=True)  # render missing views now, not inside DataLoader workers
         if n:
             log.info("rendered views for %d objects into the cache", n)
@@ -261,6 +262,76 @@ def validation_accuracy(encoder: nn.Module, svm_train, svm_val, *, device, c: fl
     return float(clf.score(xva, yva))
 
 
+def quiet_worker_init(worker_id: int) -> None:
+    """DataLoader workers leave SIGINT/SIGTERM to the training process: a signal to the whole process
+    group (``timeout``, Slurm preemption, Ctrl+C in a terminal) must not kill them before the main
+    process has finished its step and written ``last.pt``."""
+    import signal
+
+    from crosspoint.data.transforms import worker_init_fn
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)
+    worker_init_fn(worker_id)
+
+
+def point_file_problem(path) -> str | None:
+    """A cheap check of one point file (exists, not empty, readable): what is wrong, or None."""
+    import os
+
+    p = Path(str(path).split("#", 1)[0])
+    try:
+        st = os.stat(p)
+    except FileNotFoundError:
+        return "no such file"
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    if not p.is_file():
+        return "not a file"
+    if st.st_size == 0:
+        return "empty file"
+    try:
+        with open(p, "rb") as fh:
+            head = fh.read(64)
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    if not head.strip(b"\x00 \t\r\n"):
+        return "holds only zero bytes or blanks"
+    return None
+
+
+class SkipBadObjects(torch.utils.data.Dataset):
+    """The training set, with an object that cannot be loaded replaced by the next good one (a pure
+    function of the index, so resume stays exact); the sample's ``"bad"`` field carries the message
+    for the training loop to count and report ("" for a good object)."""
+
+    def __init__(self, dataset, max_tries: int = 16):
+        self.dataset, self.max_tries = dataset, max_tries
+
+    def set_epoch(self, epoch: int) -> None:
+        self.dataset.set_epoch(epoch)
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> dict:
+        from crosspoint.data.base import DatasetError
+
+        first = None
+        n = len(self.dataset)
+        for t in range(min(self.max_tries, n)):
+            i = (index + t) % n
+            try:
+                item = self.dataset[i]
+            except (DatasetError, OSError, ValueError, EOFError) as exc:
+                if first is None:
+                    first = f"object {index}: {exc}"
+                continue
+            item["bad"] = first or ""
+            return item
+        raise DatasetError(f"{first}; and the next {min(self.max_tries, n) - 1} objects are unreadable too")
+
+
 class Pretrainer:
     """Runs (or resumes) one pretraining run into ``out_dir``. ``run()`` returns an exit code."""
 
@@ -285,14 +356,54 @@ class Pretrainer:
 
     # -- setup ----------------------------------------------------------------------------------
     def _prepare_folder(self) -> dict | None:
+        """The checkpoint to resume from (None for a fresh start), after checking the folder."""
         last = self.ckpt_dir / "last.pt"
+        has_ckpt = last.is_file() or any(self.ckpt_dir.glob("*.pt")) if self.ckpt_dir.is_dir() else False
         if self.resume:
             if not last.is_file():
+                if (self.out / "events.jsonl").is_file() or (self.out / "config.yaml").is_file():
+                    raise PretrainError(f"{self.out}: nothing to resume: the run there stopped before its first "
+                                        "checkpoint; start it again without --resume (the folder will be reused)")
                 raise PretrainError(f"{self.out}: nothing to resume (no checkpoints/last.pt)")
             return load_training_checkpoint(last)
-        if last.is_file() or (self.out / "events.jsonl").is_file():
+        if has_ckpt:
             raise PretrainError(f"{self.out} already holds a run; use --resume to continue it or choose another --out")
+        events = self.out / "events.jsonl"
+        if events.is_file():
+            # a run that failed before its first checkpoint: nothing in it can be resumed; keep its log
+            # and events beside the new ones instead of refusing the folder
+            stamp = time.strftime("%Y%m%d-%H%M%S")
+            for name in ("events.jsonl", "log.txt", "config.yaml"):
+                f = self.out / name
+                if f.is_file() and self._is_main_env():
+                    f.rename(self.out / f"{name}.failed-{stamp}")
+            log.warning("%s held a run that stopped before its first checkpoint; starting afresh (its events "
+                        "and log are kept as *.failed-%s)", self.out, stamp)
         return None
+
+    @staticmethod
+    def _is_main_env() -> bool:
+        import os
+
+        return int(os.environ.get("RANK", "0")) == 0
+
+    def _make_out_dir(self) -> None:
+        """Create ``--out`` (and check that it is a writable folder) with a message, not a traceback."""
+        import errno
+        import os
+
+        out = self.out
+        if out.exists() and not out.is_dir():
+            raise PretrainError(f"--out {out}: is a file, not a folder")
+        try:
+            self.ckpt_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            why = exc.strerror or str(exc)
+            if exc.errno == errno.ENOTDIR:
+                why = "a part of the path is a file"
+            raise PretrainError(f"--out {out}: cannot create the run folder ({why})") from None
+        if not os.access(out, os.W_OK | os.X_OK) or not os.access(self.ckpt_dir, os.W_OK | os.X_OK):
+            raise PretrainError(f"--out {out}: the folder is not writable")
 
     def _log_to_file(self) -> None:
         if not self.rt.is_main:
@@ -306,6 +417,22 @@ class Pretrainer:
         self._file_handler = handler
 
     def run(self) -> int:
+        from crosspoint.engine.runlock import RunLock
+
+        main_rank = self._is_main_env()
+        if main_rank:
+            self._make_out_dir()
+        # one process owns the folder for the run's whole life (the OS releases the lock on any death)
+        self._lock = RunLock(self.out).acquire() if main_rank else None
+        try:
+            return self._run_locked()
+        finally:
+            if main_rank:
+                clean_stale_temp_files(self.ckpt_dir) if self.ckpt_dir.exists() else None
+            if self._lock is not None:
+                self._lock.release()
+
+    def _run_locked(self) -> int:
         resume_ckpt = self._prepare_folder()
         if resume_ckpt is not None:
             self.cfg = self._merge_resume_config(resume_ckpt)
@@ -394,6 +521,8 @@ class Pretrainer:
         probe = EpochSampler(len(train_ds), batch_per_rank=bpr, world_size=rt.world_size, rank=rt.rank,
                              seed=cfg.run.seed, epoch=0, max_batches=cfg.run.max_steps_per_epoch)
         steps_per_epoch = probe.batches_per_epoch()
+        if rt.is_main:
+            self._precheck_data(train_ds)
         total_steps = steps_per_epoch * cfg.optim.epochs
         st = self.state
         tb = self._tensorboard() if cfg.run.tensorboard and rt.is_main else None
@@ -406,26 +535,26 @@ class Pretrainer:
         log.info("pretraining %s: %d objects, %d steps/epoch, %d epochs, device %s, world %d",
                  cfg.name, len(train_ds), steps_per_epoch, cfg.optim.epochs, rt.device, rt.world_size)
 
-        from crosspoint.data.transforms import worker_init_fn
-
+        guarded = SkipBadObjects(train_ds)
         bar = self._bar(total_steps, st.step)
         t_run = time.time()
         steps_this_session = 0
         stopped = False
         for epoch in range(st.epoch, cfg.optim.epochs):
-            train_ds.set_epoch(epoch)
+            guarded.set_epoch(epoch)
             sampler = EpochSampler(len(train_ds), batch_per_rank=bpr, world_size=rt.world_size, rank=rt.rank,
                                    seed=cfg.run.seed, epoch=epoch, skip_batches=st.step_in_epoch,
                                    max_batches=cfg.run.max_steps_per_epoch)
             loader = torch.utils.data.DataLoader(
-                train_ds, batch_size=bpr, sampler=sampler, num_workers=cfg.data.workers, drop_last=True,
-                pin_memory=rt.device.type == "cuda", worker_init_fn=worker_init_fn,
+                guarded, batch_size=bpr, sampler=sampler, num_workers=cfg.data.workers, drop_last=True,
+                pin_memory=rt.device.type == "cuda", worker_init_fn=quiet_worker_init,
                 persistent_workers=False)
             train_model.train()
             sums = {"loss": 0.0, "intra": 0.0, "cross": 0.0, "n": 0}
             win = {"loss": 0.0, "intra": 0.0, "cross": 0.0, "n": 0, "t": time.time(), "samples": 0}
             t_epoch = time.time()
             for batch in loader:
+                self._note_bad_objects(batch, epoch, len(train_ds))
                 p1 = batch["points1"].to(rt.device, self.dtype, non_blocking=True)
                 p2 = batch["points2"].to(rt.device, self.dtype, non_blocking=True)
                 img = batch["image"].to(rt.device, self.dtype, non_blocking=True)
@@ -521,6 +650,56 @@ class Pretrainer:
             tb.close()
         rt.barrier()
         return 0
+
+    # -- data checks ----------------------------------------------------------------------------
+    def _precheck_data(self, train_ds) -> None:
+        """Before the first step: every point file exists and starts like a point file (cheap: a stat
+        and the first bytes), and the objects hold at least ``data.num_points`` points."""
+        refs = train_ds.objects() if hasattr(train_ds, "objects") else []
+        bad = []
+        for ref in refs:
+            problem = point_file_problem(ref.ref)
+            if problem:
+                bad.append(f"{ref.ref}: {problem}")
+        limit = self._bad_limit(len(train_ds))
+        for msg in bad[:20]:
+            log.warning("bad object (it will be replaced by the next good one): %s", msg)
+        if bad:
+            self.events.emit("bad_objects", stage="precheck", count=len(bad), examples=bad[:20], limit=limit)
+        if len(bad) > limit:
+            raise PretrainError(f"{len(bad)} of {len(refs)} training objects are unreadable (limit {limit}, "
+                                f"data.max_bad_objects); first: {bad[0]}; run `crosspoint check-data` on the dataset")
+        counts = []
+        for i in range(min(8, len(train_ds))):
+            try:
+                counts.append(len(train_ds._load_points(i)))  # noqa: SLF001 - the raw object, before sampling
+            except Exception:  # noqa: BLE001 - a bad object is reported by the checks above/at its step
+                continue
+        want = self.cfg.data.num_points
+        if counts and max(counts) < want:
+            raise PretrainError(f"data.num_points = {want}, but the objects hold {min(counts)}-{max(counts)} points "
+                                f"(first {len(counts)} checked): every cloud would be padded by repeating points; "
+                                f"set data.num_points to at most {min(counts)}")
+        if counts and min(counts) < want:
+            log.warning("data.num_points = %d but some objects hold only %d points: those are padded by repeating "
+                        "points", want, min(counts))
+
+    def _bad_limit(self, n: int) -> int:
+        return max(int(self.cfg.data.max_bad_objects), 0) if self.cfg.data.max_bad_objects >= 0 else n
+
+    def _note_bad_objects(self, batch, epoch: int, n: int) -> None:
+        msgs = [m for m in batch.pop("bad", []) if m]
+        if not msgs:
+            return
+        self._bad_seen = getattr(self, "_bad_seen", 0) + len(msgs)
+        for m in msgs:
+            log.warning("skipped a bad object (replaced by the next good one): %s", m)
+        self.events.emit("bad_objects", stage="train", epoch=epoch, step=self.state.step, count=len(msgs),
+                         total=self._bad_seen, examples=msgs[:5])
+        limit = self._bad_limit(n)
+        if self._bad_seen > limit:
+            raise PretrainError(f"{self._bad_seen} bad objects met during training (limit {limit}, "
+                                f"data.max_bad_objects); last: {msgs[-1]}")
 
     # -- pieces ---------------------------------------------------------------------------------
     def _should_stop(self) -> bool:
