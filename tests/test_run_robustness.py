@@ -334,3 +334,26 @@ def test_chaos_kills_stops_and_concurrent_resumes_end_where_an_uninterrupted_run
     assert reader.bad_lines == 0 and ev[-1]["event"] == "end"
     steps = [e["step"] for e in drop_superseded(ev) if e["event"] == "step"]
     assert steps == list(range(1, ref_ck["step"] + 1)), (steps, actions)
+
+
+def test_both_engines_write_events_that_follow_the_schema(tiny_demo, tmp_path):
+    from crosspoint.engine.events import EVENT_SCHEMA, validate_event
+
+    out = tmp_path / "pre"
+    assert main(["pretrain", "--out", str(out), "--no-progress",
+                 *_sets(["optim.epochs=2", f"data.root={tiny_demo}", "data.workers=0"])]) == 0
+    ft = tmp_path / "ft"
+    assert main(["finetune-partseg", "--out", str(ft), "--no-progress", "--data", str(tiny_demo),
+                 "--init", str(out / "checkpoints" / "last.pt"), "--set", "arch=dgcnn", "--set", "backbone=frozen",
+                 "--set", "epochs=1", "--set", "num_points=128", "--set", "batch_size=4",
+                 "--set", "max_steps_per_epoch=2", "--set", "max_eval_objects=4"]) == 0
+    for run in (out, ft):
+        ev = read_events(run)
+        kinds = {e["event"] for e in ev}
+        assert {"start", "step", "epoch", "checkpoint", "end"} <= kinds
+        assert kinds <= set(EVENT_SCHEMA)
+        for e in ev:
+            assert validate_event(e) == [], (run.name, e)
+        assert [e["event"] for e in ev].count("end") + [e["event"] for e in ev].count("stopped") == 1
+    assert validate_event({"event": "step", "time": 1.0, "epoch": 0}) != []
+    assert validate_event({"event": "nope", "time": 1.0}) == ["unknown event kind 'nope'"]

@@ -148,3 +148,49 @@ def drop_superseded(events: list[dict]) -> list[dict]:
             out = [e for e in out if e.get("event") not in redo or int(e.get("step") or 0) <= s0]
         out.append(ev)
     return out
+
+
+# ------------------------------------------------------------------------------------------------
+# the schema: what every reader may rely on (the fields above marked required), checked by the tests on
+# both engines' streams and by the explorer's monitor before it plots an event
+_NUM = (int, float)
+_OPT_NUM = (int, float, type(None))
+_OPT_STR = (str, type(None))
+
+#: kind -> {field: accepted types}; every listed field is required, extra fields are allowed
+EVENT_SCHEMA: dict[str, dict[str, tuple]] = {
+    "start": {"name": (str,), "config": (dict,), "epochs": (int,), "steps_per_epoch": (int,),
+              "world_size": (int,), "device": (str,), "resumed_from": _OPT_STR, "start_epoch": (int,)},
+    "step": {"epoch": (int,), "step": (int,), "loss": _OPT_NUM, "lr": _NUM, "samples_per_s": _NUM,
+             "eta_s": _NUM, "progress": _NUM},
+    "epoch": {"epoch": (int,), "step": (int,), "loss": _OPT_NUM, "lr": _NUM, "seconds": _NUM},
+    "validation": {"epoch": (int,), "step": (int,), "val_acc": _OPT_NUM, "best_acc": _OPT_NUM},
+    "checkpoint": {"path": (str,), "kind": (str,), "epoch": (int,), "step": (int,)},
+    "stopped": {"reason": (str,), "step": (int,)},
+    "end": {"step": (int,), "best_acc": _OPT_NUM, "seconds": _NUM},
+    "error": {"message": (str,)},
+    "bad_objects": {"stage": (str,), "count": (int,), "examples": (list,)},
+}
+
+
+def validate_event(ev) -> list[str]:
+    """What is wrong with one event (an empty list when it follows :data:`EVENT_SCHEMA`; an unknown
+    kind is reported too, so a reader can skip what it does not understand and say so)."""
+    if not isinstance(ev, dict):
+        return [f"not an object: {type(ev).__name__}"]
+    kind = ev.get("event")
+    if not isinstance(kind, str):
+        return ["no 'event' kind"]
+    if not isinstance(ev.get("time"), _NUM) or isinstance(ev.get("time"), bool):
+        return [f"{kind}: no numeric 'time'"]
+    fields = EVENT_SCHEMA.get(kind)
+    if fields is None:
+        return [f"unknown event kind {kind!r}"]
+    problems = []
+    for name, types in fields.items():
+        if name not in ev:
+            problems.append(f"{kind}: missing {name!r}")
+        elif isinstance(ev[name], bool) or not isinstance(ev[name], types):
+            problems.append(f"{kind}: {name!r} is {type(ev[name]).__name__}, expected "
+                            f"{' or '.join(t.__name__ for t in types)}")
+    return problems

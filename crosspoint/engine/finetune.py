@@ -334,18 +334,46 @@ def _metric_summary(m: dict) -> dict:
 def finetune_partseg(cfg: FinetuneConfig, out_dir, *, progress_bar: bool = False) -> dict:
     """Run one fine-tuning into ``out_dir`` (see the module docstring). Returns ``results.json``'s
     content. Raises :class:`FinetuneError` / ``DatasetError`` / ``CheckpointError`` for bad input."""
-    from crosspoint.config import dump_config
-    from crosspoint.data.transforms import SeededEpochSampler
-    from crosspoint.engine.runtime import StopFlag, resolve_amp
-    from crosspoint.evaluation.partseg import evaluate_segmenter, part_table_to_meta
-
     validate_config(cfg)
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         raise FinetuneError("finetune-partseg runs in one process (no torchrun); it takes a few GPU hours")
     out = Path(out_dir)
     ckpt_dir = out / "checkpoints"
-    if (out / "events.jsonl").exists() or any(ckpt_dir.glob("*.pt")):
+    if out.exists() and not out.is_dir():
+        raise FinetuneError(f"--out {out}: is a file, not a folder")
+    if any(ckpt_dir.glob("*.pt")):
         raise FinetuneError(f"{out}: already holds a run; choose a new folder")
+    from crosspoint.engine.runlock import RunLock
+
+    created = not out.exists()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise FinetuneError(f"--out {out}: cannot create the run folder ({exc.strerror or exc})") from None
+    try:
+        with RunLock(out):  # one process owns the folder for the run's life
+            return _finetune_locked(cfg, out, ckpt_dir, progress_bar)
+    except BaseException:
+        # a run that could not start leaves no folder behind (only the lock file was written)
+        if created and {p.name for p in out.iterdir()} <= {".lock"}:
+            import shutil
+
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+
+
+def _finetune_locked(cfg: FinetuneConfig, out: Path, ckpt_dir: Path, progress_bar: bool) -> dict:
+    from crosspoint.config import dump_config
+    from crosspoint.data.transforms import SeededEpochSampler
+    from crosspoint.engine.runtime import StopFlag, resolve_amp
+    from crosspoint.evaluation.partseg import evaluate_segmenter, part_table_to_meta
+
+    if (out / "events.jsonl").exists():  # a run that failed before its first checkpoint: start afresh
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        for name in ("events.jsonl", "log.txt", "config.yaml"):
+            if (out / name).is_file():
+                (out / name).rename(out / f"{name}.failed-{stamp}")
+        log.warning("%s held a run that stopped before its first checkpoint; starting afresh", out)
     from crosspoint.device import resolve_device
 
     try:
@@ -391,8 +419,11 @@ def finetune_partseg(cfg: FinetuneConfig, out_dir, *, progress_bar: bool = False
 
     items = _TrainItems(train_ds, cfg.augment, cfg.seed)
     sampler = SeededEpochSampler(len(items), cfg.seed)
+    from crosspoint.engine.pretrain import quiet_worker_init
+
     loader = torch.utils.data.DataLoader(items, batch_size=cfg.batch_size, sampler=sampler, drop_last=True,
-                                         num_workers=cfg.workers, pin_memory=device.type == "cuda")
+                                         num_workers=cfg.workers, pin_memory=device.type == "cuda",
+                                         worker_init_fn=quiet_worker_init)
     steps_per_epoch = len(loader) if not cfg.max_steps_per_epoch else min(len(loader), cfg.max_steps_per_epoch)
     total_steps = steps_per_epoch * cfg.epochs
 
@@ -483,7 +514,7 @@ def finetune_partseg(cfg: FinetuneConfig, out_dir, *, progress_bar: bool = False
                 m = evaluate_segmenter(model, val_ds, table, batch_size=cfg.eval_batch_size, device=device,
                                        amp=amp_dtype is not None)
                 score = m[cfg.select]
-                improved = score > best
+                improved = score >= best  # ties go to the later epoch, as in pretraining
                 if improved:
                     best, best_epoch = score, epoch
                 ep.update({f"val_{k}": v for k, v in _metric_summary(m).items()})
@@ -526,10 +557,13 @@ def finetune_partseg(cfg: FinetuneConfig, out_dir, *, progress_bar: bool = False
                      m["instance_miou"], m["class_miou"])
         results["seconds"] = time.time() - t_start
         atomic_write_text(out / "results.json", json.dumps(results, indent=1, default=float) + "\n")
-        if reason is not None:
-            writer.emit("stopped", step=step, reason=reason)
-        writer.emit("end", step=step, best_acc=best if best >= 0 else None, best_epoch=best_epoch,
-                    seconds=results["seconds"], test=None if results["test"] is None else _metric_summary(results["test"]))
+        summary = {"step": step, "best_acc": best if best >= 0 else None, "best_epoch": best_epoch,
+                   "seconds": results["seconds"],
+                   "test": None if results["test"] is None else _metric_summary(results["test"])}
+        if reason is not None:  # one closing event, as pretraining: "stopped" or "end", never both
+            writer.emit("stopped", reason=reason, signal=stop.signal_name, **summary)
+        else:
+            writer.emit("end", **summary)
         return results
     except BaseException as exc:
         if not isinstance(exc, KeyboardInterrupt):
