@@ -218,7 +218,10 @@ class ModelPanel(QWidget):
         self.ckpt_label.setToolTip(str(s.path))
         lines = []
         params = info.get("parameters", {})
-        lines.append(f"point encoder: {info['point_arch']}" + (f", k={info['k']}" if info.get("k") else "")
+        k_text = ""
+        if info.get("k"):
+            k_text = f", k = {info['k']}" + (f" ({info['k_source']})" if info.get("k_source") else "")
+        lines.append(f"point encoder: {info['point_arch']}{k_text}"
                      + f", feature {info['feature_dim']}-d, {params.get('point_encoder', 0) / 1e6:.1f}M params")
         lines.append(f"image encoder: {info['image_arch']}, {params.get('image_encoder', 0) / 1e6:.1f}M params"
                      if info.get("image_arch") else "image encoder: none (heatmaps and retrieval need one)")
@@ -227,13 +230,15 @@ class ModelPanel(QWidget):
                                               if seg else "none (parts by clustering)"))
         lines.append(f"device: {info.get('device', s.device)}; trained on {s.n_points} points, "
                      f"{s.image_size} px images")
+        if info.get("image_arch"):
+            lines.append(f"image background: {info['background']} ({info['background_source']})")
         self.info.setText("\n".join(lines))
         self.category.clear()
         self.category.addItem("auto", None)
         if s.part_table is not None:
             for name in s.part_table.category_names:
                 self.category.addItem(name, name)
-        self.views.model_image_size = s.image_size
+        self.views.set_model_input(s.image_size, s.background)
         self._update_enabled()
         self._update_current()
 

@@ -47,13 +47,18 @@ def rgba_to_qimage(rgba: np.ndarray) -> QImage:
     return QImage(rgba.data, w, h, 4 * w, QImage.Format.Format_RGBA8888).copy()
 
 
+def as_model_input(rgba: np.ndarray, background) -> np.ndarray:
+    """The RGB uint8 image the image encoder gets of ``rgba``: transparent pixels as the model saw
+    them in training (``background`` of the loaded checkpoint: "drop", "white" or "black"; see
+    :func:`crosspoint.data.transforms.to_rgb`, which pretraining and evaluation use too)."""
+    from crosspoint.data.transforms import to_rgb
+
+    return to_rgb(np.asarray(rgba, np.uint8), background)
+
+
 def on_white(rgba: np.ndarray) -> np.ndarray:
-    """Composite an RGBA image on white (what the training loader feeds the image encoder)."""
-    if rgba.shape[2] == 3:
-        return rgba
-    a = rgba[..., 3:4].astype(np.float32) / 255.0
-    rgb = rgba[..., :3].astype(np.float32) * a + 255.0 * (1 - a)
-    return rgb.round().astype(np.uint8)
+    """:func:`as_model_input` on white (the project's background before ``data.background``)."""
+    return as_model_input(rgba, "white")
 
 
 def load_image_file(path: str | Path) -> np.ndarray:
@@ -124,7 +129,6 @@ class ViewsPanel(QWidget):
         self.n_views.setToolTip("Number of rendered views")
         self.n_views.valueChanged.connect(lambda _: self.rerender())
         self.encoder_view = QCheckBox("As the encoder sees it")
-        self.encoder_view.setToolTip("Composited on white at the model's input size, as in training")
         self.encoder_view.setChecked(True)
         self.encoder_view.toggled.connect(self._show_current)
         self.show_overlay = QCheckBox("Heatmap")
@@ -151,8 +155,19 @@ class ViewsPanel(QWidget):
         lay.addWidget(self.thumbs)
         self._cloud = None
         self.model_image_size = size
+        #: what the loaded model saw behind transparent pixels (set_model_input; white until a model is loaded)
+        self.model_background = "white"
+        self._update_encoder_tooltip()
 
     # -- public ---------------------------------------------------------------------------------
+    def set_model_input(self, image_size: int, background) -> None:
+        """Show images as the loaded model's image encoder gets them: ``image_size`` px, transparent
+        pixels per ``background`` (the checkpoint's ``data.background``)."""
+        self.model_image_size = int(image_size)
+        self.model_background = background
+        self._update_encoder_tooltip()
+        self._refresh_thumbs()
+
     def set_object(self, cloud, key) -> None:
         """Render the views of ``cloud`` (a PointCloud; its mesh when it has one)."""
         if key == self._doc_key and self._views:
@@ -241,20 +256,30 @@ class ViewsPanel(QWidget):
         rgba = self.current_image()
         if rgba is None:
             return None
-        img = on_white(rgba) if self.encoder_view.isChecked() else rgba
+        model_rgb = as_model_input(rgba, self.model_background)
+        img = model_rgb if self.encoder_view.isChecked() else rgba
         if self._overlay is not None and self.show_overlay.isChecked():
             from crosspoint.analysis import overlay
 
-            img = overlay(on_white(rgba), self._overlay)
+            img = overlay(model_rgb, self._overlay)
         return img
 
     # -- internals ------------------------------------------------------------------------------
+    def _update_encoder_tooltip(self) -> None:
+        how = {"drop": "alpha dropped (the colour stored under transparent pixels shows, as the reference's "
+                       "convert('RGB'))",
+               "white": "composited on white", "black": "composited on black"}.get(self.model_background,
+                                                                                   str(self.model_background))
+        self.encoder_view.setToolTip(f"As the model's image encoder gets it: {how}, at {self.model_image_size} px "
+                                     "(the loaded checkpoint's data.background and image size)")
+
     def _refresh_thumbs(self, select: int | None = None) -> None:
         keep = self.thumbs.currentRow() if select is None else select
         self.thumbs.blockSignals(True)
         self.thumbs.clear()
         for v in self._views:
-            it = QListWidgetItem(QIcon(QPixmap.fromImage(rgba_to_qimage(on_white(v["rgba"])))), "")
+            it = QListWidgetItem(QIcon(QPixmap.fromImage(rgba_to_qimage(as_model_input(v["rgba"],
+                                                                                  self.model_background)))), "")
             it.setToolTip(v["name"])
             self.thumbs.addItem(it)
         self.thumbs.blockSignals(False)

@@ -417,7 +417,9 @@ def test_foreign_checkpoints_raise_clear_errors(tmp_path):
 
     expect = {
         "list.pt": "found a list", "unrelated.pt": "not a CrossPoint point-encoder", "nested.pt": "nests dicts",
-        "newer.pt": "newer", "model_pickle.pt": "run code", "garbage.pt": "not a readable", "plain.pkl": "",
+        "newer.pt": "newer", "model_pickle.pt": "run code",
+        "garbage.pt": "not a PyTorch checkpoint (neither a zip archive nor a legacy pickle",
+        "plain.pkl": "a Python pickle without PyTorch's magic number",
         "missing.pt": "no such",
     }
     for name, text in expect.items():

@@ -88,7 +88,9 @@ def test_part_segmenter_reproduces_reference(reference_fixtures, tmp_path, prefi
 
 
 def test_default_k(reference_fixtures):
-    assert load_point_encoder(reference_fixtures / "dgcnn_cls.pth").k == 20
+    # the reference pretrained with --k 15 (scripts/script.sh); the fixtures above were made with k = 20
+    # and pass it explicitly (tests/test_official_k.py)
+    assert load_point_encoder(reference_fixtures / "dgcnn_cls.pth").k == 15
     assert load_part_segmenter(reference_fixtures / "dgcnn_partseg_finetuned.pth").k == 40
 
 

@@ -53,9 +53,11 @@ def _resize(heat: np.ndarray, h: int, w: int) -> np.ndarray:
 
 def overlay(image_rgba, heat, alpha: float = 0.5, cmap: str = "inferno", background=(255, 255, 255)) -> np.ndarray:
     """``heat`` ``(h, w)`` in [0, 1] coloured with ``cmap`` and blended over ``image_rgba`` (``(H, W,
-    4)`` / ``(H, W, 3)`` uint8, transparent pixels first composited on ``background``, white as the
-    model saw them): ``(1 - alpha) * image + alpha * colour``; heat of another size is resized
-    bilinearly. Returns an opaque ``(H, W, 4)`` uint8 image."""
+    4)`` / ``(H, W, 3)`` uint8, transparent pixels first made RGB with ``background`` by
+    :func:`crosspoint.data.transforms.to_rgb`: "drop", "white", "black" or an ``(r, g, b)``; pass
+    the session's ``background`` to show the image as the model saw it): ``(1 - alpha) * image +
+    alpha * colour``; heat of another size is resized bilinearly. Returns an opaque ``(H, W, 4)``
+    uint8 image."""
     img = np.asarray(image_rgba)
     if img.ndim == 2:
         img = np.repeat(img[:, :, None], 3, axis=2)
@@ -63,11 +65,10 @@ def overlay(image_rgba, heat, alpha: float = 0.5, cmap: str = "inferno", backgro
         raise ValueError(f"image must be (H, W, 3) or (H, W, 4), got shape {img.shape}")
     if img.dtype != np.uint8:
         img = np.clip(np.rint(img.astype(np.float64) * (255.0 if img.max() <= 1.0 else 1.0)), 0, 255).astype(np.uint8)
+    from crosspoint.data.transforms import to_rgb
+
     h, w = img.shape[:2]
-    rgb = img[:, :, :3].astype(np.float32)
-    if img.shape[2] == 4:
-        a = img[:, :, 3:4].astype(np.float32) / 255.0
-        rgb = rgb * a + np.asarray(background, np.float32)[None, None, :] * (1.0 - a)
+    rgb = to_rgb(np.ascontiguousarray(img), background).astype(np.float32)
     hm = _resize(np.asarray(heat, np.float32), h, w)
     col = colormap(hm, cmap)[:, :, :3].astype(np.float32)
     a = float(np.clip(alpha, 0.0, 1.0))

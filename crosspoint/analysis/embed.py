@@ -4,10 +4,10 @@
   the linear SVM reads);
 * :func:`project_clouds` -- L2-normalised projections ``(M, projection_dim)`` (what the
   contrastive losses compare; the cross-modal space);
-* :func:`embed_images` -- L2-normalised image projections; an RGBA render is composited on white
-  (as the training loader does, :func:`crosspoint.data.transforms.composite_background`), then
-  resized to ``size`` x ``size`` with the ImageNet normalisation
-  (:func:`crosspoint.data.transforms.eval_image_transform`);
+* :func:`embed_images` -- L2-normalised image projections; an RGBA render is made RGB with the
+  background the image encoder was trained with (``session.background``: the checkpoint's
+  ``data.background``, :func:`crosspoint.data.transforms.to_rgb`), then resized to ``size`` x
+  ``size`` with the ImageNet normalisation (:func:`crosspoint.data.transforms.eval_image_transform`);
 * :func:`retrieve` (an image against clouds) and :func:`retrieve_images` (a cloud against images):
   cosine similarities of the projections, best first.
 
@@ -100,18 +100,18 @@ def project_clouds(session, clouds, *, n_points: "int | None" = None, seed: int 
 
 
 # ------------------------------------------------------------------------------ images
-def _pil(image):
+def _pil(image, background):
     from PIL import Image
 
-    from crosspoint.data.transforms import composite_background, load_rgb
+    from crosspoint.data.transforms import load_rgb, to_rgb
 
     if isinstance(image, (str, Path)):
         try:
-            return load_rgb(image, "white")
+            return load_rgb(image, background)
         except (OSError, ValueError) as exc:
             raise AnalysisError(f"{image}: cannot read the image ({exc})") from None
     if isinstance(image, Image.Image):
-        return composite_background(image, "white")
+        return to_rgb(image, background)
     arr = np.asarray(image)
     if arr.ndim == 2:
         arr = np.repeat(arr[:, :, None], 3, axis=2)
@@ -122,8 +122,7 @@ def _pil(image):
         if a.size and a.max() <= 1.0:
             a = a * 255.0
         arr = np.clip(np.rint(a), 0, 255).astype(np.uint8)
-    mode = "RGBA" if arr.shape[2] == 4 else "RGB"
-    return composite_background(Image.fromarray(np.ascontiguousarray(arr), mode), "white")
+    return Image.fromarray(to_rgb(np.ascontiguousarray(arr), background), "RGB")
 
 
 def image_size(image) -> tuple[int, int]:
@@ -139,12 +138,13 @@ def image_size(image) -> tuple[int, int]:
     return int(arr.shape[0]), int(arr.shape[1])
 
 
-def image_tensor(image, size: int = 224):
-    """The model input ``(3, size, size)`` float32 tensor of one image (composited on white,
-    resized, ImageNet-normalised)."""
+def image_tensor(image, size: int = 224, background="white"):
+    """The model input ``(3, size, size)`` float32 tensor of one image (made RGB with
+    ``background``, :func:`crosspoint.data.transforms.to_rgb`; resized, ImageNet-normalised). The
+    analysis functions pass ``session.background``, the one the image encoder was trained with."""
     from crosspoint.data.transforms import eval_image_transform
 
-    return eval_image_transform(int(size))(_pil(image))
+    return eval_image_transform(int(size))(_pil(image, background))
 
 
 def _as_image_list(images) -> list:
@@ -180,7 +180,7 @@ def embed_images(session, images, *, size: "int | None" = None, batch_size: int 
     rows = []
     for s in range(0, total, bs):
         check_cancel(cancel, "image embedding")
-        x = torch.stack([image_tensor(im, session.size_for(size)) for im in items[s:s + bs]])
+        x = torch.stack([image_tensor(im, session.size_for(size), session.background) for im in items[s:s + bs]])
         with session.lock, torch.no_grad():
             with autocast(session.device):
                 p = enc(x.to(session.device)).projection

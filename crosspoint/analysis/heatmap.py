@@ -121,7 +121,7 @@ def image_heatmap(session, cloud, image, *, n_points: "int | None" = None, seed:
         raise AnalysisError("image_heatmap needs the image itself, not its projection")
     target = _cloud_query(session, cloud, n_points, seed)
     h, w = image_size(image)
-    x = image_tensor(image, session.size_for(size))[None].to(session.device)
+    x = image_tensor(image, session.size_for(size), session.background)[None].to(session.device)
     with session.lock, torch.enable_grad():
         x.requires_grad_(True)
         out = enc(x, with_feature_map=True)

@@ -14,8 +14,15 @@
 ``checkpoint=None`` opens the bundled demo checkpoint (:func:`default_checkpoint_path`).
 The point count and image size the functions use by default are the ones the model was trained
 with when the checkpoint says (a training checkpoint's ``config["data"]``), else the paper's 2048
-points and 224 px. Every model is put in eval mode on ``device``; the analysis functions run them without gradients
-(except the heatmaps, which differentiate the similarity) and under bf16 autocast on CUDA only.
+points and 224 px. The kNN size ``k`` is the one the model was trained with unless given
+(:func:`crosspoint.models.load_point_encoder`; ``k_source`` says where it came from: "checkpoint",
+"official default" = the reference's 15, "argument", ...). Images reach the image encoder as it
+saw them in training: ``background`` is the checkpoint's ``data.background``
+(:func:`crosspoint.models.checkpoint_background`: "white" for a checkpoint saved before the setting
+existed, like the bundled demo checkpoint; "drop", the reference's, for official files), applied
+by :func:`crosspoint.data.transforms.to_rgb`. Every model is put in eval mode on ``device``; the
+analysis functions run them without gradients (except the heatmaps, which differentiate the
+similarity) and under bf16 autocast on CUDA only.
 Model calls are serialised by a per-session lock, so worker threads may share a session.
 """
 
@@ -64,7 +71,8 @@ def _plain_meta(meta) -> dict:
 class ModelSession:
     """The models of one checkpoint, ready for the analysis functions (see the module docstring).
 
-    Attributes: ``path``, ``device``, ``n_points``, ``image_size``, ``point_encoder``, ``image_encoder`` (or None),
+    Attributes: ``path``, ``device``, ``n_points``, ``image_size``, ``background`` (and
+    ``background_source``), ``k`` (and ``k_source``), ``point_encoder``, ``image_encoder`` (or None),
     ``segmenter`` (or None), ``part_table`` (or None), ``meta``, ``fingerprint``, ``lock``.
     """
 
@@ -73,7 +81,9 @@ class ModelSession:
         import torch  # noqa: F401  (models need it; keep the import error here)
 
         from crosspoint.device import resolve_device
-        from crosspoint.models import CheckpointError, load_image_encoder, load_point_encoder, read_checkpoint
+        from crosspoint.models import (
+            CheckpointError, checkpoint_background, load_image_encoder, load_point_encoder, read_checkpoint,
+        )
         from crosspoint.models.checkpoint import FORMAT
 
         if checkpoint is None:
@@ -105,6 +115,9 @@ class ModelSession:
             has_seg = self._has_seg_head(obj, bundle)
             has_image = bundle and isinstance(obj.get("image_encoder"), dict)
             self.n_points, self.image_size = self._input_sizes(obj)
+            #: what the image encoder saw behind transparent pixels ("drop", "white" or "black")
+            self.background, self.background_source = (
+                checkpoint_background(self.image_path) if self.image_path is not None else checkpoint_background(obj))
             del obj
 
             self.segmenter = None
@@ -214,6 +227,11 @@ class ModelSession:
         return getattr(self.point_encoder, "k", None)
 
     @property
+    def k_source(self) -> "str | None":
+        """Where :attr:`k` came from: "checkpoint", "official default", "argument" or "default"."""
+        return getattr(self.point_encoder, "k_source", None)
+
+    @property
     def has_image_encoder(self) -> bool:
         return self.image_encoder is not None
 
@@ -259,6 +277,9 @@ class ModelSession:
             "format": self.format,
             "point_arch": getattr(pe, "arch", type(pe).__name__),
             "k": self.k,
+            "k_source": self.k_source,
+            "background": self.background,
+            "background_source": self.background_source,
             "feature_dim": int(pe.feature_dim),
             "projection_dim": int(pe.projection_dim),
             "point_feature_dim": int(pe.point_feature_dim),

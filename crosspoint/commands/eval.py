@@ -14,6 +14,7 @@ Evaluate a checkpoint with one of CrossPoint's downstream protocols (frozen enco
   crosspoint eval svm --checkpoint best_model.pth --data data/ScanObjectNN --variant OBJ_BG
   crosspoint eval fewshot --checkpoint best_model.pth --data data/modelnet40_ply_hdf5_2048 \\
       --ways 5,10 --shots 10,20 --runs 10
+  crosspoint eval fewshot --protocol reference --checkpoint best_model.pth --data data/modelnet40_ply_hdf5_2048
   crosspoint eval partseg --checkpoint runs/partseg/checkpoints/best.pt --data data/shapenet_part_seg_hdf5_data
   crosspoint eval retrieval --checkpoint runs/demo/checkpoints/best.pt --data demo
 
@@ -32,7 +33,9 @@ def _add_common(p, *, points: int, batch: int) -> None:
     p.add_argument("--checkpoint", required=True, help=_COMMON_HELP["checkpoint"])
     p.add_argument("--data", required=True, help=_COMMON_HELP["data"])
     p.add_argument("--points", type=int, default=points, help=f"points per object: the first N of each cloud (default {points})")
-    p.add_argument("--k", type=int, default=None, help="kNN size of the DGCNN (default: the checkpoint's; 20 for random)")
+    p.add_argument("--k", type=int, default=None,
+                   help="kNN size of the DGCNN (default: the k the checkpoint was trained with, 15 for official "
+                        "files; 20 for random)")
     p.add_argument("--arch", default="dgcnn", choices=("dgcnn", "dgcnn_partseg", "pointnet"),
                    help="encoder of --checkpoint random (default dgcnn)")
     p.add_argument("--seed", type=int, default=0, help="seed: random encoder, CV folds, episodes (default 0)")
@@ -48,9 +51,13 @@ def _add_classification(p) -> None:
                    help="which dataset layout to use under --data (default: detect)")
     p.add_argument("--variant", default="OBJ_BG", choices=("OBJ_BG", "OBJ_ONLY", "PB_T50_RS"),
                    help="ScanObjectNN variant (default OBJ_BG, the reference's main_split)")
-    p.add_argument("--val-fraction", type=float, default=0.1,
-                   help="shapenet_render/demo only: held-out fraction used as the test split (default 0.1)")
-    p.add_argument("--split-seed", type=int, default=1, help="shapenet_render/demo only: seed of that split (default 1, as pretraining)")
+    _add_heldout_split(p, "shapenet_render/demo only: held-out fraction used as the test split")
+
+
+def _add_heldout_split(p, what: str) -> None:
+    """``--val-fraction`` / ``--split-seed``: the held-out split of a ShapeNetRender/demo dataset."""
+    p.add_argument("--val-fraction", type=float, default=0.1, help=f"{what} (default 0.1, as pretraining)")
+    p.add_argument("--split-seed", type=int, default=1, help="seed of the held-out split (default 1, as pretraining)")
 
 
 def add_arguments(p) -> None:
@@ -79,16 +86,23 @@ def add_arguments(p) -> None:
                        formatter_class=raw, description=(
                            "N-way K-shot classification as the reference: support and queries drawn from the training\n"
                            "split (disjoint), StandardScaler on the support set, linear SVC; mean +- std over --runs.\n"
-                           "Seeded. --query-split test draws the queries from the test split instead."))
+                           "Seeded. --query-split test draws the queries from the test split instead.\n\n"
+                           "--protocol reference is the reference script (eval_fewshot.py via scripts/fsl_script.sh):\n"
+                           "DGCNN k = 5 (its argparse default, whatever k the checkpoint was trained with), 50 runs,\n"
+                           "20 queries per class from the training split, C = 1, float32. Flags given explicitly\n"
+                           "(--k, --runs, --queries, --query-split, --C, --no-amp) override the preset."))
     _add_common(f, points=2048, batch=64)
     _add_classification(f)
     f.add_argument("--ways", default="5,10", help="comma-separated N (default 5,10)")
     f.add_argument("--shots", default="10,20", help="comma-separated K (default 10,20)")
-    f.add_argument("--queries", type=int, default=20, help="queries per class (default 20)")
-    f.add_argument("--runs", type=int, default=10, help="episodes per setting (default 10)")
-    f.add_argument("--query-split", default="train", choices=("train", "test"),
+    f.add_argument("--protocol", default="default", choices=("default", "reference"),
+                   help="preset: default (the checkpoint's k, 10 runs) or reference (k 5, 50 runs, float32)")
+    f.add_argument("--queries", type=int, default=None, help="queries per class (default 20, both presets)")
+    f.add_argument("--runs", type=int, default=None, help="episodes per setting (default 10; reference 50)")
+    f.add_argument("--query-split", default=None, choices=("train", "test"),
                    help="where queries come from (default train, the reference's protocol)")
-    f.add_argument("--C", dest="svm_c", type=float, default=1.0, help="SVM C (default 1.0, sklearn's default as the reference)")
+    f.add_argument("--C", dest="svm_c", type=float, default=None,
+                   help="SVM C (default 1.0, sklearn's default as the reference)")
     f.set_defaults(_eval=_run_fewshot)
 
     g = sub.add_parser("partseg", help="instance and class mIoU of a fine-tuned part segmenter",
@@ -111,12 +125,13 @@ def add_arguments(p) -> None:
                    help="ResNet of an official image file or of --checkpoint random (default resnet50)")
     r.add_argument("--split", default="val", choices=("val", "train", "all"),
                    help="objects to use (default val: the split pretraining held out)")
-    r.add_argument("--val-fraction", type=float, default=0.1, help="held-out fraction (default 0.1, as pretraining)")
-    r.add_argument("--split-seed", type=int, default=1, help="seed of the held-out split (default 1, as pretraining)")
+    _add_heldout_split(r, "held-out fraction")
     r.add_argument("--view", type=int, default=0, help="index of the view used per object (default 0)")
     r.add_argument("--image-size", type=int, default=224, help="image size (default 224)")
-    r.add_argument("--background", default="white", choices=("white", "black", "drop"),
-                   help="behind transparent pixels (default white, as our pretraining)")
+    r.add_argument("--background", default=None, choices=("drop", "white", "black"),
+                   help="what the views' transparent pixels become (default: as the image encoder was trained: "
+                        "the checkpoint's data.background, white for checkpoints saved before that setting, "
+                        "drop for official files and random encoders)")
     r.set_defaults(_eval=_run_retrieval)
 
 
@@ -180,6 +195,19 @@ def _encoder(args):
     return build_eval_encoder(args.checkpoint, arch=args.arch, k=args.k, seed=args.seed, device=args.device)
 
 
+def _background(args) -> "tuple[str, str]":
+    """``(background, where it came from)`` for the views of ``eval retrieval``: ``--background``,
+    else the one the image encoder was trained with (:func:`crosspoint.models.checkpoint_background`),
+    "drop" (the reference's and the config's default) for a random encoder."""
+    from crosspoint.models import checkpoint_background
+
+    if args.background is not None:
+        return args.background, "argument"
+    if args.checkpoint == "random" and not args.image_checkpoint:
+        return "drop", "default"
+    return checkpoint_background(args.image_checkpoint or args.checkpoint)
+
+
 def _classification_data(args):
     """``(train dataset, test dataset, info)`` for the SVM / few-shot protocols."""
     from crosspoint.data.base import DatasetError
@@ -240,7 +268,8 @@ def _features(args, encoder, ds, desc: str):
 def _header(args, info: dict, encoder=None) -> dict:
     out = {"checkpoint": args.checkpoint, "data": args.data, **info}
     if encoder is not None:
-        out.update(encoder=getattr(encoder, "arch", type(encoder).__name__), k=getattr(encoder, "k", None))
+        out.update(encoder=getattr(encoder, "arch", type(encoder).__name__), k=getattr(encoder, "k", None),
+                   k_source=getattr(encoder, "k_source", None))
     return out
 
 
@@ -309,31 +338,41 @@ def _run_svm(args) -> int:
 
 
 def _run_fewshot(args) -> int:
-    from crosspoint.evaluation.fewshot import fewshot_grid
+    from crosspoint.evaluation.fewshot import fewshot_grid, protocol_settings
 
     ways = _ints(args.ways, "--ways")
     shots = _ints(args.shots, "--shots")
-    if args.runs < 1 or args.queries < 1:
+    st = protocol_settings(args.protocol, k=args.k, runs=args.runs, n_query=args.queries,
+                           query_split=args.query_split, C=args.svm_c, amp=False if args.no_amp else None)
+    if st["runs"] < 1 or st["n_query"] < 1:
         raise UsageError("--runs and --queries must be >= 1")
+    explicit_k = args.k is not None
+    args.k = st["k"]  # the encoder is built with the preset's k (None: the one the checkpoint was trained with)
+    args.no_amp = not st["amp"]
     tr, te, info = _classification_data(args)
     enc = _encoder(args)
+    if st["k"] is not None and not explicit_k and getattr(enc, "k", None) is not None:
+        enc.k_source = f"{args.protocol} protocol"
     xtr, ytr = _features(args, enc, tr, "train features")
     xte = yte = None
-    if args.query_split == "test":
+    if st["query_split"] == "test":
         xte, yte = _features(args, enc, te, "test features")
     cb, close = _progress(args, "episodes")
     try:
-        res = fewshot_grid(xtr, ytr, ways=ways, shots=shots, n_query=args.queries, runs=args.runs, seed=args.seed,
-                           test_x=xte, test_y=yte, query_split=args.query_split, C=args.svm_c, progress=cb)
+        res = fewshot_grid(xtr, ytr, ways=ways, shots=shots, n_query=st["n_query"], runs=st["runs"], seed=args.seed,
+                           test_x=xte, test_y=yte, query_split=st["query_split"], C=st["C"], progress=cb)
     finally:
         close()
-    print(f"few-shot on {info['dataset']}{' ' + info['variant'] if 'variant' in info else ''}: {args.runs} runs, "
-          f"{args.queries} queries per class from the {args.query_split} split, seed {args.seed}, "
-          f"{info['points']} points")
+    k_text = f", k = {enc.k}" if getattr(enc, "k", None) is not None else ""
+    print(f"few-shot on {info['dataset']}{' ' + info['variant'] if 'variant' in info else ''} ({args.protocol} "
+          f"protocol{k_text}): {st['runs']} runs, {st['n_query']} queries per class from the {st['query_split']} "
+          f"split, seed {args.seed}, {info['points']} points")
     print(f"  {'setting':<18}{'accuracy (%)':>16}")
     for r in res:
         print(f"  {str(r['n_way']) + '-way ' + str(r['k_shot']) + '-shot':<18}{r['mean']:>9.1f} ± {r['std']:.1f}")
-    _write_json(args, {"protocol": "fewshot", **_header(args, info, enc), "results": res})
+    settings = {key: st[key] for key in ("runs", "n_query", "query_split", "C", "amp", "overridden")}
+    _write_json(args, {"protocol": "fewshot", "fewshot_protocol": args.protocol, "settings": settings,
+                       **_header(args, info, enc), "results": res})
     return 0
 
 
@@ -416,6 +455,7 @@ def _run_retrieval(args) -> int:
         img.eval()
     else:
         img = load_image_encoder(args.image_checkpoint or args.checkpoint, arch=args.image_arch)
+    background, background_source = _background(args)
     from crosspoint.device import resolve_device
 
     img.to(resolve_device(args.device))
@@ -428,19 +468,20 @@ def _run_retrieval(args) -> int:
     cb, close = _progress(args, "views")
     try:
         q = extract_image_features(img, views, batch_size=args.batch_size, image_size=args.image_size,
-                                   background=args.background, normalize=True, amp=not args.no_amp, progress=cb)
+                                   background=background, normalize=True, amp=not args.no_amp, progress=cb)
     finally:
         close()
     res = retrieval_scores(p, q, ks=(1, 5))
     print(f"cross-modal retrieval on {layout.root} ({args.split}: {res['n']} objects, view {args.view}, "
-          f"{args.points} points)")
+          f"{args.points} points, background {background} ({background_source}))")
     print(f"  {'':<16}{'top-1':>8}{'top-5':>8}{'median rank':>13}")
     for key, label in (("point_to_image", "point -> image"), ("image_to_point", "image -> point")):
         r = res[key]
         print(f"  {label:<16}{_pct(r['top1']):>8}{_pct(r['top5']):>8}{r['median_rank']:>13.1f}")
     print(f"  {'chance':<16}{_pct(res['chance']['top1']):>8}{_pct(res['chance']['top5']):>8}{(res['n'] + 1) / 2:>13.1f}")
     info = {"layout": layout.name, "root": str(layout.root), "split": args.split, "view": args.view,
-            "points": args.points, "background": args.background, "objects": [o.name for o in pts_ds.objects()]}
+            "points": args.points, "background": background, "background_source": background_source,
+            "objects": [o.name for o in pts_ds.objects()]}
     _write_json(args, {"protocol": "retrieval", **_header(args, info, enc), "results": res})
     return 0
 

@@ -310,6 +310,8 @@ class FolderPretrainDataset(_FolderBase, PretrainDataset):
 
     Item format and seeding: :mod:`crosspoint.data.pretrain`. The ``num_points`` points of each
     object are fixed (cached FPS); the two copies differ only by augmentation, as in the paper.
+    ``background`` as :class:`~crosspoint.data.shapenet_render.ShapeNetRenderDataset`'s (the views
+    rendered here store ``(0, 0, 0, 0)`` in empty pixels, so "drop" is black behind them).
     """
 
     def __init__(

@@ -21,6 +21,11 @@ generator and number of workers only.
 The ``seed`` also fixes the held-out validation split (``split="train"|"val"``, stratified by
 class, ``val_fraction`` of each class): the engine selects its ``best`` checkpoint by linear-SVM
 accuracy on that split, never on a test set.
+
+Views. ``background`` says what becomes of a view's transparent pixels
+(:func:`crosspoint.data.transforms.to_rgb`): "drop" (the reference's ``convert("RGB")``),
+"white" or "black". The pretraining engine passes the config's ``data.background``; the
+constructors' default "white" is the project's behaviour before that setting existed.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ import numpy as np
 
 from crosspoint.data.base import DatasetError, ObjectRef, fix_point_count, stratified_split
 from crosspoint.data.transforms import (
+    _background_rgb,
     item_rng,
     load_rgb,
     paper_image_augmentation,
@@ -81,6 +87,7 @@ class PretrainDataset(_TorchDataset):
         self.epoch = 0
         self.point_transform = point_transform if point_transform is not None else paper_point_augmentation()
         self.image_transform = image_transform if image_transform is not None else paper_image_augmentation(image_size)
+        _background_rgb(background)  # an unknown background fails here, not in a DataLoader worker
         self.background = background
         self.sampling = sampling
         self._refs: list[ObjectRef] = []

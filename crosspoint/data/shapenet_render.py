@@ -239,6 +239,9 @@ class ShapeNetRenderDataset(PretrainDataset):
 
     ``split``: None (all objects), "train" or "val" (``val_fraction`` of each synset, held out
     deterministically for ``seed``). ``check_sample`` objects are read at construction.
+    ``background``: "drop" (the reference: ``convert("RGB")``, nearly black behind the real
+    renders), "white" (the default, the project's behaviour before ``data.background``) or
+    "black"; see :func:`crosspoint.data.transforms.to_rgb`.
     """
 
     def __init__(

@@ -242,8 +242,9 @@ def extract_image_features(
     cancel: "Cancel | None" = None,
 ) -> np.ndarray:
     """Features ``(M, D)`` float32 of ``images``: a ``(M, 3, H, W)`` tensor already normalised, or
-    a sequence of image paths / PIL images, loaded with ``background`` behind transparent pixels
-    (:func:`crosspoint.data.transforms.load_rgb`) and resized to ``image_size`` with the ImageNet
+    a sequence of image paths / PIL images, made RGB with ``background`` ("drop", "white" or
+    "black": :func:`crosspoint.data.transforms.to_rgb`; pass the background the image encoder was
+    trained with, :func:`crosspoint.models.checkpoint_background`) and resized to ``image_size`` with the ImageNet
     normalisation (:func:`~crosspoint.data.transforms.eval_image_transform`). ``kind``:
     ``"projection"`` (default) or ``"feature"`` (the pooled ResNet feature)."""
     import torch
@@ -261,7 +262,7 @@ def extract_image_features(
     else:
         from PIL import Image
 
-        from crosspoint.data.transforms import composite_background, eval_image_transform, load_rgb
+        from crosspoint.data.transforms import eval_image_transform, load_rgb, to_rgb
 
         tf = eval_image_transform(image_size)
         total = len(images)
@@ -269,7 +270,7 @@ def extract_image_features(
         def load(s, e):
             out = []
             for im in images[s:e]:
-                pil = composite_background(im, background) if isinstance(im, Image.Image) else load_rgb(im, background)
+                pil = to_rgb(im, background) if isinstance(im, Image.Image) else load_rgb(im, background)
                 out.append(tf(pil))
             return torch.stack(out)
 
@@ -303,7 +304,8 @@ def build_eval_encoder(spec: str, *, arch: str = "dgcnn", k: "int | None" = None
     """The point encoder to evaluate: a checkpoint path (official CrossPoint file or ours, see
     :func:`crosspoint.models.load_point_encoder`), or ``"random"``: a randomly initialised
     ``arch`` encoder (seeded; BatchNorm at its initial statistics), the usual baseline.
-    ``k`` overrides the kNN size (default: the checkpoint's; 20 for ``random``)."""
+    ``k`` overrides the kNN size (default: the one the checkpoint was trained with, 15 for an
+    official file; 20 for ``random``); ``enc.k_source`` says which."""
     import torch
 
     from crosspoint.models import build_point_encoder, load_point_encoder
@@ -314,6 +316,7 @@ def build_eval_encoder(spec: str, *, arch: str = "dgcnn", k: "int | None" = None
             torch.manual_seed(int(seed))
             enc = build_point_encoder(arch, **cfg)
         enc.eval()
+        enc.k_source = None if arch == "pointnet" else ("default" if k is None else "argument")
         if device is not None:
             from crosspoint.device import resolve_device
 

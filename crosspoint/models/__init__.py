@@ -5,6 +5,7 @@ Quick start::
 
     from crosspoint.models import load_point_encoder
     enc = load_point_encoder("best_model.pth")          # official file or project checkpoint
+    enc.k, enc.k_source                                 # 15, "official default" (the k it was trained with)
     feats = enc.embed(points)                           # (B, N, 3) float32 -> (B, 2048)
     proj = enc.project(points)                          # (B, 256)
     pmap = enc.point_features(points)                   # (B, N, 1024), for heatmaps
@@ -16,9 +17,10 @@ under :func:`crosspoint.device.autocast` for bf16 matrix products.
 from crosspoint.device import autocast, resolve_device
 from crosspoint.models.base import EncoderOutput, PointEncoder
 from crosspoint.models.checkpoint import (
-    FORMAT, FORMAT_VERSION, POINT_ARCHS, CheckpointError, build_image_encoder, build_point_encoder,
-    build_seg_head, load_image_encoder, load_part_segmenter, load_point_encoder, model_bundle,
-    read_checkpoint, save_model_bundle, save_official, to_official_state_dict,
+    FORMAT, FORMAT_VERSION, OFFICIAL_FINETUNE_K, OFFICIAL_PRETRAIN_K, POINT_ARCHS, CheckpointError,
+    build_image_encoder, build_point_encoder, build_seg_head, checkpoint_background, describe_k,
+    load_image_encoder, load_part_segmenter, load_point_encoder, model_bundle, read_checkpoint, recorded_k,
+    save_model_bundle, save_official, to_official_state_dict,
 )
 from crosspoint.models.crosspoint import CrossPointModel
 from crosspoint.models.dgcnn import DGCNN
@@ -38,5 +40,6 @@ __all__ = [
     "CheckpointError", "FORMAT", "FORMAT_VERSION", "POINT_ARCHS", "build_point_encoder", "build_image_encoder",
     "build_seg_head", "model_bundle", "save_model_bundle", "read_checkpoint", "load_point_encoder",
     "load_image_encoder", "load_part_segmenter", "to_official_state_dict", "save_official",
-    "convert_sync_batchnorm", "SyncBatchNorm", "knn",
+    "convert_sync_batchnorm", "SyncBatchNorm", "knn", "checkpoint_background", "describe_k", "recorded_k",
+    "OFFICIAL_PRETRAIN_K", "OFFICIAL_FINETUNE_K",
 ]

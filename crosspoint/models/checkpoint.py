@@ -33,8 +33,15 @@ part-segmentation *pretraining* file carries the (unused) ``bn7`` .. ``bn10`` of
 head: accepted and ignored. Keys are otherwise matched strictly: an error lists the missing and the
 unexpected ones. :func:`to_official_state_dict` goes the other way.
 
+kNN size: the loaders build a DGCNN with the k it was trained with unless ``k=`` is given: the
+recorded one for a project checkpoint, the reference's 15 for an official pretraining file and 40
+for an official fine-tuned ``model.t7``; ``model.k_source`` says which (:func:`load_point_encoder`).
+:func:`checkpoint_background` tells how its image encoder saw transparent pixels.
+
 Every failure to read or match a file raises :class:`CheckpointError` (a ``ValueError``) naming
-the file.
+the file and saying what it is: missing, a directory, empty, truncated (with the sizes known), not
+a PyTorch file at all, or a pickle that would need to run code. Every load is
+``torch.load(..., weights_only=True)``.
 """
 
 from __future__ import annotations
@@ -61,7 +68,8 @@ __all__ = [
     "FORMAT", "FORMAT_VERSION", "CheckpointError", "POINT_ARCHS", "build_point_encoder",
     "build_image_encoder", "build_seg_head", "model_bundle", "save_model_bundle", "read_checkpoint",
     "load_point_encoder", "load_image_encoder", "load_part_segmenter", "to_official_state_dict",
-    "save_official",
+    "save_official", "recorded_k", "describe_k", "checkpoint_background", "OFFICIAL_PRETRAIN_K",
+    "OFFICIAL_FINETUNE_K", "FALLBACK_K", "K_SOURCES",
 ]
 
 FORMAT = "crosspoint-explorer"
@@ -181,21 +189,143 @@ def _fmt_keys(keys) -> str:
 
 
 def read_checkpoint(path: "str | os.PathLike"):
-    """``torch.load(path, weights_only=True)`` on the CPU, every failure as a :class:`CheckpointError`."""
+    """``torch.load(path, weights_only=True)`` on the CPU, every failure as a :class:`CheckpointError`
+    that says what the file is: missing, a directory, empty, truncated (with the sizes when known),
+    not a PyTorch checkpoint at all, or a pickle that would need to run code."""
     p = Path(path)
-    if not p.is_file():
-        raise CheckpointError(f"{p}: no such checkpoint file")
+    _check_is_file(p)
     try:
         return torch.load(p, map_location="cpu", weights_only=True)
     except Exception as exc:
-        text = str(exc)
-        if "Weights only load failed" in text or "weights_only" in text:
-            raise CheckpointError(
-                f"{p}: refused to load: unpickling it would need to run code (a pickled model object or "
-                "another program's data?). Only state dicts and CrossPoint Explorer checkpoints "
-                "(tensors and plain types) are loaded.") from None
-        first = text.splitlines()[0][:200] if text else ""
-        raise CheckpointError(f"{p}: not a readable PyTorch checkpoint ({type(exc).__name__}: {first})") from None
+        raise CheckpointError(_diagnose(p, exc)) from None
+
+
+def _check_is_file(p: Path) -> None:
+    try:
+        st = p.stat()
+    except OSError as exc:
+        if p.is_symlink():
+            raise CheckpointError(f"{p}: a symbolic link that leads nowhere ({exc.strerror or exc})") from None
+        if isinstance(exc, FileNotFoundError):
+            raise CheckpointError(f"{p}: no such checkpoint file") from None
+        raise CheckpointError(f"{p}: cannot read it ({exc.strerror or exc})") from None
+    import stat as _stat
+
+    if _stat.S_ISDIR(st.st_mode):
+        inside = _checkpoints_in(p)
+        hint = (f"; checkpoint files in it: {', '.join(inside)}" if inside
+                else "; it holds no .pt/.pth/.t7 file")
+        raise CheckpointError(f"{p}: is a directory, not a checkpoint file{hint}") from None
+    if not _stat.S_ISREG(st.st_mode):
+        raise CheckpointError(f"{p}: not a regular file (a device, pipe or socket), not a checkpoint file") from None
+
+
+def _checkpoints_in(folder: Path, limit: int = 5) -> list:
+    """Checkpoint-looking files directly in ``folder`` or in its ``checkpoints/`` (relative names)."""
+    found = []
+    for sub in (folder, folder / "checkpoints"):
+        try:
+            names = sorted(e.name for e in os.scandir(sub) if e.is_file() and e.name.endswith((".pt", ".pth", ".t7")))
+        except OSError:
+            continue
+        found += [str((sub / n).relative_to(folder)) for n in names]
+    return found[:limit] + ([f"... ({len(found) - limit} more)"] if len(found) > limit else [])
+
+
+_ZIP_MAGIC = b"PK\x03\x04"
+_ZIP_EMPTY = b"PK\x05\x06"
+_PICKLE_PROTO = 0x80  # the PROTO opcode every pickle of protocol 2+ starts with
+
+
+def _legacy_magic() -> bytes:
+    """The first bytes of every legacy (non-zip) ``torch.save`` file: its magic number, pickled."""
+    import pickle
+
+    return pickle.dumps(torch.serialization.MAGIC_NUMBER, protocol=2)
+
+
+def _sentences(text: str, limit: int = 300) -> str:
+    """The first line of ``text`` cut at a sentence end, never mid-sentence (whole when short)."""
+    line = " ".join(text.split("\n")[0].split())
+    if len(line) <= limit:
+        return line
+    cut = line.rfind(". ", 0, limit)
+    return line[:cut + 1] if cut > 0 else line.split(". ")[0].rstrip(".") + "."
+
+
+def _pickle_truncated(p: Path, size: int) -> bool:
+    """Whether the pickles at the start of a legacy (non-zip) torch file run into the end of the file
+    (walked with :mod:`pickletools`, which reads opcodes and runs nothing)."""
+    import pickletools
+
+    with open(p, "rb") as fh:
+        try:
+            for _ in range(5):  # magic number, protocol, sys info, the object, the storage keys
+                for _op in pickletools.genops(fh):
+                    pass
+        except Exception:
+            return fh.tell() >= size
+    return False
+
+
+def _diagnose(p: Path, exc: Exception) -> str:
+    """The message for a file that ``torch.load`` refused (see :func:`read_checkpoint`)."""
+    text = str(exc)
+    try:
+        size = p.stat().st_size
+        with open(p, "rb") as fh:
+            head = fh.read(32)
+    except OSError as err:
+        return f"{p}: cannot read it ({err.strerror or err})"
+    if isinstance(exc, OSError) and not isinstance(exc, EOFError):
+        return f"{p}: cannot read it ({exc.strerror or _sentences(text)})"
+    if size == 0:
+        return f"{p}: empty file (0 bytes), not a checkpoint: an interrupted save, copy or download?"
+    if head.startswith((_ZIP_MAGIC, _ZIP_EMPTY)):
+        import zipfile
+
+        try:
+            with zipfile.ZipFile(p) as zf:
+                names = zf.namelist()
+        except zipfile.BadZipFile:
+            return (f"{p}: truncated or incomplete: a zip archive (PyTorch's format) without its end "
+                    f"(the central directory), {size} bytes on disk; an interrupted save, copy or download?")
+        except Exception:  # pragma: no cover - unreadable in another way
+            names = None
+        if names is not None and not any(n == "data.pkl" or n.endswith("/data.pkl") for n in names):
+            shown = ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
+            return (f"{p}: a zip archive but not a PyTorch checkpoint (no data.pkl record; it holds "
+                    f"{shown or 'nothing'}): an .npz file or another program's archive?")
+        if not _needs_code(text):
+            return f"{p}: a damaged PyTorch checkpoint (zip archive, {size} bytes): {_sentences(text)}"
+        return _refused(p)
+    magic = _legacy_magic()
+    if not (head.startswith(magic) or magic.startswith(head)):
+        if head[0] == _PICKLE_PROTO and len(head) > 1 and 2 <= head[1] <= 5:
+            return (f"{p}: not a PyTorch checkpoint: a Python pickle without PyTorch's magic number "
+                    "(written by pickle.dump or another program, not torch.save)")
+        return (f"{p}: not a PyTorch checkpoint (neither a zip archive nor a legacy pickle; it starts with "
+                f"bytes {head[:4].hex(' ')}, {size} bytes in all)")
+    m = re.search(r"expected (\d+) more bytes", text)
+    if m:
+        return (f"{p}: truncated: {size} bytes on disk, at least {m.group(1)} more expected (an interrupted "
+                "save, copy or download?)")
+    if isinstance(exc, EOFError) or _pickle_truncated(p, size):
+        return (f"{p}: truncated or incomplete: the data ends after {size} bytes, inside the checkpoint's "
+                "pickled header (an interrupted save, copy or download?)")
+    if _needs_code(text):
+        return _refused(p)
+    return f"{p}: not a readable PyTorch checkpoint ({type(exc).__name__}: {_sentences(text)})"
+
+
+def _needs_code(text: str) -> bool:
+    return "Weights only load failed" in text or "weights_only" in text
+
+
+def _refused(p: Path) -> str:
+    return (f"{p}: refused to load: unpickling it would need to run code (a pickled model object or "
+            "another program's data?). Only state dicts and CrossPoint Explorer checkpoints "
+            "(tensors and plain types) are loaded.")
 
 
 def _is_bundle(obj) -> bool:
@@ -369,8 +499,28 @@ def _finish(model: nn.Module, device) -> nn.Module:
 
 
 # ------------------------------------------------------------------------------ loaders
-def _point_source(path):
-    """``(arch, config, backbone state, head entry/state or None, head config)`` from any supported file."""
+#: kNN size of the official pretraining files (``scripts/script.sh``: ``--k 15`` for both
+#: ``--model dgcnn`` and ``--model dgcnn_seg``)
+OFFICIAL_PRETRAIN_K = 15
+#: kNN size of the official part-segmentation fine-tuning (``train_partseg.py --k 40``: ``model.t7``)
+OFFICIAL_FINETUNE_K = 40
+#: DGCNN's own default, for a project checkpoint that does not record its k
+FALLBACK_K = 20
+
+#: where a loaded model's ``k`` came from (``model.k_source``)
+K_SOURCES = ("argument", "checkpoint", "official default", "default")
+
+
+class _Source:
+    """What a point-model file holds: ``arch``, ``config`` (constructor kwargs), ``state``,
+    ``head``, ``own`` (a project checkpoint), ``layout`` (of an official file), ``obj`` (as read)."""
+
+    def __init__(self, arch, config, state, head, own, layout, obj):
+        self.arch, self.config, self.state, self.head = arch, config, state, head
+        self.own, self.layout, self.obj = own, layout, obj
+
+
+def _point_source(path) -> _Source:
     obj = read_checkpoint(path)
     if _is_bundle(obj):
         _check_bundle(obj, path)
@@ -378,31 +528,125 @@ def _point_source(path):
         if entry["arch"] not in POINT_ARCHS:
             raise CheckpointError(f"{path}: unknown point encoder {entry['arch']!r} "
                                   f"(this version knows {', '.join(POINT_ARCHS)})")
-        head = obj.get("seg_head")
-        return entry["arch"], dict(entry.get("config", {})), _strip_prefixes(entry["state_dict"]), head, True
+        return _Source(entry["arch"], dict(entry.get("config", {})), _strip_prefixes(entry["state_dict"]),
+                       obj.get("seg_head"), True, "bundle", obj)
     sd = _as_state_dict(obj, path)
+    layout = _detect_layout(sd)
     arch, config, state, head = _official_point_state(sd, path)
-    return arch, config, state, head, False
+    return _Source(arch, config, state, head, False, layout, obj)
+
+
+def _int_k(v) -> "int | None":
+    return int(v) if isinstance(v, int) and not isinstance(v, bool) and v >= 1 else None
+
+
+def recorded_k(obj) -> "int | None":
+    """The DGCNN k a project checkpoint (as read) records: its point encoder's config, else the
+    training config (``config["model"]["k"]``, or a flat ``config["k"]``), else ``meta["k"]``;
+    None for an official file or when none is recorded."""
+    if not _is_bundle(obj):
+        return None
+    cands = []
+    entry = obj.get("point_encoder")
+    if isinstance(entry, dict) and isinstance(entry.get("config"), dict):
+        cands.append(entry["config"].get("k"))
+    cfg = obj.get("config")
+    if isinstance(cfg, dict):
+        cands.append(cfg["model"].get("k") if isinstance(cfg.get("model"), dict) else cfg.get("k"))
+    meta = obj.get("meta")
+    if isinstance(meta, dict):
+        cands.append(meta.get("k"))
+    for v in cands:
+        if _int_k(v) is not None:
+            return _int_k(v)
+    return None
+
+
+def _resolve_k(src: _Source, k, path, *, official: int) -> "tuple[int | None, str | None]":
+    """``(k, where it came from)`` for a DGCNN of ``src`` (``(None, None)`` for PointNet)."""
+    if src.arch == "pointnet":
+        return None, None
+    if k is not None:
+        return int(k), "argument"
+    if src.own:
+        rec = recorded_k(src.obj)
+        if rec is not None:
+            return rec, "checkpoint"
+        log.warning("%s: the checkpoint records no kNN size k; using %d (DGCNN's default). Pass k= if it "
+                    "was trained with another.", path, FALLBACK_K)
+        return FALLBACK_K, "default"
+    return official, "official default"
+
+
+def _tag_k(model: nn.Module, k_source) -> nn.Module:
+    """Record where ``model.k`` came from (one of :data:`K_SOURCES`; None for PointNet)."""
+    model.k_source = k_source
+    return model
+
+
+def describe_k(model) -> "str | None":
+    """``"k = 15 (official default)"`` for a loaded DGCNN model; None for a model without k."""
+    k = getattr(model, "k", None)
+    if k is None:
+        return None
+    src = getattr(model, "k_source", None)
+    return f"k = {k}" + (f" ({src})" if src else "")
 
 
 def load_point_encoder(path: "str | os.PathLike", *, k: "int | None" = None, device=None) -> PointEncoder:
     """A point encoder (eval mode) from an official CrossPoint file (DGCNN, part-segmentation DGCNN
     pretraining or fine-tuned: the backbone; with or without ``module.``) or a project checkpoint.
 
-    ``k``: kNN size of the DGCNN models (default: the value saved in a project checkpoint, else
-    20, the reference's pretraining default). ``device``: where to put it (default CPU).
+    ``k``: kNN size of the DGCNN models. None (the default) uses the k the model was trained with:
+    a project checkpoint's recorded k (:func:`recorded_k`); for an official file the reference's
+    :data:`OFFICIAL_PRETRAIN_K` = 15 (its pretraining ``--k 15``), or :data:`OFFICIAL_FINETUNE_K` =
+    40 for a fine-tuned part-segmentation file (``model.t7``); else 20 with a logged warning.
+    The encoder's ``k`` is the value used and ``k_source`` says where it came from ("argument",
+    "checkpoint", "official default" or "default"; None for PointNet). ``device``: where to put it
+    (default CPU).
     """
-    arch, config, state, _head, own = _point_source(path)
-    if k is not None and arch != "pointnet":
-        config["k"] = int(k)
-    elif not own and arch != "pointnet":
-        config["k"] = 20
+    src = _point_source(path)
+    official = OFFICIAL_FINETUNE_K if src.layout == "dgcnn_partseg_finetuned" else OFFICIAL_PRETRAIN_K
+    k_used, k_source = _resolve_k(src, k, path, official=official)
+    config = dict(src.config)
+    if k_used is not None:
+        config["k"] = k_used
     try:
-        model = _empty(build_point_encoder, arch, **config)
+        model = _empty(build_point_encoder, src.arch, **config)
     except TypeError as exc:
-        raise CheckpointError(f"{path}: bad {arch} config {config!r}: {exc}") from None
-    _load_strict(model, state, path, f"the {arch} point encoder")
-    return _finish(model, device)
+        raise CheckpointError(f"{path}: bad {src.arch} config {config!r}: {exc}") from None
+    _load_strict(model, src.state, path, f"the {src.arch} point encoder")
+    return _tag_k(_finish(model, device), k_source)
+
+
+def checkpoint_background(checkpoint) -> "tuple[str, str]":
+    """``(background, where it came from)``: how the image encoder of ``checkpoint`` (a path, or a
+    checkpoint already read with :func:`read_checkpoint`) saw transparent pixels, i.e. the
+    ``background`` to give :func:`crosspoint.data.transforms.to_rgb` when feeding it images.
+
+    * a project checkpoint with a training config: its ``data.background`` read through
+      :func:`crosspoint.config.upgrade_legacy` (a config saved before the setting existed gives
+      "white", what the project did then) -> ``"checkpoint"`` / ``"legacy default"``;
+    * a project checkpoint without one: ``meta["background"]`` when set (``"checkpoint"``), else
+      "white" (``"legacy default"``);
+    * an official file: "drop", the reference's ``convert('RGB')`` (``"official default"``).
+    """
+    from crosspoint.config import upgrade_legacy
+    from crosspoint.data.transforms import BACKGROUNDS
+
+    obj = read_checkpoint(checkpoint) if isinstance(checkpoint, (str, os.PathLike)) else checkpoint
+    if not _is_bundle(obj):
+        return "drop", "official default"
+    cfg = obj.get("config")
+    if isinstance(cfg, dict) and isinstance(cfg.get("data"), dict):
+        saved = cfg["data"].get("background")
+        value = upgrade_legacy(cfg)["data"].get("background")
+        if value in BACKGROUNDS:
+            return value, "checkpoint" if saved is not None else "legacy default"
+    meta = obj.get("meta")
+    if isinstance(meta, dict) and meta.get("background") in BACKGROUNDS:
+        return meta["background"], "checkpoint"
+    return "white", "legacy default"
 
 
 def _guess_resnet(state: dict) -> "str | None":
@@ -451,17 +695,17 @@ def load_part_segmenter(path: "str | os.PathLike", *, k: "int | None" = None, de
     """A part segmenter (eval mode), ``(points (B, N, 3), category (B,)) -> logits (B, N, 50)``, from
     an official fine-tuned ``DGCNN_partseg`` file (``model.t7``) or a project checkpoint with a
     ``dgcnn_partseg`` point encoder and a ``seg_head``. ``k`` defaults to the saved value, else 40
-    (the reference's fine-tuning default)."""
-    arch, config, state, head, own = _point_source(path)
+    (the reference's fine-tuning ``--k 40``); ``k_source`` on the segmenter and its backbone says
+    which (see :func:`load_point_encoder`)."""
+    src = _point_source(path)
+    arch, config, state, head, own = src.arch, dict(src.config), src.state, src.head, src.own
     if arch != "dgcnn_partseg":
         raise CheckpointError(f"{path}: holds a {arch} point encoder, not a part-segmentation DGCNN")
     if head is None:
         raise CheckpointError(f"{path}: no part-segmentation head in this checkpoint (a pretraining "
                               "checkpoint? fine-tune it first; load_point_encoder loads its backbone)")
-    if k is not None:
-        config["k"] = int(k)
-    elif not own:
-        config["k"] = 40
+    k_used, k_source = _resolve_k(src, k, path, official=OFFICIAL_FINETUNE_K)
+    config["k"] = k_used
     try:
         backbone = _empty(build_point_encoder, arch, **config)
     except TypeError as exc:
@@ -481,7 +725,8 @@ def load_part_segmenter(path: "str | os.PathLike", *, k: "int | None" = None, de
         seg_head = _empty(build_seg_head, num_parts=num_parts, num_categories=num_cat, emb_dims=backbone.emb_dims)
         head_state = head
     _load_strict(seg_head, head_state, path, "the part-segmentation head")
-    return _finish(PartSegmenter(backbone, seg_head), device)
+    _tag_k(backbone, k_source)
+    return _tag_k(_finish(PartSegmenter(backbone, seg_head), device), k_source)
 
 
 # ------------------------------------------------------------------------------ export

@@ -1,0 +1,123 @@
+"""Issue 10 item 7, checkpoints: a file that cannot be loaded says what it is (a directory, not a
+PyTorch file, truncated with its size, ...), whole sentences; every load stays ``weights_only``."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+from crosspoint.models import CheckpointError, build_point_encoder, load_point_encoder, read_checkpoint
+
+
+def _msg(path) -> str:
+    with pytest.raises(CheckpointError) as err:
+        read_checkpoint(path)
+    return str(err.value)
+
+
+@pytest.fixture
+def state_file(tmp_path):
+    torch.manual_seed(0)
+    sd = build_point_encoder("dgcnn", k=4, emb_dims=32, projection_dim=8).state_dict()
+    zip_path = tmp_path / "good.pth"
+    torch.save(sd, zip_path)
+    legacy = tmp_path / "legacy.pth"
+    torch.save(sd, legacy, _use_new_zipfile_serialization=False)
+    return zip_path, legacy
+
+
+def test_directory_says_it_is_a_directory(tmp_path, state_file):
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    msg = _msg(run)
+    assert "is a directory, not a checkpoint file" in msg and "no such" not in msg
+    assert "holds no .pt/.pth/.t7 file" in msg
+    (run / "checkpoints" / "best.pt").write_bytes(state_file[0].read_bytes())
+    assert "checkpoint files in it: checkpoints/best.pt" in _msg(run)
+    with pytest.raises(CheckpointError, match="is a directory"):
+        load_point_encoder(run)
+    assert _msg(tmp_path / "missing.pth").endswith("no such checkpoint file")
+
+
+def test_random_bytes_are_not_a_pytorch_checkpoint(tmp_path):
+    path = tmp_path / "noise.pth"
+    data = np.random.default_rng(0).bytes(4096)
+    assert data[:2] != b"PK" and data[0] != 0x80
+    path.write_bytes(data)
+    msg = _msg(path)
+    assert "not a PyTorch checkpoint (neither a zip archive nor a legacy pickle" in msg
+    assert "run code" not in msg and "4096 bytes" in msg
+    (tmp_path / "text.pth").write_text("hello\n")
+    assert "neither a zip archive nor a legacy pickle" in _msg(tmp_path / "text.pth")
+
+
+def test_truncated_zip_checkpoint(state_file, tmp_path):
+    data = state_file[0].read_bytes()
+    for n in (200, len(data) // 2, len(data) - 10):
+        path = tmp_path / f"cut{n}.pth"
+        path.write_bytes(data[:n])
+        msg = _msg(path)
+        assert "truncated or incomplete" in msg and f"{n} bytes on disk" in msg, msg
+        assert msg.rstrip().endswith("?") or msg.rstrip().endswith(".")  # a whole sentence, not cut
+
+
+def test_truncated_legacy_checkpoint(state_file, tmp_path):
+    data = state_file[1].read_bytes()
+    path = tmp_path / "cut.pth"
+    path.write_bytes(data[: len(data) - 100])  # inside the tensor data: torch knows how much is missing
+    msg = _msg(path)
+    assert f"truncated: {len(data) - 100} bytes on disk, at least" in msg and "more expected" in msg
+    for n in (5, 15, 40, 300):  # inside the pickled header
+        path.write_bytes(data[:n])
+        msg = _msg(path)
+        assert "truncated or incomplete" in msg and f"after {n} bytes" in msg, (n, msg)
+        assert "run code" not in msg
+
+
+def test_empty_and_foreign_files(tmp_path):
+    (tmp_path / "empty.pth").write_bytes(b"")
+    assert "empty file (0 bytes)" in _msg(tmp_path / "empty.pth")
+    np.savez(tmp_path / "arrays.npz", a=np.ones(3))
+    msg = _msg(tmp_path / "arrays.npz")
+    assert "a zip archive but not a PyTorch checkpoint" in msg and "a.npy" in msg
+    with open(tmp_path / "plain.pkl", "wb") as fh:
+        pickle.dump({"a": 1}, fh, protocol=2)
+    assert "a Python pickle without PyTorch's magic number" in _msg(tmp_path / "plain.pkl")
+
+
+def test_code_needing_pickles_are_still_refused(tmp_path):
+    torch.save({"model": torch.nn.Linear(2, 2)}, tmp_path / "module.pth")
+    assert "unpickling it would need to run code" in _msg(tmp_path / "module.pth")
+    torch.save({"model": torch.nn.Linear(2, 2)}, tmp_path / "module_legacy.pth", _use_new_zipfile_serialization=False)
+    assert "unpickling it would need to run code" in _msg(tmp_path / "module_legacy.pth")
+
+
+def test_loads_are_weights_only(state_file, monkeypatch):
+    import crosspoint.models.checkpoint as ck
+
+    seen = []
+    real = torch.load
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs.get("weights_only"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ck.torch, "load", spy)
+    read_checkpoint(state_file[0])
+    load_point_encoder(state_file[1])
+    ck.checkpoint_background(state_file[0])
+    assert seen and all(w is True for w in seen)
+
+
+def test_long_messages_end_at_a_sentence():
+    from crosspoint.models.checkpoint import _sentences
+
+    text = ("PytorchStreamReader failed reading zip archive: failed finding central directory. This is an "
+            "internal miniz error. If you are seeing this error, there is a high likelihood that your checkpoint "
+            "file is corrupted or truncated. " * 3)
+    out = _sentences(text, limit=200)
+    assert out.endswith(".") and len(out) <= 200 and out.count(".") >= 1
+    assert _sentences("short message", limit=200) == "short message"
