@@ -16,36 +16,17 @@ import torch
 from crosspoint.cli import main
 from crosspoint.engine.events import read_events
 
-REPO = Path(__file__).resolve().parents[1]
-
-TINY = [
-    "data.num_points=128", "data.image_size=32", "model.k=8", "model.image_encoder=resnet18",
-    "optim.batch_size=4", "data.workers=0", "run.log_every=1", "data.val_fraction=0.25", "run.threads=1",
-    "run.seed=3",
-]
+from pretrain_support import REPO, make_tiny_demo  # noqa: I001 - tests/pretrain_support.py
+from pretrain_support import env as _env, sets as _sets, wait_for as _wait_for, weights as _weights
 
 
-def _sets(extra=()):
-    out = []
-    for kv in [*TINY, *extra]:
-        out += ["--set", kv]
-    return out
+
 
 
 @pytest.fixture(scope="module")
 def tiny_demo(tmp_path_factory) -> Path:
-    from crosspoint.data.synthetic import generate_demo
+    return make_tiny_demo(tmp_path_factory.mktemp("demo") / "demo")
 
-    root = tmp_path_factory.mktemp("demo") / "demo"
-    generate_demo(root, seed=0, per_class=3, n_views=2, size=32, workers=0)
-    return root
-
-
-def _env():
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
-    env["OMP_NUM_THREADS"] = "1"
-    return env
 
 
 def _state(path):
@@ -116,21 +97,8 @@ def _run_cli(args, **kw):
                             env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kw)
 
 
-def _wait_for(path: Path, predicate, proc, timeout=180):
-    t0 = time.time()
-    while time.time() - t0 < timeout:
-        if path.exists() and predicate(read_events(path)):
-            return True
-        if proc.poll() is not None:
-            return False
-        time.sleep(0.05)
-    return False
 
 
-def _weights(path):
-    ck = torch.load(path, weights_only=True)
-    return {**{f"p.{k}": v for k, v in ck["point_encoder"]["state_dict"].items()},
-            **{f"i.{k}": v for k, v in ck["image_encoder"]["state_dict"].items()}}, ck
 
 
 @pytest.mark.slow
