@@ -430,6 +430,10 @@ def _finetune_locked(cfg: FinetuneConfig, out: Path, ckpt_dir: Path, progress_ba
     table_meta = part_table_to_meta(table)
     base_meta = {"task": "partseg", "part_table": table_meta, "init": str(cfg.init), "backbone_mode": cfg.backbone,
                  "dataset": str(root), "train_split": cfg.train_split}
+    if image_entry is not None:  # the copied image encoder keeps the view background it was trained with
+        from crosspoint.models import checkpoint_background
+
+        base_meta["background"] = checkpoint_background(cfg.init)[0]
     cfg_dict = dataclasses.asdict(cfg)
     writer = EventWriter(out)
     stop = StopFlag().install()
