@@ -104,9 +104,20 @@ def create_window(files: Sequence[str] = (), *, size=(1400, 900), checkpoint: st
     else:
         win.open_demo()
     if load_model:
-        ck = checkpoint or (win.settings.value("checkpoint") or None)
-        if ck and not Path(str(ck)).is_file():
+        # The remembered checkpoint changes only when a load succeeds (MainWindow._remember_checkpoint):
+        # a --checkpoint that fails is reported and the next launch still loads the remembered one.
+        remembered = str(win.settings.value("checkpoint") or "") or None
+        remember = True
+        if checkpoint:
+            ck = str(checkpoint)  # loaded even when missing: the failure says why
+        elif remembered and Path(remembered).is_file():
+            ck = remembered
+        else:
             ck = None
+            if remembered:  # gone (or on a drive not mounted now): the demo for now, the setting kept
+                remember = False
+                win.statusBar().showMessage(f"The last checkpoint used, {remembered}, is not there; using the "
+                                            "demo checkpoint (the next launch tries it again)", 20000)
         dev = win.settings.value("device")
         if checkpoint is None and dev:
             i = win.model_panel.device.findData(dev)
@@ -121,7 +132,7 @@ def create_window(files: Sequence[str] = (), *, size=(1400, 900), checkpoint: st
             # to get a model instead of reporting an error.
             win.model_panel.show_no_checkpoint()
         else:
-            win.model_panel.load(ck)
+            win.load_checkpoint(ck, remember=remember)
     if attach:
         win.training.attach(attach)
         win.training_dock.raise_()

@@ -135,4 +135,10 @@ def point_colors(cloud: PointCloud, mode: str, *, labels: np.ndarray | None = No
         return np.broadcast_to(UNIFORM_COLOR, (n, 3)).astype(np.float32)
     if n == 0:
         return np.zeros((0, 3), np.float32)
-    return scalar_colors(cloud.points[:, up_axis], cmap=cmap)
+    height = cloud.points[:, up_axis]
+    if np.isfinite(height).all() and not np.ptp(height) > 0:
+        # all at one height (a single point, a flat scan): the map's middle colour, not its darkest
+        # end, which is hard to see on the dark background
+        lut = colormap_lut(cmap)
+        return np.broadcast_to(lut[len(lut) // 2], (n, 3)).astype(np.float32)
+    return scalar_colors(height, cmap=cmap)

@@ -45,6 +45,18 @@ def default_up_axis(cloud: PointCloud) -> int:
     return 2 if cloud.source_format.lower() in ("off", "las", "laz") else 1
 
 
+def single_location_note(cloud: PointCloud) -> str:
+    """``"1 point at (x, y, z); "`` or ``"N identical points at (x, y, z); "`` for a cloud that is one
+    location (the 3D view marks it and frames a minimum extent around it), else ``""``."""
+    from explorer.o3d_renderer import OffscreenRenderer
+
+    center = OffscreenRenderer.degenerate_center(cloud.points)
+    if center is None:
+        return ""
+    what = Viewer3D.describe_single(cloud.n_points)
+    return f"{what} at ({center[0]:.4g}, {center[1]:.4g}, {center[2]:.4g}), marked in the view; "
+
+
 #: bump when the docks change: saved window layouts of other versions are then ignored
 LAYOUT_VERSION = 2
 
@@ -58,32 +70,169 @@ def app_settings() -> QSettings:
 
 
 class ErrorBanner(QWidget):
-    """A dismissable red banner above the 3D view that says what went wrong."""
+    """A dismissable red banner above the 3D view that says what went wrong.
+
+    It lists every error since it was last dismissed (or since the last batch of files was opened):
+    one error reads as a sentence; several read as a list, each file with its reason. A long list
+    shows its first few entries and "and N more"; the full list is in the tooltip and behind
+    "Details...".
+    """
+
+    #: at most this many entries are listed in full; a longer list shows ``MAX_SHOWN - 1`` and "and N more"
+    MAX_SHOWN = 4
+    #: a listed reason longer than this is cut (the tooltip and the details have it whole)
+    MAX_REASON = 220
 
     def __init__(self, parent=None):
         super().__init__(parent)
         self.setObjectName("errorBanner")
         self.setAttribute(Qt.WidgetAttribute.WA_StyledBackground, True)
-        self.setStyleSheet("#errorBanner { background: #7a2630; border-radius: 4px; } QLabel { color: white; }")
+        self.setStyleSheet("#errorBanner { background: #7a2630; border-radius: 4px; } QLabel { color: white; }"
+                           " QPushButton { color: white; }")
         lay = QHBoxLayout(self)
         lay.setContentsMargins(10, 6, 6, 6)
         self.label = QLabel()
         self.label.setWordWrap(True)
+        self.label.setTextFormat(Qt.TextFormat.PlainText)
         self.label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.details_button = QPushButton("Details...")
+        self.details_button.setFlat(True)
+        self.details_button.setToolTip("Every error with its full message")
+        self.details_button.clicked.connect(self.show_details)
         close = QPushButton("Dismiss")
         close.setFlat(True)
-        close.setStyleSheet("color: white;")
-        close.clicked.connect(self.hide)
+        close.clicked.connect(self.clear)
+        buttons = QVBoxLayout()
+        buttons.setContentsMargins(0, 0, 0, 0)
+        buttons.addWidget(close)
+        buttons.addWidget(self.details_button)
+        buttons.addStretch(1)
         lay.addWidget(self.label, 1)
-        lay.addWidget(close)
+        lay.addLayout(buttons)
+        self.dismiss_button = close
+        self.details_box: QMessageBox | None = None
+        #: (kind, name, reason, where): kind "open" (a file that could not be opened; ``where`` is its
+        #: full path) or "action" (``name`` says what failed)
+        self._entries: list[tuple[str, str, str, str]] = []
+        self._keys: list[tuple[int, int]] = []  # sort keys of the entries (see add_error)
         self.hide()
 
-    def show_message(self, text: str) -> None:
-        self.label.setText(text)
+    # -- entries ----------------------------------------------------------------------------------
+    def add_error(self, name: str, reason: str, *, kind: str = "open", where: str | None = None,
+                  order: int | None = None) -> None:
+        """Add one error (``kind`` "open": ``name`` is the file, ``where`` its full path; "action":
+        ``name`` says what failed). ``order``: its place among the files opened together (files load in
+        parallel and fail in any order; the list follows the order they were given in)."""
+        entry = (kind, str(name), str(reason).strip(), str(where or name))
+        key = (0, order) if order is not None else (1, len(self._entries))
+        at = len(self._entries)
+        if order is not None:  # before the first entry with a later place (or no place)
+            at = next((i for i, k in enumerate(self._keys) if k > key), len(self._entries))
+        self._entries.insert(at, entry)
+        self._keys.insert(at, key)
+        self._refresh()
         self.show()
 
+    def show_message(self, text: str) -> None:
+        """Replace the list with one free-form message."""
+        self._entries = [("message", "", str(text), "")]
+        self._keys = [(1, 0)]
+        self._refresh()
+        self.show()
+
+    def clear(self) -> None:
+        """Forget the errors and hide (the Dismiss button)."""
+        self._entries = []
+        self._keys = []
+        self.label.setText("")
+        self.label.setToolTip("")
+        self.hide()
+
+    @property
+    def entries(self) -> list[tuple[str, str, str, str]]:
+        return list(self._entries)
+
     def text(self) -> str:
+        """What the banner shows now ("" when hidden)."""
         return self.label.text() if self.isVisible() else ""
+
+    def full_text(self) -> str:
+        """Every error with its whole message (the tooltip and the details)."""
+        return "\n".join(self._line(e, cut=False) for e in self._entries)
+
+    # -- presentation -----------------------------------------------------------------------------
+    @staticmethod
+    def _sentence(kind: str, name: str, reason: str, where: str) -> str:
+        if kind == "open":
+            return f"Could not open {name}. {where}: {reason}"
+        if kind == "action":
+            return f"{name[:1].upper() + name[1:]} failed: {reason}"
+        return reason
+
+    def _line(self, entry: tuple[str, str, str, str], *, cut: bool) -> str:
+        kind, name, reason, where = entry
+        if cut:
+            reason = " ".join(reason.split())  # one line per entry
+            if len(reason) > self.MAX_REASON:
+                reason = reason[: self.MAX_REASON - 3].rstrip() + "..."
+        if kind == "open":
+            return f"{name if cut else where}: {reason}"
+        if kind == "action":
+            return f"{name[:1].upper() + name[1:]} failed: {reason}"
+        return reason
+
+    def heading(self) -> str:
+        n = len(self._entries)
+        kinds = {e[0] for e in self._entries}
+        if kinds == {"open"}:
+            return f"Could not open {n} files:"
+        if kinds == {"action"}:
+            return f"{n} actions failed:"
+        return f"{n} errors:"
+
+    def _refresh(self) -> None:
+        entries = self._entries
+        if not entries:
+            self.label.setText("")
+            self.label.setToolTip("")
+            self.details_button.hide()
+            return
+        if len(entries) == 1:
+            kind, name, reason, where = entries[0]
+            text = self._sentence(kind, name, reason, where)
+            cut = len(text) > 4 * self.MAX_REASON
+            if cut:
+                text = text[: 4 * self.MAX_REASON - 3].rstrip() + "..."
+            self.label.setText(text)
+            self.label.setToolTip(self.full_text())
+            self.details_button.setVisible(cut)
+            return
+        shown = entries if len(entries) <= self.MAX_SHOWN else entries[: self.MAX_SHOWN - 1]
+        lines = [self.heading()] + ["\u2022 " + self._line(e, cut=True) for e in shown]
+        if len(shown) < len(entries):
+            lines.append(f"... and {len(entries) - len(shown)} more (Details... lists them all)")
+        self.label.setText("\n".join(lines))
+        self.label.setToolTip(self.heading() + "\n" + self.full_text())
+        self.details_button.show()
+
+    def show_details(self) -> None:
+        """Every error with its full message, in a dialog (not modal: the window stays usable)."""
+        if not self._entries:
+            return
+        if self.details_box is not None:
+            self.details_box.close()
+        box = QMessageBox(QMessageBox.Icon.Warning, "Errors",
+                          self.heading() if len(self._entries) > 1 else "1 error:",
+                          QMessageBox.StandardButton.Close, self.window())
+        box.setInformativeText("\n\n".join(self._line(e, cut=False) for e in self._entries[:12])
+                               + (f"\n\n... and {len(self._entries) - 12} more: see the details"
+                                  if len(self._entries) > 12 else ""))
+        box.setDetailedText(self.full_text())
+        box.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose, True)
+        box.destroyed.connect(lambda *_: setattr(self, "details_box", None))
+        self.details_box = box
+        box.open()
 
 
 class MainWindow(QMainWindow):
@@ -96,6 +245,7 @@ class MainWindow(QMainWindow):
         self.state = state or AppState(self)
         self.settings = app_settings()
         self._pending_loads = 0
+        self._open_order: dict[str, int] = {}  # path -> its place in the batch being opened
         self.load_errors: list[tuple[str, str]] = []
         self.action_errors: list[tuple[str, str]] = []
 
@@ -224,7 +374,9 @@ class MainWindow(QMainWindow):
             self.open_files(files)
 
     def open_files(self, paths) -> None:
-        self.banner.hide()
+        self.banner.clear()  # the banner lists the errors of this batch of files, in the order given
+        paths = [str(p) for p in paths]
+        self._open_order = {p: i for i, p in reversed(list(enumerate(paths)))}
         for p in paths:
             self.open_file(str(p))
 
@@ -289,15 +441,23 @@ class MainWindow(QMainWindow):
     def show_error(self, what: str, message: str) -> None:
         """An error of an action (not of opening a file): banner + status bar; nothing else changes."""
         self.action_errors.append((what, message))
-        self.banner.show_message(f"{what[:1].upper() + what[1:]} failed: {message}")
+        self.banner.add_error(what, message, kind="action")
         self.statusBar().showMessage(f"Error: {message}", 15000)
         log.warning("%s: %s", what, message)
 
     def _on_error(self, source: str, message: str) -> None:
         self.load_errors.append((source, message))
         text = message if source in message else f"{source}: {message}"
-        self.banner.show_message(f"Could not open {Path(source).name}. {text}" if source != "demo" else text)
-        self.statusBar().showMessage(f"Error: {message}", 15000)
+        if source == "demo":
+            self.banner.add_error("The demo object", message, kind="action")
+        else:
+            # the file's name says which; its folder is in the message when the message names the path
+            reason = message[len(source) + 2:] if message.startswith(f"{source}: ") else message
+            name = Path(source.split("#")[0]).name + (f"#{source.split('#', 1)[1]}" if "#" in source else "")
+            self.banner.add_error(name, reason, where=source, order=self._open_order.get(source))
+        n = len(self.banner.entries)
+        self.statusBar().showMessage(f"Error: {message}" if n <= 1 else
+                                     f"{self.banner.heading().rstrip(':')}: listed above the 3D view", 15000)
         log.warning("%s", text)
 
     # -- showing the current object -------------------------------------------------------------
@@ -326,12 +486,15 @@ class MainWindow(QMainWindow):
         shown = doc.ensure_display_index(DISPLAY_MAX_POINTS)
         pts = cloud.points if shown is None else cloud.points[shown]
         self.viewer.set_up_axis(doc.up_axis)
-        self.viewer.set_cloud(pts, self._shown_colors(doc), mesh=cloud.mesh, reset_view=True)
+        self.viewer.set_cloud(pts, self._shown_colors(doc), mesh=cloud.mesh, reset_view=True, n_total=cloud.n_points)
         self._sync_up_axis_menu(doc)
         self.show_mesh.setEnabled(cloud.mesh is not None)
         self._update_color_combo(doc)
         self._update_legend(doc)
-        self.summary_label.setText(f"{doc.title}: {cloud.summary()}" + (
+        summary = cloud.summary()
+        if cloud.n_points == 1:
+            summary = summary.replace(", 1 points,", ", 1 point,", 1)
+        self.summary_label.setText(f"{doc.title}: {single_location_note(cloud)}{summary}" + (
             "" if shown is None else f"; drawing a random {len(shown):,} of them (analyses use all)"))
         self.setWindowTitle(f"{doc.title} - CrossPoint Explorer")
 
@@ -381,7 +544,11 @@ class MainWindow(QMainWindow):
                                      float(np.nanmin(v)), float(np.nanmax(v)))
         elif mode == "height":
             y = doc.cloud.points[:, doc.up_axis] if doc.cloud.n_points else np.zeros(1)
-            self.viewer.set_colorbar(f"height ({'xyz'[doc.up_axis]})", colors.colormap_lut("viridis"), float(y.min()), float(y.max()))
+            if float(y.max()) > float(y.min()):
+                self.viewer.set_colorbar(f"height ({'xyz'[doc.up_axis]})", colors.colormap_lut("viridis"),
+                                         float(y.min()), float(y.max()))
+            else:  # one height for all (a single point): a bar from v to v says nothing
+                self.viewer.set_colorbar(None)
         else:
             self.viewer.set_colorbar(None)
 
@@ -411,7 +578,7 @@ class MainWindow(QMainWindow):
     def _on_frame(self, ms: float) -> None:
         doc = self.state.current
         n = doc.cloud.n_points if doc else 0
-        self.frame_label.setText(f"{n:,} pts  {ms:.0f} ms/frame")
+        self.frame_label.setText(f"{n:,} {'pt' if n == 1 else 'pts'}  {ms:.0f} ms/frame")
 
     def _on_point_picked(self, index: int) -> None:
         doc = self.state.current
@@ -543,7 +710,8 @@ class MainWindow(QMainWindow):
         self.settings.setValue("geometry", self.saveGeometry())
         self.settings.setValue("window_state", self.saveState(LAYOUT_VERSION))
         self.settings.setValue("point_size", self.point_size.value())
-        self.settings.setValue("checkpoint", self.model_panel.checkpoint or "")
+        # "checkpoint" is written when a load succeeds (_remember_checkpoint), never here: a load that
+        # failed must not replace the one remembered
         self.settings.setValue("device", self.model_panel.device.currentData())
         self.settings.sync()
         for job in (self.model_panel.job, self.embedding_panel.job):
@@ -562,6 +730,33 @@ class MainWindow(QMainWindow):
         if paths:
             self.open_files(paths)
             event.acceptProposedAction()
+
+    # -- the remembered checkpoint --------------------------------------------------------------
+    def load_checkpoint(self, checkpoint: str | None, *, remember: bool = True) -> None:
+        """Load a checkpoint (None: the bundled demo one). It becomes the one the next launch loads only
+        when it loads, and only with ``remember`` (a fallback the user did not choose is not remembered)."""
+        if not remember:
+            self._not_remembered.append(None if checkpoint is None else str(checkpoint))
+        self.model_panel.load(None if checkpoint is None else str(checkpoint))
+
+    def _remember_checkpoint(self, _session=None) -> None:
+        """A checkpoint loaded: remember it for the next launch ("" = the demo checkpoint)."""
+        ck = self.model_panel.checkpoint
+        ck = None if ck is None else str(ck)
+        if ck in self._not_remembered:
+            self._not_remembered.remove(ck)
+            return
+        value = "" if ck is None else str(Path(ck).expanduser().resolve())
+        self.settings.setValue("checkpoint", value)
+        self.settings.sync()
+
+    def _on_model_error(self, what: str, message: str) -> None:
+        if self.model_panel._loading:  # the checkpoint being loaded failed: the panel names it in `what`
+            name = "the demo checkpoint" if what == "demo checkpoint" else Path(what).name
+            what = f"loading {name}"
+            if self.settings.value("checkpoint"):
+                message += f" (the next launch still loads {self.settings.value('checkpoint')})"
+        self.show_error(what, message)
 
     def wait_idle_then(self, callback, timeout_ms: int = 60000) -> None:
         """Call ``callback`` once no loads are pending and a frame of the current object exists."""
@@ -650,7 +845,10 @@ def _build_analysis_docks(self: MainWindow) -> None:
 
     self.model_panel.segmentationReady.connect(seg_ready)
     self.model_panel.heatmapReady.connect(heat_ready)
-    for w in (self.model_panel, self.embedding_panel, self.views):
+    self._not_remembered: list[str | None] = []
+    self.model_panel.sessionChanged.connect(self._remember_checkpoint)
+    self.model_panel.error.connect(self._on_model_error)
+    for w in (self.embedding_panel, self.views):
         w.error.connect(self.show_error)
     self.embedding_panel.openRequested.connect(self.open_file)
     self.training.checkpointReady.connect(self.model_panel.load)

@@ -95,6 +95,7 @@ class OffscreenRenderer:
         self._vis = None
         self._pcd = None
         self._mesh = None
+        self._marker = None
         self._show_mesh = False
         self._has_view = False
         self.used_backend = None
@@ -161,6 +162,7 @@ class OffscreenRenderer:
         self._vis.clear_geometries()
         self._pcd = pcd
         self._mesh = None
+        self._marker = self._degenerate_marker(pts)
         if mesh is not None and mesh.n_faces > 0:
             m = o3d.geometry.TriangleMesh(o3d.utility.Vector3dVector(mesh.vertices.astype(np.float64)),
                                           o3d.utility.Vector3iVector(mesh.faces.astype(np.int32)))
@@ -173,6 +175,8 @@ class OffscreenRenderer:
         keep = not reset_view and self._has_view
         params = self._vis.get_view_control().convert_to_pinhole_camera_parameters() if keep else None
         self._vis.add_geometry(pcd, reset_bounding_box=True)
+        if self._marker is not None:
+            self._vis.add_geometry(self._marker, reset_bounding_box=True)  # widens the frame
         if self._show_mesh and self._mesh is not None:
             self._vis.add_geometry(self._mesh, reset_bounding_box=False)
         if params is not None:
@@ -180,6 +184,53 @@ class OffscreenRenderer:
         else:
             self.reset_view()
         self._has_view = True
+
+    #: A cloud whose bounding box is smaller than this fraction of its distance from the origin (at least
+    #: 1 unit) is one location: 1 point, or N identical points.
+    DEGENERATE_REL_EXTENT = 1e-6
+    #: The frame drawn around such a location spans this many units (scaled up far from the origin, where
+    #: float32 coordinates are coarse): Open3D fits its camera to the scene's bounding box, and a box of
+    #: size 0 gives a camera at the point itself, which draws nothing.
+    MIN_EXTENT = 1.0
+
+    @classmethod
+    def degenerate_center(cls, points: np.ndarray) -> np.ndarray | None:
+        """The single location of ``points`` when they are all (numerically) at one place, else None."""
+        pts = np.asarray(points, np.float64)
+        if pts.ndim != 2 or len(pts) == 0:
+            return None
+        finite = pts[np.isfinite(pts).all(axis=1)]
+        if len(finite) == 0:
+            return None
+        lo, hi = finite.min(axis=0), finite.max(axis=0)
+        center = 0.5 * (lo + hi)
+        scale = max(1.0, float(np.abs(center).max()))
+        return center if float((hi - lo).max()) <= cls.DEGENERATE_REL_EXTENT * scale else None
+
+    def _degenerate_marker(self, points: np.ndarray):
+        """For a cloud at one location: a small 3D cross through it (x red, y green, z blue) inside an
+        undrawn box of ``MIN_EXTENT``, so the camera has a usable frame and the point a visible mark."""
+        center = self.degenerate_center(points)
+        if center is None:
+            return None
+        o3d = self._o3d
+        extent = self.MIN_EXTENT * max(1.0, 1e-3 * float(np.abs(center).max()))
+        half, arm = 0.5 * extent, 0.05 * extent
+        corners = np.array([[sx, sy, sz] for sx in (-1, 1) for sy in (-1, 1) for sz in (-1, 1)], np.float64) * half
+        # arms along +x +y +z -x -y -z, each from a small gap (the point itself stays visible) to ``arm``
+        dirs = np.concatenate([np.eye(3), -np.eye(3)])
+        verts = center + np.concatenate([corners, dirs * 0.3 * arm, dirs * arm])
+        # only the cross is drawn: the corners have no lines and only widen the bounding box
+        lines = np.array([[8 + i, 14 + i] for i in range(6)], np.int32)
+        ls = o3d.geometry.LineSet(o3d.utility.Vector3dVector(verts), o3d.utility.Vector2iVector(lines))
+        axis_rgb = np.array([[0.85, 0.35, 0.35], [0.40, 0.80, 0.40], [0.40, 0.55, 0.95]], np.float64)
+        ls.colors = o3d.utility.Vector3dVector(np.concatenate([axis_rgb, axis_rgb]))
+        return ls
+
+    @property
+    def has_marker(self) -> bool:
+        """Whether the scene is one location drawn with a marker (see ``_degenerate_marker``)."""
+        return self._marker is not None
 
     def set_colors(self, colors: np.ndarray) -> None:
         if self._pcd is None:
@@ -271,6 +322,8 @@ class OffscreenRenderer:
         self._create()
         if self._pcd is not None:
             self._vis.add_geometry(self._pcd, reset_bounding_box=True)
+            if self._marker is not None:
+                self._vis.add_geometry(self._marker, reset_bounding_box=True)  # widens the frame
             if self._show_mesh and self._mesh is not None:
                 self._vis.add_geometry(self._mesh, reset_bounding_box=False)
             vc = self._vis.get_view_control()

@@ -42,6 +42,7 @@ from PyQt6.QtWidgets import (
 
 from crosspoint.config import ConfigError, PretrainConfig, apply_overrides, dump_config, load_config
 from crosspoint.engine.events import EventReader
+from crosspoint.engine.runlock import describe_holder, lock_holder
 
 log = logging.getLogger(__name__)
 
@@ -174,7 +175,14 @@ class TrainingDialog(QDialog):
             self.error.setText(str(exc))
             return
         out = self.out_dir()
-        if (out / "events.jsonl").exists() or (out / "checkpoints" / "last.pt").exists():
+        holder = lock_holder(out)
+        if holder is not None:
+            self.error.setText(f"{out} is in use by {describe_holder(holder)}: choose another folder, or wait "
+                               "for that run to end")
+            return
+        # a folder whose run stopped before its first checkpoint may be started again (pretrain keeps
+        # its old events and log beside the new ones); one with checkpoints is resumed, not restarted
+        if (out / "checkpoints").is_dir() and any((out / "checkpoints").glob("*.pt")):
             self.error.setText(f"{out} already holds a run: choose another folder, or attach to it and resume")
             return
         root = cfg.data.root
@@ -212,6 +220,10 @@ class RunMonitor(QWidget):
         self.last_error = ""
         self._steps: dict[str, list] = {"step": [], "loss": [], "intra": [], "cross": [], "lr": []}
         self._val: dict[str, list] = {"epoch": [], "acc": []}
+        #: who holds the watched run folder's lock (``lock_holder``): None when no live process does
+        self.holder: dict | None = None
+        self._lock_checked = 0.0
+        self._attached_check = False
         self._build()
         self.timer = QTimer(self, interval=self.POLL_MS)
         self.timer.timeout.connect(self.poll)
@@ -224,6 +236,8 @@ class RunMonitor(QWidget):
         f = QFont(self.title.font())
         f.setBold(True)
         self.title.setFont(f)
+        self.live_label = QLabel("")
+        self.live_label.setToolTip("Whether a live process holds the run folder (its lock)")
         self.new_button = QPushButton("New run...")
         self.attach_button = QPushButton("Attach to folder...")
         self.stop_button = QPushButton("Stop")
@@ -235,6 +249,7 @@ class RunMonitor(QWidget):
         self.attach_button.clicked.connect(self._attach_dialog)
         self.new_button.clicked.connect(self._new_dialog)
         top.addWidget(self.title, 1)
+        top.addWidget(self.live_label)
         for b in (self.new_button, self.attach_button, self.stop_button, self.resume_button, self.open_button):
             top.addWidget(b)
 
@@ -304,12 +319,76 @@ class RunMonitor(QWidget):
     def _update_buttons(self) -> None:
         running = self.process is not None and self.process.state() != QProcess.ProcessState.NotRunning
         self.stop_button.setEnabled(running)
-        self.resume_button.setEnabled(not running and self.run_dir is not None
+        held = self.holder is not None and not running
+        self.resume_button.setEnabled(not running and not held and self.run_dir is not None
                                       and (self.run_dir / "checkpoints" / "last.pt").is_file()
                                       and self.status != "end")
+        self.resume_button.setToolTip(
+            f"In use by {describe_holder(self.holder)}: Resume is possible once that run ends" if held
+            else "Continue the run from its last checkpoint")
         self.open_button.setEnabled(self.best_checkpoint() is not None)
         self.new_button.setEnabled(not running)
         self.attach_button.setEnabled(not running)
+
+    # -- the run folder's lock ------------------------------------------------------------------
+    LOCK_CHECK_S = 1.5  # how often the watched folder's lock is probed
+
+    def check_lock(self) -> dict | None:
+        """Probe who holds the watched run folder now; update the live indicator and the buttons.
+
+        Not probed while this window's own child runs (it is live; a probe at the moment the child takes
+        the lock could make the child think the folder is in use)."""
+        from crosspoint.engine.runlock import LOCK_NAME
+
+        self._lock_checked = time.monotonic()
+        was = self.holder
+        if self.running:
+            self.holder = None
+            self.live_label.setText(f"\u25cf live: pid {self.process.processId()} (started here)")
+            self.live_label.setStyleSheet("color: #81c784;")
+            self.live_label.setToolTip(f"This window's run owns {self.run_dir}")
+            self._update_buttons()
+            return None
+        self.holder = None if self.run_dir is None else lock_holder(self.run_dir)
+        if self.run_dir is None:
+            self.live_label.setText("")
+            self.live_label.setToolTip("")
+        elif self.holder is not None:
+            self.live_label.setText(f"\u25cf live: pid {self.holder.get('pid', '?')} on {self.holder.get('host', '?')}")
+            self.live_label.setStyleSheet("color: #81c784;")
+            self.live_label.setToolTip(f"{self.run_dir} is in use by {describe_holder(self.holder)}")
+        elif not (self.run_dir / LOCK_NAME).is_file():
+            # a run from before run folders were locked: whether it is live cannot be told
+            self.live_label.setText("? not locked")
+            self.live_label.setStyleSheet("color: #9e9e9e;")
+            self.live_label.setToolTip(f"{self.run_dir} has no lock file (a run from an older version): "
+                                       "whether a process is writing to it cannot be told")
+        else:
+            self.live_label.setText("\u25cb not running")
+            self.live_label.setStyleSheet("color: #9e9e9e;")
+            self.live_label.setToolTip(f"No live process holds {self.run_dir}")
+            if self.status == "running" and (was is not None or self._attached_check) and self.reader is not None:
+                # a run writes its last event before it lets go of the folder: read what came meanwhile
+                new = self.reader.poll()
+                if new:
+                    self._ingest(new)
+                    self.eventsRead.emit(len(new))
+            if self.status == "running" and (was is not None or self._attached_check):
+                # its events end without "end"/"stopped"/"error", and nothing holds the folder: it died
+                self.status = "stopped"
+                self._set_status("not running: the run's process is gone (it ended without a final event); "
+                                 "Resume continues from the last checkpoint", error=True)
+        self._attached_check = False
+        self._update_buttons()
+        return self.holder
+
+    def _refuse_held(self, what: str, folder: Path, holder: dict) -> None:
+        msg = (f"Cannot {what}: {folder} is in use by {describe_holder(holder)}; wait for that run to end or "
+               "stop it (Ctrl+C / SIGTERM writes its last checkpoint)")
+        self.last_error = msg
+        self._set_status(msg, error=True)
+        self.append_log(msg)
+        log.warning("%s", msg)
 
     # -- run control ----------------------------------------------------------------------------
     @property
@@ -326,18 +405,31 @@ class RunMonitor(QWidget):
         if d:
             self.attach(d)
 
-    def start(self, cfg: PretrainConfig, out: str | Path) -> None:
+    def start(self, cfg: PretrainConfig, out: str | Path) -> bool:
+        """Start a run into ``out``; refused (False, with the reason shown) while a live process holds it."""
         out = Path(out)
+        if self.running:
+            return False
+        holder = lock_holder(out)
+        if holder is not None:
+            self._refuse_held("start a run", out, holder)
+            return False
         out.mkdir(parents=True, exist_ok=True)
         cfg_path = out / "requested_config.yaml"
         cfg_path.write_text(dump_config(cfg))
         self._watch(out, reset=True)
         self._launch(["--config", str(cfg_path), "--out", str(out)])
+        return True
 
-    def resume(self) -> None:
+    def resume(self) -> bool:
+        """Continue the watched run; refused (False, with the reason shown) while a live process holds it."""
         if self.run_dir is None or self.running:
-            return
+            return False
+        if self.check_lock() is not None:
+            self._refuse_held("resume", self.run_dir, self.holder)
+            return False
         self._launch(["--out", str(self.run_dir), "--resume"])
+        return True
 
     def _launch(self, args: list[str]) -> None:
         proc = QProcess(self)
@@ -350,6 +442,7 @@ class RunMonitor(QWidget):
         proc.readyReadStandardOutput.connect(self._read_output)
         proc.finished.connect(self._on_finished)
         proc.errorOccurred.connect(self._on_process_error)
+        proc.started.connect(self.check_lock)
         full = ["-m", "crosspoint", "pretrain", "--no-progress", *args]
         self.append_log(f"$ {Path(sys.executable).name} {' '.join(full)}")
         self.process = proc
@@ -375,6 +468,12 @@ class RunMonitor(QWidget):
         self._watch(run_dir, reset=True)
         self.timer.start()
         self.poll()
+        self._attached_check = True
+        self.check_lock()
+        if self.holder is not None and self.status in ("stopped", "end", "error"):
+            # a new process holds the folder but has not written its "start" yet
+            self._set_status(f"in use by {describe_holder(self.holder)}: another process is running it now "
+                             "(its events will appear here); Resume is possible once it ends")
 
     def _watch(self, run_dir: Path, reset: bool) -> None:
         self.run_dir = Path(run_dir)
@@ -408,6 +507,8 @@ class RunMonitor(QWidget):
         if new:
             self._ingest(new)
             self.eventsRead.emit(len(new))
+        if time.monotonic() - self._lock_checked >= self.LOCK_CHECK_S:
+            self.check_lock()
 
     def _ingest(self, new: list[dict]) -> None:
         for e in new:
@@ -488,7 +589,7 @@ class RunMonitor(QWidget):
             self.runFinished.emit(self.status)
         self.process = None
         self.timer.stop()
-        self._update_buttons()
+        self.check_lock()
 
     def _on_process_error(self, err) -> None:
         if err == QProcess.ProcessError.FailedToStart:

@@ -49,6 +49,7 @@ class Viewer3D(QWidget):
         self._legend: list[tuple[str, tuple[float, float, float]]] = []
         self._colorbar: tuple[str, np.ndarray, float, float] | None = None
         self._picked: int | None = None
+        self._single: tuple[np.ndarray, int] | None = None  # (location, count) of a cloud at one place
         self.last_frame_ms = 0.0
         self.frames_rendered = 0
         self._point_size = 3.0
@@ -58,11 +59,15 @@ class Viewer3D(QWidget):
         self._resize_timer.timeout.connect(self._apply_resize)
 
     # -- public API -----------------------------------------------------------------------------
-    def set_cloud(self, points: np.ndarray, colors: np.ndarray, *, mesh=None, reset_view: bool = True) -> None:
+    def set_cloud(self, points: np.ndarray, colors: np.ndarray, *, mesh=None, reset_view: bool = True,
+                  n_total: int | None = None) -> None:
+        """Show ``points`` (``n_total``: the size of the whole cloud when ``points`` is a subset of it)."""
         self._points = np.asarray(points, np.float32)
         self._colors = np.asarray(colors, np.float32)
         self._mesh = mesh
         self._picked = None
+        center = OffscreenRenderer.degenerate_center(self._points)
+        self._single = None if center is None else (center, int(n_total or len(self._points)))
         self._pending_scene = True
         self._pending_reset = reset_view or self._pending_reset
         self.request_render()
@@ -77,6 +82,7 @@ class Viewer3D(QWidget):
         self._points = None
         self._colors = None
         self._mesh = None
+        self._single = None
         self._pending_scene = True
         self.request_render()
 
@@ -119,6 +125,16 @@ class Viewer3D(QWidget):
             self._renderer.reset_view()
         self.request_render()
         self.viewChanged.emit()
+
+    @property
+    def single_location(self) -> tuple[np.ndarray, int] | None:
+        """``(location, number of points)`` when every point drawn is at one place (1 point, or N
+        identical points): the view then marks that place and frames a minimum extent around it."""
+        return self._single
+
+    @staticmethod
+    def describe_single(count: int) -> str:
+        return "1 point" if count == 1 else f"{count:,} identical points"
 
     def renderer(self) -> OffscreenRenderer | None:
         return self._renderer
@@ -229,6 +245,8 @@ class Viewer3D(QWidget):
         if self._overlay_text:
             p.setPen(QColor(230, 230, 230))
             p.drawText(QPointF(12, self.height() - 12), self._overlay_text)
+        if self._single is not None and self._renderer is not None and self._frame is not None:
+            self._draw_single_marker(p)
         if self._picked is not None and self._points is not None and self._renderer is not None:
             self._draw_pick_marker(p)
         if self._legend:
@@ -271,6 +289,29 @@ class Viewer3D(QWidget):
         p.drawText(QPointF(x0 - fm.horizontalAdvance(f"{vmax:.2g}") - 4, y0 + fm.ascent()), f"{vmax:.2g}")
         p.drawText(QPointF(x0 - fm.horizontalAdvance(f"{vmin:.2g}") - 4, y0 + h), f"{vmin:.2g}")
         p.drawText(QPointF(x0 - fm.horizontalAdvance(title) + 16, y0 - 6), title)
+
+    def _draw_single_marker(self, p: QPainter) -> None:
+        """A ring and a caption around a cloud that is one location: a few pixels would be easy to miss."""
+        center, count = self._single
+        uv, z = self._renderer.camera().project(center[None])
+        if not (z[0] > 0 and np.isfinite(uv).all()):
+            return
+        dpr = self.devicePixelRatioF()
+        x, y = float(uv[0, 0] / dpr), float(uv[0, 1] / dpr)
+        p.setRenderHint(QPainter.RenderHint.Antialiasing, True)
+        p.setPen(QPen(QColor(255, 200, 90), 1.5))
+        p.drawEllipse(QPointF(x, y), 16, 16)
+        text = self.describe_single(count)
+        where = f"at ({center[0]:.4g}, {center[1]:.4g}, {center[2]:.4g})"
+        fm = p.fontMetrics()
+        width = max(fm.horizontalAdvance(text), fm.horizontalAdvance(where))
+        tx, ty = x + 30, y - 22  # above right, clear of the ring and of the 3D cross through it
+        if tx + width > self.width() - 8:
+            tx = x - 30 - width
+        p.setPen(QColor(255, 214, 130))
+        p.drawText(QPointF(tx, ty), text)
+        p.setPen(QColor(200, 200, 200))
+        p.drawText(QPointF(tx, ty + fm.height()), where)
 
     def _draw_pick_marker(self, p: QPainter) -> None:
         uv, z = self._renderer.camera().project(self._points[self._picked:self._picked + 1])
