@@ -117,7 +117,7 @@ class PointCloud:
         lo, hi = self.bounds()
         parts = [
             f"{self.source_format}",
-            f"{self.n_points:,} points",
+            f"{self.n_points:,} point{'' if self.n_points == 1 else 's'}",
         ]
         if self.mesh is not None:
             parts.append(f"{self.mesh.n_faces:,} faces")

@@ -41,7 +41,7 @@ from PyQt6.QtWidgets import (
 )
 
 from crosspoint.config import ConfigError, PretrainConfig, apply_overrides, dump_config, load_config
-from crosspoint.engine.events import EventReader
+from crosspoint.engine.events import EventReader, validate_event
 from crosspoint.engine.runlock import describe_holder, lock_holder
 
 log = logging.getLogger(__name__)
@@ -216,6 +216,7 @@ class RunMonitor(QWidget):
         self.process: QProcess | None = None
         self.reader: EventReader | None = None
         self.events: list[dict] = []
+        self.skipped_events = 0
         self.status = "idle"
         self.last_error = ""
         self._steps: dict[str, list] = {"step": [], "loss": [], "intra": [], "cross": [], "lr": []}
@@ -512,10 +513,17 @@ class RunMonitor(QWidget):
 
     def _ingest(self, new: list[dict]) -> None:
         for e in new:
+            problems = validate_event(e)
+            if problems:  # a newer or foreign writer: show what is skipped instead of plotting garbage
+                self.skipped_events += 1
+                self.append_log(f"skipped an event that does not follow the schema: {'; '.join(problems)}")
+                continue
             self.events.append(e)
             kind = e.get("event")
             if kind == "start":
                 self._start_event = e
+                if e.get("resumed_from"):
+                    self._drop_superseded(int(e.get("start_step") or 0), int(e.get("start_epoch") or 0))
                 if not self.running and self.status == "watching":
                     self.status = "running"
             elif kind == "step":
@@ -553,6 +561,16 @@ class RunMonitor(QWidget):
                     self.runFinished.emit(kind)
         self._refresh_plots()
         self._update_buttons()
+
+    def _drop_superseded(self, start_step: int, start_epoch: int) -> None:
+        """A resumed run redoes the steps after its checkpoint: drop them from the curves (as
+        :func:`crosspoint.engine.events.drop_superseded` does for the event list)."""
+        keep = [i for i, st in enumerate(self._steps["step"]) if st <= start_step]
+        for key, values in self._steps.items():
+            self._steps[key] = [values[i] for i in keep]
+        keep = [i for i, ep in enumerate(self._val["epoch"]) if ep <= start_epoch]
+        for key, values in self._val.items():
+            self._val[key] = [values[i] for i in keep]
 
     def _refresh_plots(self) -> None:
         s = self._steps

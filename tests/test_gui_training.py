@@ -95,3 +95,26 @@ def test_monitor_shows_why_a_run_failed(qtbot, tmp_path):
     assert sig.args[0] in ("error", "crashed")
     assert "no such folder" in mon.status_label.text() or "no such folder" in mon.last_error
     assert "FAILED" in mon.status_label.text()
+
+
+def test_monitor_drops_superseded_steps_and_skips_events_outside_the_schema(qtbot):
+    """After a resume the curves show the current history (the redone steps once), and an event that
+    does not follow crosspoint.engine.events.EVENT_SCHEMA is skipped and said in the log."""
+    from explorer.training import RunMonitor
+
+    mon = RunMonitor()
+    qtbot.addWidget(mon)
+
+    def step(s, epoch=0):
+        return {"event": "step", "time": 1.0, "epoch": epoch, "step": s, "loss": 10.0 - s, "loss_intra": 1.0,
+                "loss_cross": 1.0, "lr": 1e-3, "samples_per_s": 5.0, "eta_s": 1.0, "progress": s / 10}
+
+    start = {"event": "start", "time": 0.0, "name": "x", "config": {}, "epochs": 2, "steps_per_epoch": 5,
+             "world_size": 1, "device": "cpu", "resumed_from": None, "start_epoch": 0, "start_step": 0}
+    mon._ingest([start, *[step(s) for s in (1, 2, 3, 4)]])
+    resumed = {**start, "resumed_from": "last.pt", "start_step": 2, "time": 2.0}
+    mon._ingest([resumed, *[step(s) for s in (3, 4, 5)], {"event": "step", "time": 3.0, "step": "six"}])
+    assert mon._steps["step"] == [1, 2, 3, 4, 5]
+    assert mon._steps["loss"] == [9.0, 8.0, 7.0, 6.0, 5.0]
+    assert mon.skipped_events == 1
+    assert all(e.get("step") != "six" for e in mon.events)

@@ -75,11 +75,19 @@ class RunLock:
             return self
         self.run_dir.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            raise RunLocked(self.run_dir, _read_holder(self.path)) from None
+        deadline = time.monotonic() + 0.5
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                holder = _read_holder(self.path)
+                # an owner writes its pid at once; a lock with no owner named is a probe (lock_holder(),
+                # e.g. the explorer's every 1.5 s) that lets go within microseconds: wait for it briefly
+                if holder or time.monotonic() > deadline:
+                    os.close(fd)
+                    raise RunLocked(self.run_dir, holder) from None
+                time.sleep(0.01)
         except OSError as exc:  # e.g. ENOLCK on a file system without flock
             log.warning("%s: cannot lock the run folder (%s); two runs in it would not be stopped", self.run_dir, exc)
             os.close(fd)
