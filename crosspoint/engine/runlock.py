@@ -88,10 +88,11 @@ class RunLock:
                     os.close(fd)
                     raise RunLocked(self.run_dir, holder) from None
                 time.sleep(0.01)
-        except OSError as exc:  # e.g. ENOLCK on a file system without flock
-            log.warning("%s: cannot lock the run folder (%s); two runs in it would not be stopped", self.run_dir, exc)
-            os.close(fd)
-            return self
+            except OSError as exc:  # e.g. ENOLCK on a file system without flock
+                log.warning("%s: cannot lock the run folder (%s); two runs in it would not be stopped",
+                            self.run_dir, exc)
+                os.close(fd)
+                return self
         info = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.time()}
         os.ftruncate(fd, 0)
         os.pwrite(fd, (json.dumps(info) + "\n").encode(), 0)
