@@ -43,7 +43,6 @@ import logging
 import math
 import time
 import traceback
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -61,6 +60,16 @@ from crosspoint.engine.checkpoint import (
 )
 from crosspoint.engine.events import EventWriter
 from crosspoint.engine.runtime import Runtime, StopFlag, setup_runtime
+from crosspoint.engine.trainer import (
+    CheckpointHook,
+    ProgressBarHook,
+    StepEventsHook,
+    StepOutput,
+    TensorBoardHook,
+    Trainer,
+    TrainState,
+    ValidationHook,
+)
 
 log = logging.getLogger(__name__)
 
@@ -223,15 +232,6 @@ def build_optimizer(cfg: PretrainConfig, params):
 
 
 # ------------------------------------------------------------------------------------------------
-@dataclass
-class TrainState:
-    epoch: int = 0  # epochs completed
-    step: int = 0  # optimizer steps so far
-    step_in_epoch: int = 0  # steps done in the unfinished epoch
-    best_acc: float = -1.0
-    history: list = field(default_factory=list)
-
-
 def validation_accuracy(encoder: nn.Module, svm_train, svm_val, *, device, c: float, max_train: int,
                         batch_size: int = 32, seed: int = 0) -> float:
     """Linear-SVM accuracy of frozen features: fit on (a stratified subset of) the training split,
@@ -523,9 +523,8 @@ class Pretrainer:
         steps_per_epoch = probe.batches_per_epoch()
         if rt.is_main:
             self._precheck_data(train_ds)
-        total_steps = steps_per_epoch * cfg.optim.epochs
         st = self.state
-        tb = self._tensorboard() if cfg.run.tensorboard and rt.is_main else None
+        tb_hook = self._tensorboard() if cfg.run.tensorboard and rt.is_main else None  # fails before "start"
         self.events.emit("start", name=cfg.name, config=to_dict(cfg), epochs=cfg.optim.epochs,
                          steps_per_epoch=steps_per_epoch, world_size=rt.world_size, device=str(rt.device),
                          layout=layout, train_objects=len(train_ds), data_root=str(root),
@@ -536,118 +535,53 @@ class Pretrainer:
                  cfg.name, len(train_ds), steps_per_epoch, cfg.optim.epochs, rt.device, rt.world_size)
 
         guarded = SkipBadObjects(train_ds)
-        bar = self._bar(total_steps, st.step)
-        t_run = time.time()
-        steps_this_session = 0
-        stopped = False
-        for epoch in range(st.epoch, cfg.optim.epochs):
+        w_intra, w_cross = cfg.loss.intra_weight, cfg.loss.cross_weight
+
+        def batches(epoch: int, skip: int):
             guarded.set_epoch(epoch)
             sampler = EpochSampler(len(train_ds), batch_per_rank=bpr, world_size=rt.world_size, rank=rt.rank,
-                                   seed=cfg.run.seed, epoch=epoch, skip_batches=st.step_in_epoch,
+                                   seed=cfg.run.seed, epoch=epoch, skip_batches=skip,
                                    max_batches=cfg.run.max_steps_per_epoch)
-            loader = torch.utils.data.DataLoader(
+            return torch.utils.data.DataLoader(
                 guarded, batch_size=bpr, sampler=sampler, num_workers=cfg.data.workers, drop_last=True,
-                pin_memory=rt.device.type == "cuda", worker_init_fn=quiet_worker_init,
-                persistent_workers=False)
-            train_model.train()
-            sums = {"loss": 0.0, "intra": 0.0, "cross": 0.0, "n": 0}
-            win = {"loss": 0.0, "intra": 0.0, "cross": 0.0, "n": 0, "t": time.time(), "samples": 0}
-            t_epoch = time.time()
-            for batch in loader:
-                self._note_bad_objects(batch, epoch, len(train_ds))
-                p1 = batch["points1"].to(rt.device, self.dtype, non_blocking=True)
-                p2 = batch["points2"].to(rt.device, self.dtype, non_blocking=True)
-                img = batch["image"].to(rt.device, self.dtype, non_blocking=True)
-                with rt.autocast():
-                    out = train_model(p1, p2, img)
-                loss = cfg.loss.intra_weight * out["intra_loss"] + cfg.loss.cross_weight * out["cross_loss"]
-                opt.zero_grad(set_to_none=True)
-                scaler.scale(loss).backward()
-                if cfg.optim.grad_clip > 0:
-                    scaler.unscale_(opt)
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
-                scaler.step(opt)
-                scaler.update()
-                st.step += 1
-                st.step_in_epoch += 1
-                steps_this_session += 1
-                vals = (float(loss.detach()), float(out["intra_loss"].detach()), float(out["cross_loss"].detach()))
-                if not all(math.isfinite(v) for v in vals):
-                    raise FloatingPointError(f"non-finite loss at step {st.step} (epoch {epoch}): {vals}; "
-                                             "lower optim.lr or check the data")
-                for d in (sums, win):
-                    d["loss"] += vals[0]
-                    d["intra"] += vals[1]
-                    d["cross"] += vals[2]
-                    d["n"] += 1
-                win["samples"] += cfg.optim.batch_size
-                if bar is not None:
-                    bar.update(1)
-                    bar.set_postfix(epoch=epoch, loss=f"{vals[0]:.3f}")
-                if st.step % cfg.run.log_every == 0 or st.step_in_epoch == steps_per_epoch:
-                    now = time.time()
-                    sps = win["samples"] / max(now - win["t"], 1e-9)
-                    elapsed = now - t_run
-                    remaining = total_steps - st.step
-                    eta = elapsed / max(steps_this_session, 1) * remaining
-                    lr = opt.param_groups[0]["lr"]
-                    self.events.emit("step", epoch=epoch, step=st.step, loss=win["loss"] / win["n"],
-                                     loss_intra=win["intra"] / win["n"], loss_cross=win["cross"] / win["n"],
-                                     lr=lr, samples_per_s=sps, eta_s=eta, progress=st.step / max(total_steps, 1))
-                    if tb is not None:
-                        tb.add_scalar("loss/total", win["loss"] / win["n"], st.step)
-                        tb.add_scalar("loss/intra", win["intra"] / win["n"], st.step)
-                        tb.add_scalar("loss/cross", win["cross"] / win["n"], st.step)
-                        tb.add_scalar("lr", lr, st.step)
-                    win.update(loss=0.0, intra=0.0, cross=0.0, n=0, t=now, samples=0)
-                if self._should_stop():
-                    stopped = True
-                    break
-            if stopped:
-                self._save("last", model, opt, sched, scaler)
-                self.events.emit("stopped", reason="signal", epoch=epoch, step=st.step,
-                                 signal=self.stop.signal_name)
-                log.warning("stopped by %s after step %d; resume with --resume", self.stop.signal_name, st.step)
-                break
-            # end of epoch
-            n = max(sums["n"], 1)
-            summary = {"epoch": epoch, "loss": sums["loss"] / n, "loss_intra": sums["intra"] / n,
-                       "loss_cross": sums["cross"] / n, "lr": opt.param_groups[0]["lr"],
-                       "seconds": time.time() - t_epoch}
-            sched.step()
-            st.epoch = epoch + 1
-            st.step_in_epoch = 0
-            val_acc = None
-            if svm_val is not None and cfg.run.val_every > 0 and (
-                    st.epoch % cfg.run.val_every == 0 or st.epoch == cfg.optim.epochs):
-                val_acc = self._validate(model, svm_train, svm_val)
-                summary["val_acc"] = val_acc
-            st.history.append(summary)
-            self.events.emit("epoch", step=st.step, **summary)
-            if tb is not None and val_acc is not None:
-                tb.add_scalar("val/svm_acc", val_acc, st.epoch)
-            # with a validation split, ties go to the later epoch (on an easy split the accuracy saturates
-            # early, and the later checkpoint has trained longer for the same score); with the reference's
-            # test-set selection, to the earlier one, as the reference's ``>``
-            if val_acc is not None and math.isfinite(val_acc) and (
-                    val_acc > st.best_acc or (val_acc == st.best_acc and cfg.run.selection == "val")):
-                st.best_acc = val_acc
-                self._save("best", model, opt, sched, scaler)
-            self._save("last", model, opt, sched, scaler)
-            if cfg.run.save_every > 0 and st.epoch % cfg.run.save_every == 0:
-                self._save(f"epoch_{st.epoch:04d}", model, opt, sched, scaler)
-            if self._should_stop():
-                self.events.emit("stopped", reason="signal", epoch=st.epoch, step=st.step,
-                                 signal=self.stop.signal_name)
-                stopped = True
-                break
-        if bar is not None:
-            bar.close()
-        if not stopped:
+                pin_memory=rt.device.type == "cuda", worker_init_fn=quiet_worker_init, persistent_workers=False)
+
+        def step(batch) -> StepOutput:
+            self._note_bad_objects(batch, st.epoch, len(train_ds))
+            p1 = batch["points1"].to(rt.device, self.dtype, non_blocking=True)
+            p2 = batch["points2"].to(rt.device, self.dtype, non_blocking=True)
+            img = batch["image"].to(rt.device, self.dtype, non_blocking=True)
+            out = train_model(p1, p2, img)
+            loss = w_intra * out["intra_loss"] + w_cross * out["cross_loss"]
+            return StepOutput(loss, {"loss": loss, "loss_intra": out["intra_loss"], "loss_cross": out["cross_loss"]},
+                              cfg.optim.batch_size)
+
+        def validate(epochs_done: int):
+            return self._validate(model, svm_train, svm_val), {}
+
+        def save(kind: str) -> None:
+            self._save(kind, model, opt, sched, scaler)
+
+        hooks = []
+        if svm_val is not None:
+            hooks.append(ValidationHook(validate, cfg.run.val_every))
+        hooks.append(StepEventsHook(self.events, cfg.run.log_every))
+        hooks.append(CheckpointHook(save, save_every=cfg.run.save_every,
+                                    ties="earlier" if cfg.run.selection == "test" else "later"))
+        if self.progress_bar and rt.is_main:
+            hooks.append(ProgressBarHook(cfg.name))
+        if tb_hook is not None:
+            hooks.append(tb_hook)
+        trainer = Trainer(model=train_model, optimizer=opt, scheduler=sched, step=step, batches=batches, state=st,
+                          epochs=cfg.optim.epochs, steps_per_epoch=steps_per_epoch, runtime=rt, stop=self.stop,
+                          hooks=hooks, grad_clip=cfg.optim.grad_clip, scaler=scaler, clip_params=model.parameters())
+        stopped = trainer.run()
+        if stopped:
+            self.events.emit("stopped", reason="signal", epoch=st.epoch, step=st.step, signal=self.stop.signal_name)
+            log.warning("stopped by %s after step %d; resume with --resume", self.stop.signal_name, st.step)
+        else:
             self.events.emit("end", best_acc=None if st.best_acc < 0 else st.best_acc,
                              seconds=time.time() - t_start, epoch=st.epoch, step=st.step)
-        if tb is not None:
-            tb.close()
         rt.barrier()
         return 0
 
@@ -702,16 +636,6 @@ class Pretrainer:
                                 f"data.max_bad_objects); last: {msgs[-1]}")
 
     # -- pieces ---------------------------------------------------------------------------------
-    def _should_stop(self) -> bool:
-        flag = self.stop.requested
-        if self.rt.distributed:  # all ranks stop at the same step
-            t = torch.tensor([1.0 if flag else 0.0], device=self.rt.device)
-            torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MAX)
-            flag = bool(t.item() > 0)
-            if flag and not self.stop.requested:
-                self.stop.requested, self.stop.signal_name = True, "peer"
-        return flag
-
     def _validate(self, model, svm_train, svm_val) -> float:
         acc = float("nan")
         if self.rt.is_main:
@@ -796,20 +720,11 @@ class Pretrainer:
             ie.load_state_dict(load_image_encoder(self.init, arch=ie.arch).state_dict())
         log.info("initialised from %s", self.init)
 
-    def _bar(self, total: int, initial: int):
-        if not (self.progress_bar and self.rt.is_main):
-            return None
-        from tqdm import tqdm
-
-        return tqdm(total=total, initial=initial, unit="step", dynamic_ncols=True, desc=self.cfg.name)
-
-    def _tensorboard(self):
+    def _tensorboard(self) -> TensorBoardHook:
         try:
-            from torch.utils.tensorboard import SummaryWriter
-        except ImportError:
-            raise PretrainError("run.tensorboard is on but the tensorboard package is not installed "
-                                "(pip install 'crosspoint-explorer[tensorboard]')") from None
-        return SummaryWriter(str(self.out / "tensorboard"))
+            return TensorBoardHook(self.out / "tensorboard")
+        except RuntimeError as exc:
+            raise PretrainError(str(exc)) from None
 
 
 def pretrain(cfg: PretrainConfig | None, out_dir, *, resume: bool = False, init=None, progress_bar: bool = True,
