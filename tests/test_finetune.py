@@ -134,3 +134,26 @@ def test_official_reference_checkpoints(demo, tmp_path, capsys, reference_fixtur
                "--points", "128", "--device", "cpu", "--no-cv", "--val-fraction", "0.4", "--no-progress"])
     assert rc == 0
     assert "2048-d features" in capsys.readouterr().out
+
+
+def test_one_config_shape_for_both_commands(capsys):
+    """finetune-partseg takes pretrain's sections (data/model/optim/run, the run section being
+    pretraining's RunConfig); the flat keys of earlier versions still land in the same place."""
+    import yaml
+
+    from crosspoint.config import RunConfig
+    from crosspoint.engine.finetune import FinetuneConfig
+
+    assert isinstance(FinetuneConfig().run, RunConfig)
+    outs = []
+    for sets in (["optim.epochs=3", "data.augment=none", "run.seed=5"], ["epochs=3", "augment=none", "seed=5"]):
+        args = ["finetune-partseg", "--data", "demo", "--init", "random", "--out", "unused", "--print-config"]
+        for kv in sets:
+            args += ["--set", kv]
+        assert main(args) == 0
+        outs.append(yaml.safe_load(capsys.readouterr().out))
+    assert outs[0] == outs[1]
+    assert outs[0]["optim"]["epochs"] == 3 and outs[0]["data"]["augment"] == "none" and outs[0]["run"]["seed"] == 5
+    assert set(outs[0]) == {"data", "model", "optim", "run", "name"}
+    assert main(["finetune-partseg", "--data", "demo", "--init", "random", "--out", "x", "--set", "optim.nope=1"]) == 2
+    assert "optim.nope" in capsys.readouterr().err

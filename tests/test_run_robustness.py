@@ -313,9 +313,10 @@ def test_both_engines_write_events_that_follow_the_schema(tiny_demo, tmp_path):
                  *_sets(["optim.epochs=2", f"data.root={tiny_demo}", "data.workers=0"])]) == 0
     ft = tmp_path / "ft"
     assert main(["finetune-partseg", "--out", str(ft), "--no-progress", "--data", str(tiny_demo),
-                 "--init", str(out / "checkpoints" / "last.pt"), "--set", "arch=dgcnn", "--set", "backbone=frozen",
-                 "--set", "epochs=1", "--set", "num_points=128", "--set", "batch_size=4",
-                 "--set", "max_steps_per_epoch=2", "--set", "max_eval_objects=4"]) == 0
+                 "--init", str(out / "checkpoints" / "last.pt"), "--set", "model.arch=dgcnn",
+                 "--set", "model.backbone=frozen", "--set", "optim.epochs=1", "--set", "data.num_points=128",
+                 "--set", "optim.batch_size=4", "--set", "run.max_steps_per_epoch=2",
+                 "--set", "data.max_eval_objects=4"]) == 0
     for run in (out, ft):
         ev = read_events(run)
         kinds = {e["event"] for e in ev}
@@ -324,5 +325,10 @@ def test_both_engines_write_events_that_follow_the_schema(tiny_demo, tmp_path):
         for e in ev:
             assert validate_event(e) == [], (run.name, e)
         assert [e["event"] for e in ev].count("end") + [e["event"] for e in ev].count("stopped") == 1
+    # the frozen image encoder that the fine-tuned file carries keeps the background it was trained with
+    from crosspoint.models import checkpoint_background
+
+    assert checkpoint_background(out / "checkpoints" / "last.pt") == ("drop", "checkpoint")
+    assert checkpoint_background(ft / "checkpoints" / "best.pt") == ("drop", "checkpoint")
     assert validate_event({"event": "step", "time": 1.0, "epoch": 0}) != []
     assert validate_event({"event": "nope", "time": 1.0}) == ["unknown event kind 'nope'"]

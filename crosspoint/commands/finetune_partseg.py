@@ -21,7 +21,9 @@ The run folder gets config.yaml, events.jsonl, checkpoints/{last,best}.pt and re
 --init takes an official CrossPoint file (dgcnn_seg pretraining, or a fine-tuned model.t7), one of
 our checkpoints, or "random" (no pretraining). A classification DGCNN (dgcnn) checkpoint gives the
 light variant: the same head on the encoder's per-point features. Other settings: --set KEY=VALUE
-with the keys of crosspoint.engine.finetune.FinetuneConfig (e.g. --set augment=scale_shift).
+with the sections of crosspoint.engine.finetune.FinetuneConfig, as `crosspoint pretrain` takes them
+(e.g. --set data.augment=scale_shift --set optim.lr=0.05 --set run.save_every=50); the flat keys of
+earlier versions (--set augment=scale_shift) still work.
 """
 
 
@@ -52,21 +54,30 @@ def add_arguments(p) -> None:
 
 def run(args) -> int:
     from crosspoint.config import ConfigError, apply_overrides, dump_config
-    from crosspoint.engine.finetune import FinetuneConfig, FinetuneError, finetune_partseg, validate_config
+    from crosspoint.engine.finetune import (
+        FinetuneConfig,
+        FinetuneError,
+        finetune_partseg,
+        nest_overrides,
+        validate_config,
+    )
 
     log = logging.getLogger("crosspoint")
     if log.level == logging.NOTSET or log.level > logging.INFO:
         log.setLevel(logging.INFO)
     try:
-        cfg = FinetuneConfig(data=args.data, init=args.init)
-        flags = {"backbone": args.backbone, "arch": args.arch, "epochs": args.epochs, "batch_size": args.batch_size,
-                 "lr": args.lr, "k": args.k, "num_points": args.points, "device": args.device, "seed": args.seed,
-                 "workers": args.workers}
+        cfg = FinetuneConfig()
+        cfg.data.root, cfg.model.init = args.data, args.init
+        flags = {"model.backbone": args.backbone, "model.arch": args.arch, "optim.epochs": args.epochs,
+                 "optim.batch_size": args.batch_size, "optim.lr": args.lr, "model.k": args.k,
+                 "data.num_points": args.points, "run.device": args.device, "run.seed": args.seed,
+                 "data.workers": args.workers}
         for key, value in flags.items():
             if value is not None:
-                setattr(cfg, key, value)
+                sec, name = key.split(".")
+                setattr(getattr(cfg, sec), name, value)
         if args.overrides:
-            cfg = apply_overrides(cfg, args.overrides)
+            cfg = apply_overrides(cfg, nest_overrides(args.overrides))
         validate_config(cfg)
     except (ConfigError, FinetuneError) as exc:
         print(f"crosspoint finetune-partseg: {exc}", file=sys.stderr)
@@ -87,7 +98,7 @@ def run(args) -> int:
         print(f"crosspoint finetune-partseg: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
     test = results.get("test")
-    print(f"best epoch {results['best_epoch'] + 1} (selected on {cfg.val_split} by {cfg.select})")
+    print(f"best epoch {results['best_epoch'] + 1} (selected on {cfg.data.val_split} by {cfg.run.select})")
     if test:
         print(f"test: instance mIoU {100 * test['instance_miou']:.2f}  class mIoU {100 * test['class_miou']:.2f}  "
               f"(all-part arg-max as the reference: {100 * test['instance_miou_unrestricted']:.2f} / "

@@ -53,7 +53,7 @@ import logging
 import os
 import time
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -61,8 +61,20 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from crosspoint.config import RunConfig
 from crosspoint.engine.checkpoint import atomic_torch_save, atomic_write_text, clean_stale_temp_files
 from crosspoint.engine.events import EventWriter
+from crosspoint.engine.runtime import Runtime
+from crosspoint.engine.trainer import (
+    CheckpointHook,
+    ProgressBarHook,
+    StepEventsHook,
+    StepOutput,
+    TensorBoardHook,
+    Trainer,
+    TrainState,
+    ValidationHook,
+)
 
 log = logging.getLogger(__name__)
 
@@ -80,9 +92,24 @@ class FinetuneError(RuntimeError):
 
 
 @dataclass
-class FinetuneConfig:
+class FinetuneDataConfig:
     #: dataset folder (ShapeNetPart HDF5 or txt release, or a demo dataset) or "demo"
-    data: str = "demo"
+    root: str = "demo"
+    num_points: int = 2048
+    train_split: str = "train"
+    #: split that selects ``best`` ("none": keep the last epoch)
+    val_split: str = "val"
+    #: split evaluated once at the end ("none": skip)
+    test_split: str = "test"
+    #: "shuffle" (the reference: a random point order), "none" or "scale_shift"
+    augment: str = "shuffle"
+    workers: int = 0
+    #: cap on the validation/test objects (0 = all); smoke tests
+    max_eval_objects: int = 0
+
+
+@dataclass
+class FinetuneModelConfig:
     #: pretrained checkpoint (official CrossPoint file or ours), or "random" (the no-pretraining baseline)
     init: str = "random"
     #: "auto" (from the init checkpoint; "dgcnn_partseg" for random), "dgcnn_partseg" or "dgcnn" (light variant)
@@ -91,69 +118,121 @@ class FinetuneConfig:
     backbone: str = "finetune"
     #: kNN size; 0 = auto (40 for dgcnn_partseg as the reference fine-tunes; the checkpoint's for dgcnn)
     k: int = 0
-    num_points: int = 2048
     dropout: float = 0.5
-    epochs: int = 300
-    batch_size: int = 8
-    eval_batch_size: int = 8
+
+
+@dataclass
+class FinetuneOptimConfig:
     optimizer: str = "sgd"
     lr: float = 0.1
     momentum: float = 0.9
     weight_decay: float = 1e-4
+    #: cosine annealing over the epochs, stepped after each epoch, to eta_min
     eta_min: float = 1e-3
+    epochs: int = 300
+    batch_size: int = 8
+    eval_batch_size: int = 8
     label_smoothing: float = 0.2
-    augment: str = "shuffle"
-    train_split: str = "train"
-    #: split that selects ``best`` ("none": keep the last epoch)
-    val_split: str = "val"
-    #: split evaluated once at the end ("none": skip)
-    test_split: str = "test"
+    grad_clip: float = 0.0
+
+
+@dataclass
+class FinetuneRunConfig(RunConfig):
+    """Pretraining's :class:`~crosspoint.config.RunConfig` (one shape for both commands) with the
+    fine-tuning defaults, plus ``select``."""
+
+    amp: str = "off"
+    save_every: int = 0
+    #: the validation metric that selects ``best``: "instance_miou" or "class_miou"
     select: str = "instance_miou"
-    val_every: int = 1
-    seed: int = 1
-    device: str = "auto"
-    amp: str = "auto"
-    workers: int = 0
-    threads: int = 0
-    log_every: int = 10
-    #: stop each epoch after this many steps (0 = full epochs); smoke tests
-    max_steps_per_epoch: int = 0
-    #: cap on the validation/test objects (0 = all); smoke tests
-    max_eval_objects: int = 0
+
+
+@dataclass
+class FinetuneConfig:
+    """The config of ``crosspoint finetune-partseg``: the sections of the pretraining config (``data``,
+    ``model``, ``optim``, ``run``), so ``--set section.key=value`` works alike for both commands.
+    The flat keys of earlier versions (``--set epochs=4``) are still accepted (:data:`FLAT_KEYS`)."""
+
+    data: FinetuneDataConfig = field(default_factory=FinetuneDataConfig)
+    model: FinetuneModelConfig = field(default_factory=FinetuneModelConfig)
+    optim: FinetuneOptimConfig = field(default_factory=FinetuneOptimConfig)
+    run: FinetuneRunConfig = field(default_factory=FinetuneRunConfig)
     name: str = "partseg"
 
 
+def _flat_keys() -> dict[str, str]:
+    out = {"data": "data.root", "name": "name"}
+    for sec, cls in (("data", FinetuneDataConfig), ("model", FinetuneModelConfig), ("optim", FinetuneOptimConfig),
+                     ("run", FinetuneRunConfig)):
+        for f in dataclasses.fields(cls):
+            out.setdefault(f.name, f"{sec}.{f.name}")
+    return out
+
+
+#: the flat keys of the earlier fine-tuning config -> their place now (``epochs`` -> ``optim.epochs``)
+FLAT_KEYS = _flat_keys()
+
+
+def nest_overrides(overrides) -> list[str]:
+    """``key=value`` strings with earlier flat keys moved to their section (``epochs=4`` ->
+    ``optim.epochs=4``); sectioned keys pass unchanged."""
+    out = []
+    for item in overrides or ():
+        key, sep, value = str(item).partition("=")
+        k = key.strip()
+        if sep and "." not in k and k in FLAT_KEYS and FLAT_KEYS[k] != k:
+            out.append(f"{FLAT_KEYS[k]}={value}")
+        else:
+            out.append(item)
+    return out
+
+
 def validate_config(cfg: FinetuneConfig) -> None:
+    d, m, o, r = cfg.data, cfg.model, cfg.optim, cfg.run
     checks = [
-        (cfg.arch in ARCHS, f"arch must be one of {', '.join(ARCHS)}"),
-        (cfg.backbone in BACKBONE_MODES, f"backbone must be one of {', '.join(BACKBONE_MODES)}"),
-        (cfg.augment in AUGMENTS, f"augment must be one of {', '.join(AUGMENTS)}"),
-        (cfg.select in SELECT, f"select must be one of {', '.join(SELECT)}"),
-        (cfg.optimizer in ("sgd", "adam"), "optimizer must be sgd or adam"),
-        (cfg.train_split in ("train", "trainval"), "train_split must be train or trainval"),
-        (cfg.val_split in ("val", "none"), "val_split must be val or none (never the test split)"),
-        (cfg.test_split in ("test", "none"), "test_split must be test or none"),
-        (cfg.epochs >= 1, "epochs must be >= 1"),
-        (cfg.batch_size >= 2, "batch_size must be >= 2 (BatchNorm)"),
-        (cfg.eval_batch_size >= 1, "eval_batch_size must be >= 1"),
-        (cfg.lr > 0, "lr must be > 0"),
-        (0 <= cfg.label_smoothing < 1, "label_smoothing must be in [0, 1)"),
-        (cfg.num_points >= 16, "num_points must be >= 16"),
-        (cfg.k >= 0, "k must be >= 0 (0 = auto)"),
-        (cfg.k <= cfg.num_points, "k must not exceed num_points"),
-        (cfg.log_every >= 1, "log_every must be >= 1"),
-        (cfg.val_every >= 1, "val_every must be >= 1"),
+        (m.arch in ARCHS, f"model.arch must be one of {', '.join(ARCHS)}"),
+        (m.backbone in BACKBONE_MODES, f"model.backbone must be one of {', '.join(BACKBONE_MODES)}"),
+        (d.augment in AUGMENTS, f"data.augment must be one of {', '.join(AUGMENTS)}"),
+        (r.select in SELECT, f"run.select must be one of {', '.join(SELECT)}"),
+        (o.optimizer in ("sgd", "adam"), "optim.optimizer must be sgd or adam"),
+        (d.train_split in ("train", "trainval"), "data.train_split must be train or trainval"),
+        (d.val_split in ("val", "none"), "data.val_split must be val or none (never the test split)"),
+        (d.test_split in ("test", "none"), "data.test_split must be test or none"),
+        (o.epochs >= 1, "optim.epochs must be >= 1"),
+        (o.batch_size >= 2, "optim.batch_size must be >= 2 (BatchNorm)"),
+        (o.eval_batch_size >= 1, "optim.eval_batch_size must be >= 1"),
+        (o.lr > 0, "optim.lr must be > 0"),
+        (0 <= o.label_smoothing < 1, "optim.label_smoothing must be in [0, 1)"),
+        (d.num_points >= 16, "data.num_points must be >= 16"),
+        (m.k >= 0, "model.k must be >= 0 (0 = auto)"),
+        (m.k <= d.num_points, "model.k must not exceed data.num_points"),
+        (r.log_every >= 1, "run.log_every must be >= 1"),
+        (r.val_every >= 1, "run.val_every must be >= 1"),
+        (r.amp in ("auto", "bf16", "fp16", "off"), "run.amp must be auto, bf16, fp16 or off"),
+        (r.dtype == "float32", "run.dtype must be float32 for fine-tuning (float64 is for pretraining parity checks)"),
+        (r.selection == "val", "run.selection is pretraining's; fine-tuning selects on data.val_split (or none)"),
     ]
     for ok, msg in checks:
         if not ok:
             raise FinetuneError(msg)
-    if cfg.train_split == "trainval" and cfg.val_split == "val":
-        raise FinetuneError("train_split=trainval trains on the validation split: set val_split=none")
+    if d.train_split == "trainval" and d.val_split == "val":
+        raise FinetuneError("data.train_split=trainval trains on the validation split: set data.val_split=none")
 
 
 def config_from_dict(data: dict) -> FinetuneConfig:
+    """A config from a dict: the sectioned shape, or the flat one of earlier versions."""
     from crosspoint.config import ConfigError, from_dict
 
+    data = dict(data or {})
+    if any(k in FLAT_KEYS and FLAT_KEYS[k] != k and not isinstance(v, dict) for k, v in data.items()):
+        nested: dict = {}
+        for k, v in data.items():
+            path = FLAT_KEYS.get(k, k).split(".")
+            node = nested
+            for part in path[:-1]:
+                node = node.setdefault(part, {})
+            node[path[-1]] = v
+        data = nested
     try:
         cfg = from_dict(data, FinetuneConfig)
     except ConfigError as exc:
@@ -215,36 +294,36 @@ def build_segmenter(cfg: FinetuneConfig, table, *, seed: int = 0) -> tuple[nn.Mo
     from crosspoint.evaluation.partseg import ClsPartSegmenter
     from crosspoint.models import CheckpointError, PartSegHead, PartSegmenter, build_point_encoder, load_point_encoder
 
-    frozen = cfg.backbone == "frozen"
-    report = {"init": cfg.init, "loaded": [], "new": []}
+    frozen = cfg.model.backbone == "frozen"
+    report = {"init": cfg.model.init, "loaded": [], "new": []}
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(int(seed))
-        if cfg.init == "random":
-            arch = "dgcnn_partseg" if cfg.arch == "auto" else cfg.arch
-            k = cfg.k or (40 if arch == "dgcnn_partseg" else 20)
+        if cfg.model.init == "random":
+            arch = "dgcnn_partseg" if cfg.model.arch == "auto" else cfg.model.arch
+            k = cfg.model.k or (40 if arch == "dgcnn_partseg" else 20)
             backbone = build_point_encoder(arch, k=k)
             report["new"].append(f"{arch} backbone (random, seed {seed})")
         else:
-            backbone = load_point_encoder(cfg.init, k=cfg.k or None)
+            backbone = load_point_encoder(cfg.model.init, k=cfg.model.k or None)
             arch = backbone.arch
-            if cfg.arch != "auto" and cfg.arch != arch:
-                raise FinetuneError(f"{cfg.init}: holds a {arch} encoder, but arch={cfg.arch} was asked for")
+            if cfg.model.arch != "auto" and cfg.model.arch != arch:
+                raise FinetuneError(f"{cfg.model.init}: holds a {arch} encoder, but arch={cfg.model.arch} was asked for")
             if arch == "pointnet":
-                raise FinetuneError(f"{cfg.init}: a PointNet encoder; part segmentation needs a DGCNN backbone")
-            if arch == "dgcnn_partseg" and not cfg.k:
+                raise FinetuneError(f"{cfg.model.init}: a PointNet encoder; part segmentation needs a DGCNN backbone")
+            if arch == "dgcnn_partseg" and not cfg.model.k:
                 backbone.k = 40
             n = len(backbone.state_dict())
             report["loaded"].append(f"{arch} backbone ({n} tensors, strict)")
         local = backbone.edge_feature_dim
         glob = backbone.feature_dim
         head = PartSegHead(num_parts=int(table.num_parts), num_categories=int(table.num_categories), emb_dims=glob,
-                           local_dims=local, dropout=cfg.dropout)
+                           local_dims=local, dropout=cfg.model.dropout)
     head_note = f"seg head {head.num_categories} categories -> {head.num_parts} parts (random)"
-    if cfg.init != "random":  # a fine-tuned file: take its head when it fits
+    if cfg.model.init != "random":  # a fine-tuned file: take its head when it fits
         from crosspoint.evaluation.partseg import load_segmenter
 
         try:
-            prev = load_segmenter(cfg.init, k=backbone.k)
+            prev = load_segmenter(cfg.model.init, k=backbone.k)
         except CheckpointError:
             prev = None
         if prev is not None:
@@ -254,7 +333,7 @@ def build_segmenter(cfg: FinetuneConfig, table, *, seed: int = 0) -> tuple[nn.Mo
                 report["loaded"].append("seg head (from the init checkpoint)")
             except RuntimeError:
                 log.warning("%s: its seg head does not fit this dataset's %d parts; starting a new head",
-                            cfg.init, head.num_parts)
+                            cfg.model.init, head.num_parts)
     if head_note:
         report["new"].append(head_note)
     model = ClsPartSegmenter(backbone, head, frozen=frozen) if arch == "dgcnn" else PartSegmenter(backbone, head)
@@ -377,181 +456,156 @@ def _finetune_locked(cfg: FinetuneConfig, out: Path, ckpt_dir: Path, progress_ba
     from crosspoint.device import resolve_device
 
     try:
-        device = resolve_device(cfg.device)
+        device = resolve_device(cfg.run.device)
     except ValueError as exc:
         raise FinetuneError(str(exc)) from None
-    amp_dtype = resolve_amp(cfg.amp, device)
-    if cfg.threads > 0:
-        torch.set_num_threads(cfg.threads)
+    amp_dtype = resolve_amp(cfg.run.amp, device)
+    if cfg.run.threads > 0:
+        torch.set_num_threads(cfg.run.threads)
 
     # data and model first: a run that cannot start leaves no folder behind
-    root = resolve_data(cfg.data)
-    train_ds = open_partseg_dataset(root, cfg.train_split, cfg.num_points, cfg.seed)
+    root = resolve_data(cfg.data.root)
+    train_ds = open_partseg_dataset(root, cfg.data.train_split, cfg.data.num_points, cfg.run.seed)
     table = train_ds.table
-    val_ds = None if cfg.val_split == "none" else open_partseg_dataset(root, cfg.val_split, cfg.num_points, cfg.seed)
-    if cfg.max_eval_objects and val_ds is not None:
-        val_ds = _Subset(val_ds, cfg.max_eval_objects)
-    if len(train_ds) < cfg.batch_size:
-        raise FinetuneError(f"{root}: {len(train_ds)} training objects, fewer than one batch ({cfg.batch_size})")
-    model, report = build_segmenter(cfg, table, seed=cfg.seed)
+    val_ds = None
+    if cfg.data.val_split != "none":
+        val_ds = open_partseg_dataset(root, cfg.data.val_split, cfg.data.num_points, cfg.run.seed)
+    if cfg.data.max_eval_objects and val_ds is not None:
+        val_ds = _Subset(val_ds, cfg.data.max_eval_objects)
+    if len(train_ds) < cfg.optim.batch_size:
+        raise FinetuneError(f"{root}: {len(train_ds)} training objects, fewer than one batch "
+                            f"({cfg.optim.batch_size})")
+    model, report = build_segmenter(cfg, table, seed=cfg.run.seed)
     model.to(device)
     for line in report["loaded"]:
         log.info("loaded: %s", line)
     for line in report["new"]:
         log.info("new: %s", line)
     image_entry = None
-    if cfg.backbone == "frozen" and cfg.init != "random":
-        b = _read_bundle(cfg.init)
+    if cfg.model.backbone == "frozen" and cfg.model.init != "random":
+        b = _read_bundle(cfg.model.init)
         image_entry = b.get("image_encoder") if b else None
 
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     clean_stale_temp_files(ckpt_dir)
     atomic_write_text(out / "config.yaml", dump_config(cfg))
 
-    torch.manual_seed(cfg.seed)  # dropout draws from the global generator
+    torch.manual_seed(cfg.run.seed)  # dropout draws from the global generator
     params = [p for p in model.parameters() if p.requires_grad]
-    if cfg.optimizer == "sgd":
-        opt = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    if cfg.optim.optimizer == "sgd":
+        opt = torch.optim.SGD(params, lr=cfg.optim.lr, momentum=cfg.optim.momentum,
+                              weight_decay=cfg.optim.weight_decay)
     else:
-        opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, cfg.epochs, eta_min=cfg.eta_min)
-    scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None
+        opt = torch.optim.Adam(params, lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, cfg.optim.epochs, eta_min=cfg.optim.eta_min)
+    runtime = Runtime(device=device, amp_dtype=amp_dtype)
 
-    items = _TrainItems(train_ds, cfg.augment, cfg.seed)
-    sampler = SeededEpochSampler(len(items), cfg.seed)
+    items = _TrainItems(train_ds, cfg.data.augment, cfg.run.seed)
+    sampler = SeededEpochSampler(len(items), cfg.run.seed)
     from crosspoint.engine.pretrain import quiet_worker_init
 
-    loader = torch.utils.data.DataLoader(items, batch_size=cfg.batch_size, sampler=sampler, drop_last=True,
-                                         num_workers=cfg.workers, pin_memory=device.type == "cuda",
+    loader = torch.utils.data.DataLoader(items, batch_size=cfg.optim.batch_size, sampler=sampler, drop_last=True,
+                                         num_workers=cfg.data.workers, pin_memory=device.type == "cuda",
                                          worker_init_fn=quiet_worker_init)
-    steps_per_epoch = len(loader) if not cfg.max_steps_per_epoch else min(len(loader), cfg.max_steps_per_epoch)
-    total_steps = steps_per_epoch * cfg.epochs
+    steps_per_epoch = len(loader)
+    if cfg.run.max_steps_per_epoch:
+        steps_per_epoch = min(steps_per_epoch, cfg.run.max_steps_per_epoch)
 
     table_meta = part_table_to_meta(table)
-    base_meta = {"task": "partseg", "part_table": table_meta, "init": str(cfg.init), "backbone_mode": cfg.backbone,
-                 "dataset": str(root), "train_split": cfg.train_split}
+    base_meta = {"task": "partseg", "part_table": table_meta, "init": str(cfg.model.init),
+                 "backbone_mode": cfg.model.backbone, "dataset": str(root), "train_split": cfg.data.train_split}
     if image_entry is not None:  # the copied image encoder keeps the view background it was trained with
         from crosspoint.models import checkpoint_background
 
-        base_meta["background"] = checkpoint_background(cfg.init)[0]
+        base_meta["background"] = checkpoint_background(cfg.model.init)[0]
     cfg_dict = dataclasses.asdict(cfg)
     writer = EventWriter(out)
     stop = StopFlag().install()
     t_start = time.time()
-    best, best_epoch, step, history = -1.0, -1, 0, []
-    reason = None
-    writer.emit("start", name=cfg.name, config=cfg_dict, epochs=cfg.epochs, steps_per_epoch=steps_per_epoch,
-                world_size=1, device=str(device), resumed_from=None, start_epoch=0, loaded=report["loaded"],
-                new=report["new"], arch=report["arch"], k=report["k"], train_objects=len(train_ds),
-                val_objects=0 if val_ds is None else len(val_ds), part_table=table_meta)
+    st = TrainState()
+    val_metrics: dict = {}
+    writer.emit("start", name=cfg.name, config=cfg_dict, epochs=cfg.optim.epochs, steps_per_epoch=steps_per_epoch,
+                world_size=1, device=str(device), resumed_from=None, start_epoch=0, start_step=0,
+                loaded=report["loaded"], new=report["new"], arch=report["arch"], k=report["k"],
+                train_objects=len(train_ds), val_objects=0 if val_ds is None else len(val_ds), part_table=table_meta)
 
-    def state(epoch_done: int) -> dict:
-        return {"optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "epoch": epoch_done, "step": step,
-                "step_in_epoch": 0, "config": cfg_dict, "best_acc": best, "history": history}
-
-    def save(kind: str, epoch_done: int, meta_extra: dict) -> Path:
+    def save(kind: str, meta_extra: dict | None = None) -> None:
+        if meta_extra is None:
+            meta_extra = {"val": dict(val_metrics), "val_split": cfg.data.val_split} if kind == "best" else {}
         path = ckpt_dir / f"{kind}.pt"
-        obj = _bundle(model, {**base_meta, "epoch": epoch_done, **meta_extra}, state(epoch_done), image_entry)
+        state = {"optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "epoch": st.epoch, "step": st.step,
+                 "step_in_epoch": st.step_in_epoch, "config": cfg_dict, "best_acc": st.best_acc,
+                 "history": list(st.history)}
+        obj = _bundle(model, {**base_meta, "epoch": st.epoch, **meta_extra}, state, image_entry)
         atomic_torch_save(obj, path)
-        writer.emit("checkpoint", epoch=epoch_done - 1, step=step, path=str(path), kind=kind)
-        return path
+        writer.emit("checkpoint", epoch=st.epoch, step=st.step, path=str(path),
+                    kind="epoch" if kind.startswith("epoch_") else kind)
 
-    bar = None
+    def batches(epoch: int, skip: int):
+        if skip:  # pragma: no cover - fine-tuning has no resume
+            raise FinetuneError("fine-tuning cannot resume inside an epoch")
+        items.set_epoch(epoch)
+        sampler.set_epoch(epoch)
+        return loader
+
+    def step(batch) -> StepOutput:
+        pts, cat, lab = (t.to(device, non_blocking=True) for t in batch)
+        logits = model(pts, cat)
+        loss = smoothed_cross_entropy(logits, lab, cfg.optim.label_smoothing)
+        return StepOutput(loss, {"loss": loss}, int(pts.shape[0]))
+
+    def validate(epochs_done: int):
+        t_val = time.time()
+        m = evaluate_segmenter(model, val_ds, table, batch_size=cfg.optim.eval_batch_size, device=device,
+                               amp=amp_dtype is not None)
+        score = float(m[cfg.run.select])
+        val_metrics.clear()
+        val_metrics.update(_metric_summary(m))
+        writer.emit("validation", epoch=epochs_done - 1, step=st.step, val_acc=score,
+                    best_acc=max(score, st.best_acc), val_instance_miou=m["instance_miou"],
+                    val_class_miou=m["class_miou"], seconds=time.time() - t_val)
+        log.info("  val (%s) after epoch %d: instance mIoU %.4f, class mIoU %.4f%s", cfg.data.val_split,
+                 epochs_done, m["instance_miou"], m["class_miou"], "  (best)" if score >= st.best_acc else "")
+        return score, {f"val_{k}": v for k, v in _metric_summary(m).items()}
+
+    hooks: list = []
+    if val_ds is not None:
+        hooks.append(ValidationHook(validate, cfg.run.val_every))
+    hooks.append(StepEventsHook(writer, cfg.run.log_every))
+    hooks.append(CheckpointHook(save, save_every=cfg.run.save_every, ties="later"))
     if progress_bar:
+        hooks.append(ProgressBarHook("finetune-partseg"))
+    if cfg.run.tensorboard:
         try:
-            from tqdm import tqdm
-
-            bar = tqdm(total=total_steps, unit="step", desc="finetune-partseg", disable=None)
-        except ImportError:  # pragma: no cover
-            bar = None
+            hooks.append(TensorBoardHook(out / "tensorboard"))
+        except RuntimeError as exc:
+            raise FinetuneError(str(exc)) from None
+    trainer = Trainer(model=model, optimizer=opt, scheduler=sched, step=step, batches=batches, state=st,
+                      epochs=cfg.optim.epochs, steps_per_epoch=steps_per_epoch, runtime=runtime, stop=stop,
+                      hooks=hooks, grad_clip=cfg.optim.grad_clip, clip_params=params)
     try:
-        t_steps = time.time()
-        for epoch in range(cfg.epochs):
-            items.set_epoch(epoch)
-            sampler.set_epoch(epoch)
-            model.train()
-            t_epoch = time.time()
-            losses, n_seen = [], 0
-            for i, (pts, cat, lab) in enumerate(loader):
-                if cfg.max_steps_per_epoch and i >= cfg.max_steps_per_epoch:
-                    break
-                pts = pts.to(device, non_blocking=True)
-                cat = cat.to(device, non_blocking=True)
-                lab = lab.to(device, non_blocking=True)
-                opt.zero_grad(set_to_none=True)
-                ctx = torch.autocast(device_type=device.type, dtype=amp_dtype) if amp_dtype is not None else _null()
-                with ctx:
-                    logits = model(pts, cat)
-                loss = smoothed_cross_entropy(logits, lab, cfg.label_smoothing)
-                if not torch.isfinite(loss):
-                    raise FloatingPointError(f"non-finite loss at epoch {epoch}, step {step}; lower the learning rate")
-                if scaler is not None:
-                    scaler.scale(loss).backward()
-                    scaler.step(opt)
-                    scaler.update()
-                else:
-                    loss.backward()
-                    opt.step()
-                step += 1
-                n_seen += pts.shape[0]
-                losses.append(float(loss.detach()))
-                if bar is not None:
-                    bar.update(1)
-                if step % cfg.log_every == 0 or step == 1:
-                    el = time.time() - t_steps
-                    rate = step * cfg.batch_size / max(el, 1e-9)
-                    writer.emit("step", epoch=epoch, step=step, loss=losses[-1], lr=opt.param_groups[0]["lr"],
-                                samples_per_s=rate, eta_s=(total_steps - step) * el / step, progress=step / total_steps)
-                if stop.requested:
-                    break
-            sched.step()
-            ep = {"epoch": epoch, "loss": float(np.mean(losses)) if losses else float("nan"),
-                  "lr": opt.param_groups[0]["lr"], "seconds": time.time() - t_epoch}
-            writer.emit("epoch", step=step, **ep)
-            log.info("epoch %d/%d: loss %.4f, lr %.4g (%.1f s)", epoch + 1, cfg.epochs, ep["loss"], ep["lr"], ep["seconds"])
-            if stop.requested:
-                reason = "signal"
-                save("last", epoch + 1, {})
-                break
-            if val_ds is not None and ((epoch + 1) % cfg.val_every == 0 or epoch + 1 == cfg.epochs):
-                t_val = time.time()
-                m = evaluate_segmenter(model, val_ds, table, batch_size=cfg.eval_batch_size, device=device,
-                                       amp=amp_dtype is not None)
-                score = m[cfg.select]
-                improved = score >= best  # ties go to the later epoch, as in pretraining
-                if improved:
-                    best, best_epoch = score, epoch
-                ep.update({f"val_{k}": v for k, v in _metric_summary(m).items()})
-                writer.emit("validation", epoch=epoch, step=step, val_acc=score, best_acc=best,
-                            val_instance_miou=m["instance_miou"], val_class_miou=m["class_miou"],
-                            seconds=time.time() - t_val)
-                log.info("  val (%s): instance mIoU %.4f, class mIoU %.4f%s", cfg.val_split, m["instance_miou"],
-                         m["class_miou"], "  (best)" if improved else "")
-                history.append(ep)
-                if improved:
-                    save("best", epoch + 1, {"val": _metric_summary(m), "val_split": cfg.val_split})
-            else:
-                history.append(ep)
-            save("last", epoch + 1, {})
-        if bar is not None:
-            bar.close()
-            bar = None
-        if val_ds is None and reason is None:  # keep the last epoch as the selected model
-            best_epoch = cfg.epochs - 1
-            save("best", cfg.epochs, {"selected": "last epoch (no validation split)"})
+        stopped = trainer.run()
+        best_epoch = -1
+        for i, h in enumerate(st.history):
+            if h.get("val_acc") is not None and h["val_acc"] == st.best_acc:
+                best_epoch = i  # ties: the later epoch, as the checkpoint hook chose
+        if val_ds is None and not stopped:  # keep the last epoch as the selected model
+            best_epoch = cfg.optim.epochs - 1
+            save("best", {"selected": "last epoch (no validation split)"})
 
         # test, once, on the selected model
-        results = {"best_epoch": best_epoch, "best_val": best if best >= 0 else None, "select": cfg.select,
-                   "val_split": cfg.val_split, "report": report, "seconds": None, "test": None}
+        best = st.best_acc
+        results = {"best_epoch": best_epoch, "best_val": best if best >= 0 else None, "select": cfg.run.select,
+                   "val_split": cfg.data.val_split, "report": report, "seconds": None, "test": None}
         best_path = ckpt_dir / "best.pt"
-        if cfg.test_split != "none" and best_path.is_file():
+        if cfg.data.test_split != "none" and best_path.is_file():
             from crosspoint.evaluation.partseg import load_segmenter
 
-            test_ds = open_partseg_dataset(root, cfg.test_split, cfg.num_points, cfg.seed)
-            if cfg.max_eval_objects:
-                test_ds = _Subset(test_ds, cfg.max_eval_objects)
+            test_ds = open_partseg_dataset(root, cfg.data.test_split, cfg.data.num_points, cfg.run.seed)
+            if cfg.data.max_eval_objects:
+                test_ds = _Subset(test_ds, cfg.data.max_eval_objects)
             sel = load_segmenter(best_path, device=device)
-            m = evaluate_segmenter(sel, test_ds, table, batch_size=cfg.eval_batch_size, device=device,
+            m = evaluate_segmenter(sel, test_ds, table, batch_size=cfg.optim.eval_batch_size, device=device,
                                    amp=amp_dtype is not None)
             results["test"] = {**_metric_summary(m), "per_category": m["per_category"]}
             obj = torch.load(best_path, map_location="cpu", weights_only=True)  # record the test figures in best.pt
@@ -561,11 +615,11 @@ def _finetune_locked(cfg: FinetuneConfig, out: Path, ckpt_dir: Path, progress_ba
                      m["instance_miou"], m["class_miou"])
         results["seconds"] = time.time() - t_start
         atomic_write_text(out / "results.json", json.dumps(results, indent=1, default=float) + "\n")
-        summary = {"step": step, "best_acc": best if best >= 0 else None, "best_epoch": best_epoch,
-                   "seconds": results["seconds"],
+        summary = {"step": st.step, "epoch": st.epoch, "best_acc": best if best >= 0 else None,
+                   "best_epoch": best_epoch, "seconds": results["seconds"],
                    "test": None if results["test"] is None else _metric_summary(results["test"])}
-        if reason is not None:  # one closing event, as pretraining: "stopped" or "end", never both
-            writer.emit("stopped", reason=reason, signal=stop.signal_name, **summary)
+        if stopped:  # one closing event, as pretraining: "stopped" or "end", never both
+            writer.emit("stopped", reason="signal", signal=stop.signal_name, **summary)
         else:
             writer.emit("end", **summary)
         return results
@@ -576,14 +630,4 @@ def _finetune_locked(cfg: FinetuneConfig, out: Path, ckpt_dir: Path, progress_ba
     finally:
         stop.restore()
         writer.close()
-        if bar is not None:
-            bar.close()
-
-
-class _null:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
 

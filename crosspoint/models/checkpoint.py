@@ -624,11 +624,11 @@ def checkpoint_background(checkpoint) -> "tuple[str, str]":
     checkpoint already read with :func:`read_checkpoint`) saw transparent pixels, i.e. the
     ``background`` to give :func:`crosspoint.data.transforms.to_rgb` when feeding it images.
 
-    * a project checkpoint with a training config: its ``data.background`` read through
-      :func:`crosspoint.config.upgrade_legacy` (a config saved before the setting existed gives
-      "white", what the project did then) -> ``"checkpoint"`` / ``"legacy default"``;
-    * a project checkpoint without one: ``meta["background"]`` when set (``"checkpoint"``), else
-      "white" (``"legacy default"``);
+    * ``meta["background"]`` when set (a fine-tuning run records the background of the image encoder
+      it copies) -> ``"checkpoint"``;
+    * else a training config's ``data.background`` read through :func:`crosspoint.config.upgrade_legacy`
+      (a config saved before the setting existed gives "white", what the project did then) ->
+      ``"checkpoint"`` / ``"legacy default"``; else "white" (``"legacy default"``);
     * an official file: "drop", the reference's ``convert('RGB')`` (``"official default"``).
     """
     from crosspoint.config import upgrade_legacy
@@ -637,15 +637,15 @@ def checkpoint_background(checkpoint) -> "tuple[str, str]":
     obj = read_checkpoint(checkpoint) if isinstance(checkpoint, (str, os.PathLike)) else checkpoint
     if not _is_bundle(obj):
         return "drop", "official default"
+    meta = obj.get("meta")
+    if isinstance(meta, dict) and meta.get("background") in BACKGROUNDS:  # recorded with the image encoder
+        return meta["background"], "checkpoint"
     cfg = obj.get("config")
     if isinstance(cfg, dict) and isinstance(cfg.get("data"), dict):
         saved = cfg["data"].get("background")
         value = upgrade_legacy(cfg)["data"].get("background")
         if value in BACKGROUNDS:
             return value, "checkpoint" if saved is not None else "legacy default"
-    meta = obj.get("meta")
-    if isinstance(meta, dict) and meta.get("background") in BACKGROUNDS:
-        return meta["background"], "checkpoint"
     return "white", "legacy default"
 
 
