@@ -41,6 +41,12 @@ validation event's ``val_acc`` is the selection metric), ``checkpoints/last.pt``
 holds the part table and the metrics. :func:`crosspoint.evaluation.partseg.load_segmenter` opens
 both kinds; :func:`crosspoint.models.load_part_segmenter` opens the ``dgcnn_partseg`` ones.
 
+The loop is :class:`crosspoint.engine.trainer.Trainer`, as pretraining's: the same step events,
+checkpoint hook (``best`` ties go to the later epoch), stop handling and run-folder lock. The config
+has pretraining's shape (``data``, ``model``, ``optim``, ``run``; ``run`` is pretraining's
+:class:`~crosspoint.config.RunConfig`), so ``--set optim.lr=0.05`` reads alike for both commands;
+the flat keys of earlier versions (``--set lr=0.05``) are still accepted.
+
 SIGINT/SIGTERM stop after the current step: ``last.pt`` is written, the test split is evaluated
 on ``best.pt`` when there is one, and the run ends with a ``stopped`` event. There is no resume.
 """
