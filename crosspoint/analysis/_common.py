@@ -54,9 +54,10 @@ def atomic_savez(path: Path, **arrays) -> Path:
 
 
 def l2_normalize(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float32)
-    n = np.linalg.norm(x, axis=-1, keepdims=True)
-    return np.ascontiguousarray(x / np.maximum(n, 1e-12), dtype=np.float32)
+    """:func:`crosspoint.evaluation.retrieval.l2_normalize` in float32, the analyses' feature dtype."""
+    from crosspoint.evaluation.retrieval import l2_normalize as _unit_rows
+
+    return _unit_rows(x, np.float32)
 
 
 def unit_range(h: np.ndarray) -> np.ndarray:

@@ -101,10 +101,10 @@ def _compute(spec: dict, source, *, progress: Progress = None, n_points: int = 1
 
     root = source
     if source == "demo":
-        from crosspoint.data.synthetic import ensure_demo
+        from crosspoint.data.base import resolve_root
 
         report(progress, 0, 0, "preparing the demo dataset (first time only)")
-        root = str(ensure_demo(lambda d, t: report(progress, d, t, "generating the demo dataset")))
+        root = str(resolve_root("demo", progress=lambda d, t: report(progress, d, t, "generating the demo dataset")))
     report(progress, 0, 0, "loading the checkpoint")
     session = ModelSession(spec["checkpoint"], device=spec.get("device", "auto"), k=spec.get("k"),
                            image_checkpoint=spec.get("image_checkpoint"),

@@ -476,10 +476,9 @@ def umap_2d(features, *, seed: int = 0, n_neighbors: int = 15, min_dist: float =
 # ------------------------------------------------------------------------------ SVM
 def svm_accuracy(features, labels, folds: int = 5, C: float = 0.1, *, seed: int = 0) -> tuple[float, float]:
     """``(mean, std)`` accuracy (0..1) of a linear SVM over stratified ``folds``-fold
-    cross-validation on the labelled rows (label >= 0). Raises :class:`AnalysisError` when fewer
-    than two classes have at least two objects."""
-    from sklearn.model_selection import StratifiedKFold
-    from sklearn.svm import SVC
+    cross-validation on the labelled rows (label >= 0), by :func:`crosspoint.evaluation.svm.cv_accuracy`.
+    Raises :class:`AnalysisError` when fewer than two classes have at least two objects."""
+    from crosspoint.evaluation.svm import cv_accuracy
 
     x = np.asarray(features, np.float64)
     y = np.asarray(labels).reshape(-1).astype(np.int64)
@@ -491,13 +490,7 @@ def svm_accuracy(features, labels, folds: int = 5, C: float = 0.1, *, seed: int 
     keep &= np.isin(y, ok)
     if ok.size < 2:
         raise AnalysisError("the SVM score needs at least two classes with two or more labelled objects each")
-    x, y = x[keep], y[keep]
-    k = int(min(int(folds), np.unique(y, return_counts=True)[1].min()))
-    if k < 2:
-        raise AnalysisError("the SVM score needs at least two folds")
-    gram = x @ x.T
-    accs = []
-    for tr, te in StratifiedKFold(n_splits=k, shuffle=True, random_state=int(seed)).split(x, y):
-        clf = SVC(C=float(C), kernel="precomputed").fit(gram[np.ix_(tr, tr)], y[tr])
-        accs.append(float((clf.predict(gram[np.ix_(te, tr)]) == y[te]).mean()))
-    return float(np.mean(accs)), float(np.std(accs))
+    try:
+        return cv_accuracy(x[keep], y[keep], C, folds=folds, seed=seed)
+    except ValueError as exc:
+        raise AnalysisError(f"the SVM score: {exc}") from None

@@ -180,13 +180,9 @@ def _progress(args, desc: str):
 
 
 def _resolve_data(path: str):
-    from pathlib import Path
+    from crosspoint.data.base import resolve_root
 
-    if path == "demo":
-        from crosspoint.data.synthetic import ensure_demo
-
-        return Path(ensure_demo())
-    return Path(path).expanduser()
+    return resolve_root(path, "--data")
 
 
 def _encoder(args):

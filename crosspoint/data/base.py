@@ -21,6 +21,8 @@ DGCNN feature much nor the part labels). A cloud with no points is an error.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import logging
 import re
 from typing import Iterable, NamedTuple, Sequence
@@ -189,3 +191,18 @@ class LazyPoints(Sequence):
     def __array__(self, dtype=None, copy=None):
         arr = self.load_all()
         return arr if dtype is None else arr.astype(dtype)
+
+
+def resolve_root(root, what: str = "data root", *, progress=None) -> Path:
+    """The folder that ``root`` names: ``"demo"`` is the embedded demo dataset (generated into the
+    user cache the first time, ``progress(done, total)`` meanwhile); anything else must exist
+    (:class:`DatasetError` "<what> '<root>': no such folder" otherwise). The one place every command
+    and the explorer turn a data argument into a folder."""
+    if str(root) == "demo":
+        from crosspoint.data.synthetic import ensure_demo
+
+        return Path(ensure_demo(progress))
+    p = Path(str(root)).expanduser()
+    if not p.exists():
+        raise DatasetError(f"{what} {str(root)!r}: no such folder")
+    return p

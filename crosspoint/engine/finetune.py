@@ -278,14 +278,13 @@ def open_partseg_dataset(root, split: str, num_points: int, seed: int = 0):
 
 
 def resolve_data(root: str) -> Path:
-    if root == "demo":
-        from crosspoint.data.synthetic import ensure_demo
+    """The dataset folder of ``data.root`` (:func:`crosspoint.data.base.resolve_root`)."""
+    from crosspoint.data.base import DatasetError, resolve_root
 
-        return Path(ensure_demo())
-    p = Path(root).expanduser()
-    if not p.exists():
-        raise FinetuneError(f"{root}: no such folder")
-    return p
+    try:
+        return resolve_root(root, "data.root")
+    except DatasetError as exc:
+        raise FinetuneError(str(exc)) from None
 
 
 def _read_bundle(path):

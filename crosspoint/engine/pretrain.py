@@ -85,15 +85,13 @@ class PretrainError(RuntimeError):
 # ------------------------------------------------------------------------------------------------
 # data
 def resolve_data_root(root: str, *, progress=None) -> Path:
-    """The dataset folder of ``data.root``; ``"demo"`` generates the embedded demo once."""
-    if root == "demo":
-        from crosspoint.data.synthetic import ensure_demo
+    """The dataset folder of ``data.root`` (:func:`crosspoint.data.base.resolve_root`)."""
+    from crosspoint.data.base import DatasetError, resolve_root
 
-        return Path(ensure_demo(progress))
-    p = Path(root).expanduser()
-    if not p.exists():
-        raise PretrainError(f"data.root {root!r}: no such folder")
-    return p
+    try:
+        return resolve_root(root, "data.root", progress=progress)
+    except DatasetError as exc:
+        raise PretrainError(str(exc)) from None
 
 
 def build_datasets(cfg: PretrainConfig, root: Path):

@@ -26,9 +26,11 @@ import numpy as np
 __all__ = ["l2_normalize", "retrieval_ranks", "retrieval_scores"]
 
 
-def l2_normalize(x) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float64)
-    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+def l2_normalize(x, dtype=np.float64) -> np.ndarray:
+    """Rows (the last axis) scaled to unit L2 norm (all-zero rows stay zero), as a contiguous
+    ``dtype`` array (float64 for scores; the analyses keep float32 features)."""
+    x = np.asarray(x, dtype=dtype)
+    return np.ascontiguousarray(x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12), dtype=dtype)
 
 
 def retrieval_ranks(query, gallery) -> np.ndarray:

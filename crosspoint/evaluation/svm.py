@@ -40,6 +40,7 @@ __all__ = [
     "accuracy_scores",
     "linear_svm_accuracy",
     "linear_svm_scores",
+    "cv_accuracy",
     "select_c_by_cv",
     "svm_protocol",
 ]
@@ -143,6 +144,25 @@ def _folds(y: np.ndarray, n_folds: int, seed: int):
         log.warning("a class has a single training object: cross-validation folds are not stratified")
         splitter = KFold(n_splits=max(k, 2), shuffle=True, random_state=seed)
     return list(splitter.split(np.zeros(y.size), y))
+
+
+def cv_accuracy(x, y, C: float, *, folds: int = 5, seed: int = 0, solver: str = "auto") -> tuple[float, float]:
+    """``(mean, std)`` accuracy (0..1) of a linear SVM with ``C`` over stratified ``folds``-fold
+    cross-validation of one labelled set (the folds of :func:`select_c_by_cv`: at most as many as
+    the smallest class has objects)."""
+    x, y = _check_xy(x, y, "labelled")
+    if x.shape[0] < 4:
+        raise ValueError(f"cross-validation needs at least 4 objects, got {x.shape[0]}")
+    solver = _solver(solver, x.shape[0])
+    gram = _gram(x, x) if solver == "precomputed" else None
+    accs = []
+    for tr, va in _folds(y, folds, seed):
+        if solver == "precomputed":
+            pred = _fit_predict(gram[np.ix_(tr, tr)], y[tr], gram[np.ix_(va, tr)], C, solver)
+        else:
+            pred = _fit_predict(None, y[tr], None, C, solver, x[tr], x[va])
+        accs.append(float((pred == y[va]).mean()))
+    return float(np.mean(accs)), float(np.std(accs))
 
 
 def select_c_by_cv(
