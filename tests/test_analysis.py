@@ -544,3 +544,25 @@ def test_embed_and_map_child_process_matches_in_process(session, tmp_path, monke
     here = embed_and_map(session, str(root), n_points=256, in_process=True)
     assert not here.embedding.from_cache
     np.testing.assert_allclose(here.embedding.features, first.embedding.features, rtol=1e-5, atol=1e-5)
+
+
+def test_session_inference_is_the_one_way_in(tmp_path):
+    """session.inference() holds the lock (other threads wait), turns gradients off (on for grad=True)."""
+    import threading
+
+    import torch
+
+    from crosspoint.analysis.session import ModelSession
+
+    s = ModelSession(None)
+    with s.inference():
+        assert not torch.is_grad_enabled()
+        got = []
+        t = threading.Thread(target=lambda: got.append(s.lock.acquire(timeout=0.2)))
+        t.start()
+        t.join()
+        assert got == [False]  # another thread cannot enter while this one computes
+    with s.inference(grad=True, autocast=False):
+        assert torch.is_grad_enabled()
+    assert s.lock.acquire(timeout=1)
+    s.lock.release()

@@ -53,14 +53,12 @@ def encode_points(session, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     normalisation of the projections)."""
     import torch
 
-    from crosspoint.device import autocast
 
     enc = session.point_encoder
-    with session.lock, torch.no_grad():
+    with session.inference():
         x = torch.from_numpy(np.ascontiguousarray(points, dtype=np.float32)).to(session.device)
-        with autocast(session.device):
-            f = enc.embed(x)
-            p = enc.project_feature(f)
+        f = enc.embed(x)
+        p = enc.project_feature(f)
         return f.float().cpu().numpy(), p.float().cpu().numpy()
 
 
@@ -169,7 +167,6 @@ def embed_images(session, images, *, size: "int | None" = None, batch_size: int 
     """L2-normalised image projections ``(M, projection_dim)`` float32."""
     import torch
 
-    from crosspoint.device import autocast
 
     enc = session.require_image_encoder()
     items = _as_image_list(images)
@@ -181,9 +178,8 @@ def embed_images(session, images, *, size: "int | None" = None, batch_size: int 
     for s in range(0, total, bs):
         check_cancel(cancel, "image embedding")
         x = torch.stack([image_tensor(im, session.size_for(size), session.background) for im in items[s:s + bs]])
-        with session.lock, torch.no_grad():
-            with autocast(session.device):
-                p = enc(x.to(session.device)).projection
+        with session.inference():
+            p = enc(x.to(session.device)).projection
             rows.append(p.float().cpu().numpy())
         e = min(total, s + bs)
         report(progress, e, total, f"embedded {e}/{total} images")

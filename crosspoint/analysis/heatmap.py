@@ -68,7 +68,7 @@ def point_saliency(session, points: np.ndarray, target: np.ndarray,
     if method not in HEAT_METHODS:
         raise AnalysisError(f"method must be one of {', '.join(HEAT_METHODS)}, got {method!r}")
     enc = session.point_encoder
-    with session.lock, torch.enable_grad():
+    with session.inference(grad=True, autocast=False):  # float32 gradients for Grad-CAM
         x = torch.from_numpy(np.ascontiguousarray(points, np.float32)[None]).to(session.device)
         x.requires_grad_(True)
         out = enc(x, with_point_features=True)
@@ -122,7 +122,7 @@ def image_heatmap(session, cloud, image, *, n_points: "int | None" = None, seed:
     target = _cloud_query(session, cloud, n_points, seed)
     h, w = image_size(image)
     x = image_tensor(image, session.size_for(size), session.background)[None].to(session.device)
-    with session.lock, torch.enable_grad():
+    with session.inference(grad=True, autocast=False):  # float32 gradients for Grad-CAM
         x.requires_grad_(True)
         out = enc(x, with_feature_map=True)
         fmap = out.feature_map

@@ -87,19 +87,13 @@ def point_features(session, prepared: Prepared, layer: str = DEFAULT_LAYER) -> n
     encoders give their pre-pool map)."""
     import torch
 
-    from crosspoint.device import autocast
-
     enc = session.point_encoder
     layer = _effective_layer(enc, layer)
-    with session.lock, torch.no_grad():
+    if layer not in ("pre_pool", "edge"):
+        raise AnalysisError(f"layer must be 'edge' or 'pre_pool', got {layer!r}")
+    with session.inference():
         x = torch.from_numpy(prepared.points[None]).to(session.device)
-        with autocast(session.device):
-            if layer == "pre_pool":
-                f = enc.point_features(x)
-            elif layer == "edge":
-                f = enc.point_features(x, layer="edge")
-            else:
-                raise AnalysisError(f"layer must be 'edge' or 'pre_pool', got {layer!r}")
+        f = enc.point_features(x) if layer == "pre_pool" else enc.point_features(x, layer="edge")
         return np.ascontiguousarray(f[0].float().cpu().numpy())
 
 
@@ -199,8 +193,6 @@ def _resolve_category(session, category, cloud) -> "tuple[int | None, str | None
 def _segment_head(session, cloud, category, n_points, seed, progress, cancel, full_points) -> SegmentationResult:
     import torch
 
-    from crosspoint.device import autocast
-
     seg = session.segmenter
     table = session.part_table
     prep = prepare_points(cloud, session.points_for(n_points), seed)
@@ -210,16 +202,14 @@ def _segment_head(session, cloud, category, n_points, seed, progress, cancel, fu
     scores = {}
     best = None
     report(progress, 0, len(candidates) + 1, "segmenting")
-    with session.lock, torch.no_grad():
+    with session.inference():
         x = torch.from_numpy(prep.points[None]).to(session.device)
-        with autocast(session.device):
-            g, rows = _seg_features(seg, x)
+        g, rows = _seg_features(seg, x)
         for i, c in enumerate(candidates):
             check_cancel(cancel, "segmentation")
             onehot = torch.zeros(1, nc, device=session.device, dtype=g.dtype)
             onehot[0, c] = 1
-            with autocast(session.device):
-                logits = seg.head(g, rows, onehot)[0].float()
+            logits = seg.head(g, rows, onehot)[0].float()
             a, b = int(table.part_start[c]), int(table.part_stop[c])
             prob = torch.softmax(logits[:, a:b], dim=1)
             conf, lab = prob.max(dim=1)

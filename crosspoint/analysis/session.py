@@ -23,11 +23,13 @@ existed, like the bundled demo checkpoint; "drop", the reference's, for official
 by :func:`crosspoint.data.transforms.to_rgb`. Every model is put in eval mode on ``device``; the
 analysis functions run them without gradients (except the heatmaps, which differentiate the
 similarity) and under bf16 autocast on CUDA only.
-Model calls are serialised by a per-session lock, so worker threads may share a session.
+Model calls go through :meth:`ModelSession.inference` (the session's lock, no gradients, autocast on
+CUDA), so worker threads may share a session.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import threading
@@ -160,6 +162,23 @@ class ModelSession:
         self.fingerprint = hashlib.sha1(key.encode()).hexdigest()[:16]
 
     # ------------------------------------------------------------------------------ loading
+    @contextlib.contextmanager
+    def inference(self, *, grad: bool = False, autocast: bool = True):
+        """The one way to call the session's models from any thread: holds the session's lock, turns
+        gradients off (on with ``grad=True``, for Grad-CAM) and, with ``autocast``, runs under bf16
+        autocast on CUDA (a no-op on the CPU)::
+
+            with session.inference():
+                f = session.point_encoder.embed(x)
+        """
+        import torch
+
+        from crosspoint.device import autocast as _autocast
+
+        with self.lock, (torch.enable_grad() if grad else torch.no_grad()):
+            with (_autocast(self.device) if autocast else contextlib.nullcontext()):
+                yield
+
     def _input_sizes(self, obj) -> tuple[int, int]:
         """The point count and image size the model was trained with: a training checkpoint's
         ``config["data"]`` (``num_points``, ``image_size``), else ``meta``, else the paper's 2048 / 224."""
