@@ -54,6 +54,8 @@ class ModelConfig:
     emb_dims: int = 1024
     #: torchvision ResNet for the image branch: "resnet50" (paper), "resnet18", "resnet34"
     image_encoder: str = "resnet50"
+    #: width of the dense point-pixel embeddings (used when loss.dense_weight > 0)
+    dense_dim: int = 64
 
 
 @dataclass
@@ -79,6 +81,12 @@ class LossConfig:
     temperature: float = 0.1
     intra_weight: float = 1.0
     cross_weight: float = 1.0
+    #: weight of the dense point-pixel term (crosspoint.models.dense; 0 = off, the paper). It needs
+    #: views rendered by this project (their cameras give each point's pixel): the demo or a folder
+    dense_weight: float = 0.0
+    #: visible points per object matched to their pixels in the dense term
+    dense_points: int = 64
+    dense_temperature: float = 0.1
 
 
 @dataclass
@@ -310,6 +318,9 @@ def validate(cfg) -> None:
         (cfg.optim.epochs >= 1, "optim.epochs must be >= 1"),
         (cfg.optim.batch_size >= 2, "optim.batch_size must be >= 2 (NT-Xent needs negatives)"),
         (cfg.loss.temperature > 0, "loss.temperature must be > 0"),
+        (cfg.loss.dense_weight >= 0, "loss.dense_weight must be >= 0"),
+        (cfg.loss.dense_points >= 2, "loss.dense_points must be >= 2 (the other points are the negatives)"),
+        (cfg.loss.dense_temperature > 0, "loss.dense_temperature must be > 0"),
         (cfg.run.log_every >= 1, "run.log_every must be >= 1"),
         (cfg.run.selection != "test" or bool(cfg.run.selection_data),
          "run.selection = test needs run.selection_data (a dataset with a test split, e.g. ModelNet40)"),

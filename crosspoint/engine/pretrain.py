@@ -499,7 +499,17 @@ class Pretrainer:
             self._load_init(pe, ie)
         from crosspoint.models import CrossPointModel, convert_sync_batchnorm
 
-        model = CrossPointModel(pe, ie, temperature=cfg.loss.temperature)
+        heads = None
+        if cfg.loss.dense_weight > 0:
+            from crosspoint.models.dense import DenseHeads
+
+            if not getattr(train_ds, "supports_dense", False):
+                raise PretrainError(f"loss.dense_weight > 0 needs views rendered by this project (their cameras give "
+                                    f"each point's pixel); the {layout} data in {root} has none")
+            train_ds.dense_points = cfg.loss.dense_points
+            heads = DenseHeads(pe.point_feature_dim, cfg.model.image_encoder, cfg.model.dense_dim)
+        model = CrossPointModel(pe, ie, temperature=cfg.loss.temperature, dense_heads=heads,
+                                dense_temperature=cfg.loss.dense_temperature)
         model.to(device=rt.device, dtype=self.dtype)
         if rt.distributed and cfg.run.sync_bn:
             model = convert_sync_batchnorm(model)
@@ -549,10 +559,17 @@ class Pretrainer:
             p1 = batch["points1"].to(rt.device, self.dtype, non_blocking=True)
             p2 = batch["points2"].to(rt.device, self.dtype, non_blocking=True)
             img = batch["image"].to(rt.device, self.dtype, non_blocking=True)
-            out = train_model(p1, p2, img)
+            dense = None
+            if heads is not None:
+                dense = {"idx": batch["dense_idx"], "uv": batch["dense_uv"].to(rt.device, self.dtype),
+                         "valid": batch["dense_valid"]}
+            out = train_model(p1, p2, img, dense)
             loss = w_intra * out["intra_loss"] + w_cross * out["cross_loss"]
-            return StepOutput(loss, {"loss": loss, "loss_intra": out["intra_loss"], "loss_cross": out["cross_loss"]},
-                              cfg.optim.batch_size)
+            logs = {"loss": loss, "loss_intra": out["intra_loss"], "loss_cross": out["cross_loss"]}
+            if heads is not None:
+                loss = loss + cfg.loss.dense_weight * out["dense_loss"]
+                logs.update(loss=loss, loss_dense=out["dense_loss"])
+            return StepOutput(loss, logs, cfg.optim.batch_size)
 
         def validate(epochs_done: int):
             return self._validate(model, svm_train, svm_val), {}
@@ -672,6 +689,10 @@ class Pretrainer:
             "config": to_dict(self.cfg),
             "world_size": self.rt.world_size,
         })
+        if getattr(model, "dense_heads", None) is not None:
+            heads = model.dense_heads
+            ckpt["dense_heads"] = {"config": heads.config(),
+                                   "state_dict": {k: v.detach().cpu() for k, v in heads.state_dict().items()}}
         return ckpt
 
     def _save(self, kind: str, model, opt, sched, scaler) -> None:
@@ -687,6 +708,8 @@ class Pretrainer:
 
         try:
             model.point_encoder.load_state_dict(ckpt["point_encoder"]["state_dict"])
+            if getattr(model, "dense_heads", None) is not None:
+                model.dense_heads.load_state_dict(ckpt["dense_heads"]["state_dict"])
             model.image_encoder.load_state_dict(ckpt["image_encoder"]["state_dict"])
             opt.load_state_dict(ckpt["optimizer"])
             sched.load_state_dict(ckpt["scheduler"])

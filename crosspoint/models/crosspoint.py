@@ -21,28 +21,58 @@ __all__ = ["CrossPointModel"]
 
 class CrossPointModel(nn.Module):
     def __init__(self, point_encoder: nn.Module, image_encoder: nn.Module,
-                 temperature: float = DEFAULT_TEMPERATURE, gather: bool = True):
+                 temperature: float = DEFAULT_TEMPERATURE, gather: bool = True,
+                 dense_heads: "nn.Module | None" = None, dense_temperature: float = 0.1):
         super().__init__()
         self.point_encoder = point_encoder
         self.image_encoder = image_encoder
         self.temperature = float(temperature)
         self.gather = bool(gather)
+        #: optional :class:`~crosspoint.models.dense.DenseHeads` for the dense point-pixel term
+        self.dense_heads = dense_heads
+        self.dense_temperature = float(dense_temperature)
 
-    def forward(self, points1, points2, images) -> dict:
+    def forward(self, points1, points2, images, dense: "dict | None" = None) -> dict:
         """``{"loss", "intra_loss", "cross_loss"}`` (scalars) plus the projections
-        ``"point_proj1"``, ``"point_proj2"``, ``"image_proj"`` (detached, for monitoring)."""
+        ``"point_proj1"``, ``"point_proj2"``, ``"image_proj"`` (detached, for monitoring).
+
+        With dense heads and ``dense = {"idx" (B, M) point indices, "uv" (B, M, 2) their pixels in
+        ``images``, "valid" (B, M)}``, also ``"dense_loss"``: :func:`~crosspoint.models.dense.dense_nce`
+        between both point views' per-point embeddings and the image embeddings at those pixels
+        (averaged over the two views; not part of ``"loss"``: the caller weighs it)."""
         pe = self.point_encoder
         p = next(pe.parameters())
         pts1, pts2 = as_points(points1, p), as_points(points2, p)
         if pts1.shape != pts2.shape:
             raise ValueError(f"the two point views differ in shape: {tuple(pts1.shape)} vs {tuple(pts2.shape)}")
         b = pts1.shape[0]
-        proj = pe.project(torch.cat([pts1, pts2], dim=0))
+        use_dense = self.dense_heads is not None and dense is not None
+        if not use_dense:
+            proj = pe.project(torch.cat([pts1, pts2], dim=0))
+            img = self.image_encoder.project(images)
+        else:
+            out = pe(torch.cat([pts1, pts2], dim=0), with_point_features=True)
+            proj, pmap = out.projection, out.point_features
+            iout, l2, l3 = self.image_encoder.forward_stages(images)
+            img = iout.projection
         p1, p2 = proj[:b], proj[b:]
-        img = self.image_encoder.project(images)
         total, intra, cross = crosspoint_loss(p1, p2, img, self.temperature, self.gather)
-        return {"loss": total, "intra_loss": intra, "cross_loss": cross,
-                "point_proj1": p1.detach(), "point_proj2": p2.detach(), "image_proj": img.detach()}
+        res = {"loss": total, "intra_loss": intra, "cross_loss": cross,
+               "point_proj1": p1.detach(), "point_proj2": p2.detach(), "image_proj": img.detach()}
+        if use_dense:
+            from crosspoint.models.dense import dense_nce, sample_pixels
+
+            heads = self.dense_heads
+            idx = dense["idx"].to(pmap.device).long().clamp_min(0)
+            valid = dense["valid"].to(pmap.device)
+            pix_map = heads.image_embeddings(l2, l3)
+            pix = sample_pixels(pix_map, dense["uv"].to(pix_map.device), tuple(images.shape[-2:]))
+            losses = []
+            for half in (pmap[:b], pmap[b:]):
+                pts = torch.gather(half, 1, idx.unsqueeze(-1).expand(-1, -1, half.shape[-1]))
+                losses.append(dense_nce(heads.point_embeddings(pts), pix, valid, self.dense_temperature))
+            res["dense_loss"] = 0.5 * (losses[0] + losses[1])
+        return res
 
     def point_features(self, points, **kwargs) -> torch.Tensor:
         """Per-point features of the point encoder (see its ``point_features``), for heatmaps."""

@@ -1,0 +1,92 @@
+"""The dense point-pixel term (crosspoint.models.dense): exact sampling, the loss against a hand
+computation, padding, and the CrossPoint model with dense heads (float64 throughout)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from crosspoint.models.dense import DenseHeads, dense_nce, sample_pixels
+
+
+def test_sample_pixels_reads_cell_centres_exactly_and_interpolates_between_them():
+    h, w, stride = 4, 6, 8  # a (1, 2, 4, 6) map for a 32 x 48 image
+    ys, xs = torch.meshgrid(torch.arange(h, dtype=torch.float64), torch.arange(w, dtype=torch.float64), indexing="ij")
+    emb = torch.stack([xs, ys])[None]  # channel 0 = cell column, channel 1 = cell row
+    centres = torch.tensor([[[stride * (c + 0.5), stride * (r + 0.5)] for r in range(h) for c in range(w)]],
+                           dtype=torch.float64)
+    got = sample_pixels(emb, centres, (h * stride, w * stride))[0]
+    want = torch.tensor([[c, r] for r in range(h) for c in range(w)], dtype=torch.float64)
+    torch.testing.assert_close(got, want, rtol=0, atol=1e-12)
+    mid = sample_pixels(emb, torch.tensor([[[stride * 1.0, stride * 2.0]]], dtype=torch.float64), (32, 48))[0, 0]
+    # half-way between cell centres (float64: the pixel -> [-1, 1] -> cell mapping rounds at 1e-16)
+    torch.testing.assert_close(mid, torch.tensor([0.5, 1.5], dtype=torch.float64), rtol=0, atol=1e-12)
+
+
+def _hand_nce(q, k, t):
+    q = q / q.norm(dim=1, keepdim=True)
+    k = k / k.norm(dim=1, keepdim=True)
+    s = (q @ k.T) / t
+    m = s.shape[0]
+    rows = sum(-s[i, i] + math.log(sum(math.exp(s[i, j]) for j in range(m))) for i in range(m)) / m
+    cols = sum(-s[i, i] + math.log(sum(math.exp(s[j, i]) for j in range(m))) for i in range(m)) / m
+    return float(0.5 * (rows + cols))
+
+
+def test_dense_nce_matches_a_hand_computation_and_ignores_padding():
+    g = torch.Generator().manual_seed(0)
+    q = torch.randn(2, 5, 3, generator=g, dtype=torch.float64)
+    k = torch.randn(2, 5, 3, generator=g, dtype=torch.float64)
+    valid = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]], dtype=torch.bool)
+    got = dense_nce(q, k, valid, temperature=0.2).item()
+    # the mean over all valid rows of both samples (3 + 5 rows), each direction
+    a = _hand_nce(q[0, :3], k[0, :3], 0.2) * 3
+    b = _hand_nce(q[1], k[1], 0.2) * 5
+    assert got == pytest.approx((a + b) / 8, rel=1e-12)
+    # padding rows hold anything
+    q2, k2 = q.clone(), k.clone()
+    q2[0, 3:] = 1e6
+    k2[0, 3:] = -7.0
+    assert dense_nce(q2, k2, valid, temperature=0.2).item() == pytest.approx(got, rel=1e-12)
+    # fewer than two valid rows: skipped; none at all: zero with a zero gradient
+    only = torch.zeros(2, 5, dtype=torch.bool)
+    only[1, 0] = True
+    qq = q.clone().requires_grad_(True)
+    z = dense_nce(qq, k, only)
+    z.backward()
+    assert z.item() == 0.0 and torch.count_nonzero(qq.grad) == 0
+
+
+def test_crosspoint_model_with_dense_heads_trains_the_heads_and_the_encoders():
+    from crosspoint.models import CrossPointModel, build_image_encoder, build_point_encoder
+
+    torch.manual_seed(0)
+    pe = build_point_encoder("dgcnn", k=4, emb_dims=32).double()
+    ie = build_image_encoder("resnet18").double()
+    heads = DenseHeads(pe.point_feature_dim, "resnet18", dim=8, hidden=16).double()
+    model = CrossPointModel(pe, ie, dense_heads=heads).train()
+    g = torch.Generator().manual_seed(1)
+    b, n, m = 4, 32, 6
+    p1 = torch.rand(b, n, 3, generator=g, dtype=torch.float64)
+    p2 = p1 + 0.01 * torch.randn(b, n, 3, generator=g, dtype=torch.float64)
+    img = torch.rand(b, 3, 32, 32, generator=g, dtype=torch.float64)
+    dense = {"idx": torch.randint(0, n, (b, m), generator=g), "uv": 32 * torch.rand(b, m, 2, generator=g,
+                                                                                   dtype=torch.float64),
+             "valid": torch.ones(b, m, dtype=torch.bool)}
+    out = model(p1, p2, img, dense)
+    assert set(out) >= {"loss", "intra_loss", "cross_loss", "dense_loss"}
+    assert math.isfinite(out["dense_loss"].item()) and out["dense_loss"].item() > 0
+    out["dense_loss"].backward()
+    for name, mod in (("point head", heads.point), ("image head", heads.image), ("point encoder", pe.conv5),
+                      ("image encoder", ie.resnet.layer2)):
+        grads = [p.grad for p in mod.parameters() if p.grad is not None]
+        assert grads and any(torch.count_nonzero(gr) for gr in grads), name
+    # without the dense inputs the model is CrossPoint as before: the same losses
+    model.zero_grad()
+    plain = CrossPointModel(pe, ie).train()
+    a = plain(p1, p2, img)
+    c = model(p1, p2, img)
+    assert "dense_loss" not in c
+    torch.testing.assert_close(a["loss"], c["loss"], rtol=1e-12, atol=0)
