@@ -13,8 +13,10 @@ sphere. It returns the global features (for UMAP and the SVM) and the L2-normali
 Cache: ``<cache_dir>/<key>.npz`` (default ``<user cache>/crosspoint-explorer/embeddings/``), key =
 SHA-1 of the session fingerprint (checkpoint path, size, mtime, k), the listing (every object's
 ref and label, the class names, and the size and mtime of every file the refs point into), the
-split and ``n_points``. Written atomically after the last batch only, so a cancelled run leaves
-nothing behind; a second call with the same inputs loads the file (``from_cache=True``).
+split and ``n_points``. Large datasets are embedded in chunks (:data:`CHUNK_OBJECTS` objects), each
+written as it finishes under ``<key>.parts/``: a cancelled or killed run resumes there, and the
+final file is written atomically after the last chunk (the parts are then removed); a second call
+with the same inputs loads the file (``from_cache=True``).
 
 :func:`umap_2d`: standardise the features, PCA to at most 50 dimensions, umap-learn (seeded, so
 single-threaded and deterministic); cached by a hash of the features and parameters under
@@ -224,17 +226,45 @@ def _labels_from_files(listing: _Listing, kept: list[int]) -> tuple[np.ndarray, 
     return np.full(len(kept), -1, np.int64), []
 
 
+#: objects per resumable chunk of :func:`embed_dataset`
+CHUNK_OBJECTS = 512
+
+
+def _chunk_path(parts: Path, c: int) -> Path:
+    return parts / f"chunk_{c:06d}.npz"
+
+
+def _load_chunk(path: Path, key: str):
+    """``(features, projections, kept, skipped)`` of a finished chunk, or None if unusable."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            if str(z["key"]) != key:
+                return None
+            return (np.ascontiguousarray(z["features"], np.float32), np.ascontiguousarray(z["projections"], np.float32),
+                    z["kept"].astype(np.int64).tolist(),
+                    list(zip(z["skipped_refs"].tolist(), z["skipped_reasons"].tolist())))
+    except (OSError, KeyError, ValueError, EOFError):
+        return None
+
+
 def embed_dataset(session, root_or_dataset, *, n_points: int = 1024, split: "str | None" = None,
                   batch_size: int = 16, cache_dir=None, use_cache: bool = True, cache_only: bool = False,
-                  progress: Progress = None, cancel: Cancel = None) -> "DatasetEmbedding | None":
+                  chunk_size: int = CHUNK_OBJECTS, progress: Progress = None,
+                  cancel: Cancel = None) -> "DatasetEmbedding | None":
     """Embed every object of a dataset (see the module docstring); cached on disk.
-    ``cache_only``: return the cached embedding, or None when there is none (computes nothing)."""
+
+    The work is done in chunks of ``chunk_size`` objects, each saved as it finishes
+    (``<cache>/<key>.parts/``), so a run that is cancelled, killed or crashes continues where it
+    stopped the next time (the result is the same, bit for bit: the chunks and their batches do not
+    depend on where a run started). ``cache_only``: return the cached embedding, or None when there is
+    none (computes nothing)."""
     from crosspoint.analysis.embed import encode_points
 
     listing = _open(root_or_dataset, int(n_points), split)
     key = _listing_key(listing, session.fingerprint, n_points)
     folder = Path(cache_dir) if cache_dir is not None else user_cache_dir("embeddings")
     path = folder / f"{key}.npz"
+    parts = folder / f"{key}.parts"
     if (use_cache or cache_only) and path.is_file():
         hit = _load_cached(path, key, listing.source)
         if hit is not None:
@@ -244,37 +274,66 @@ def embed_dataset(session, root_or_dataset, *, n_points: int = 1024, split: "str
         return None
     total = len(listing)
     enc = session.point_encoder
-    feats, projs, kept, skipped = [], [], [], []
+    chunk = max(1, int(chunk_size))
+    n_chunks = (total + chunk - 1) // chunk
     bs = max(1, int(batch_size))
-    done = 0
-    report(progress, 0, total, f"embedding {total} objects")
-    i = 0
-    while i < total:
-        check_cancel(cancel, "dataset embedding")
-        batch, idx = [], []
-        while i < total and len(batch) < bs:
+    results: dict[int, tuple] = {}
+    if use_cache and parts.is_dir():
+        for c in range(n_chunks):
+            got = _load_chunk(_chunk_path(parts, c), key) if _chunk_path(parts, c).is_file() else None
+            if got is not None:
+                results[c] = got
+        if results:
+            n_done = sum(min(chunk, total - c * chunk) for c in results)
+            log.info("resuming the embedding of %s: %d of %d objects were done", listing.source, n_done, total)
+    done = sum(min(chunk, total - c * chunk) for c in results)
+    report(progress, done, total, f"embedding {total} objects" + (f" ({done} from an earlier run)" if done else ""))
+    for c in range(n_chunks):
+        if c in results:
+            continue
+        feats, projs, kept, skipped = [], [], [], []
+        i, end = c * chunk, min(total, (c + 1) * chunk)
+        while i < end:
+            check_cancel(cancel, "dataset embedding")
+            batch, idx = [], []
+            while i < end and len(batch) < bs:
+                try:
+                    pts = np.asarray(listing.get(i), np.float32)[:, :3]
+                    if pts.shape[0] == 0 or not np.isfinite(pts).all():
+                        raise ValueError("no points or non-finite points")
+                    if batch and pts.shape[0] != batch[0].shape[0]:
+                        break  # a different size: the next batch
+                    batch.append(pts)
+                    idx.append(i)
+                except (ValueError, OSError, IndexError) as exc:
+                    why = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
+                    skipped.append((listing.refs[i], why))
+                    log.warning("skipping %s: %s", listing.refs[i], exc)
+                i += 1
+            if batch:
+                f, p = encode_points(session, np.stack(batch))
+                feats.append(f)
+                projs.append(p)
+                kept.extend(idx)
+            report(progress, done + (i - c * chunk), total, f"embedded {done + (i - c * chunk)}/{total} objects")
+        f = np.concatenate(feats) if feats else np.zeros((0, enc.feature_dim), np.float32)
+        p = np.concatenate(projs) if projs else np.zeros((0, enc.projection_dim), np.float32)
+        results[c] = (np.ascontiguousarray(f, np.float32), np.ascontiguousarray(p, np.float32), kept, skipped)
+        done += end - c * chunk
+        if use_cache and n_chunks > 1:
             try:
-                pts = np.asarray(listing.get(i), np.float32)[:, :3]
-                if pts.shape[0] == 0 or not np.isfinite(pts).all():
-                    raise ValueError("no points or non-finite points")
-                if batch and pts.shape[0] != batch[0].shape[0]:
-                    break  # a different size: the next batch
-                batch.append(pts)
-                idx.append(i)
-            except (ValueError, OSError, IndexError) as exc:
-                skipped.append((listing.refs[i], str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__))
-                log.warning("skipping %s: %s", listing.refs[i], exc)
-            i += 1
-        if batch:
-            f, p = encode_points(session, np.stack(batch))
-            feats.append(f)
-            projs.append(p)
-            kept.extend(idx)
-        done = i
-        report(progress, done, total, f"embedded {done}/{total} objects")
-    if feats:
-        features = np.ascontiguousarray(np.concatenate(feats), np.float32)
-        projections = l2_normalize(np.concatenate(projs))
+                atomic_savez(_chunk_path(parts, c), key=np.array(key), features=results[c][0],
+                             projections=results[c][1], kept=np.asarray(kept, np.int64),
+                             skipped_refs=_str_array([s[0] for s in skipped]),
+                             skipped_reasons=_str_array([s[1] for s in skipped]))
+            except OSError as exc:
+                log.warning("could not write an embedding chunk under %s: %s", parts, exc)
+    ordered = [results[c] for c in range(n_chunks)]
+    kept = [j for r in ordered for j in r[2]]
+    skipped = [s for r in ordered for s in r[3]]
+    if kept:
+        features = np.ascontiguousarray(np.concatenate([r[0] for r in ordered]), np.float32)
+        projections = l2_normalize(np.concatenate([r[1] for r in ordered]))
     else:
         features = np.zeros((0, enc.feature_dim), np.float32)
         projections = np.zeros((0, enc.projection_dim), np.float32)
@@ -294,6 +353,10 @@ def embed_dataset(session, root_or_dataset, *, n_points: int = 1024, split: "str
                          refs=_str_array(out.refs), n_points=np.array(int(n_points)),
                          skipped_refs=_str_array([s[0] for s in skipped]),
                          skipped_reasons=_str_array([s[1] for s in skipped]))
+            if parts.is_dir():
+                import shutil
+
+                shutil.rmtree(parts, ignore_errors=True)
         except OSError as exc:
             log.warning("could not write the embedding cache %s: %s", path, exc)
     return out
