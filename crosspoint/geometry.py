@@ -17,6 +17,7 @@ import numpy as np
 
 __all__ = [
     "sample_mesh_surface",
+    "sample_mesh_barycentric",
     "face_normals",
     "normalize_unit_sphere",
     "farthest_point_sample",
@@ -48,8 +49,13 @@ def face_normals(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, n
     return n.astype(np.float32), 0.5 * norm
 
 
-def _sample_mesh_surface(vertices, faces, n: int, seed=0):
-    """(points, normals, face_index, barycentric (n, 3)) -- see :func:`sample_mesh_surface`."""
+def sample_mesh_barycentric(vertices, faces, n: int, *, seed=0):
+    """:func:`sample_mesh_surface` plus where each sample lies in its triangle.
+
+    Returns ``(points (n, 3) float32, normals (n, 3) float32, face_index (n,) int64,
+    barycentric (n, 3) float32)``: sample ``i`` is ``barycentric[i] @ vertices[faces[face_index[i]]]``,
+    so per-vertex attributes interpolate with the same weights.
+    """
     v = np.asarray(vertices, dtype=np.float64)
     f = np.asarray(faces)
     if v.ndim != 2 or v.shape[1] != 3:
@@ -94,7 +100,7 @@ def sample_mesh_surface(vertices, faces, n: int, *, seed=0) -> tuple[np.ndarray,
     whose total area is zero, or that has no faces, raises :class:`ValueError`. Deterministic
     for a given ``seed``.
     """
-    pts, nrm, fi, _ = _sample_mesh_surface(vertices, faces, n, seed)
+    pts, nrm, fi, _ = sample_mesh_barycentric(vertices, faces, n, seed=seed)
     return pts, nrm, fi
 
 

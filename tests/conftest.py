@@ -1,7 +1,9 @@
 """Shared test fixtures.
 
 Tests read the small real files in ``../shared/data`` and the reference checkpoints in
-``../shared/fixtures`` (beside the checkout, as CI has them); the application never needs them.
+``../shared/fixtures`` (beside the checkout, as CI has them; ``CROSSPOINT_SHARED`` points
+elsewhere); the application never needs them. Without them those tests skip -- except under CI
+(``CI`` set, as every CI service does), where a missing folder fails the run before any test.
 """
 
 from __future__ import annotations
@@ -22,17 +24,56 @@ os.environ.setdefault("OMP_NUM_THREADS", "2")
 os.environ.setdefault("NUMBA_CACHE_DIR", str(Path.home() / ".cache" / "crosspoint-explorer" / "numba"))
 
 
+# fixture name -> (folder, what it holds)
+SHARED_FOLDERS = {
+    "shared_data": (SHARED_DATA, "shared test data"),
+    "reference_fixtures": (REFERENCE_FIXTURES, "reference checkpoints"),
+}
+
+
+def under_ci() -> bool:
+    """True when the ``CI`` environment variable is set to anything but empty / 0 / false / no."""
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def _missing_shared(name: str) -> None:
+    folder, what = SHARED_FOLDERS[name]
+    if folder.is_dir():
+        return
+    msg = f"{what} not found at {folder}"
+    if under_ci():
+        pytest.fail(f"{msg}; under CI the shared files must be present (set CROSSPOINT_SHARED)", pytrace=False)
+    pytest.skip(msg)
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """Under CI, fail the run up front when selected tests need a ``../shared`` folder that is missing."""
+    if not under_ci():
+        return
+    lines = []
+    for name, (folder, what) in SHARED_FOLDERS.items():
+        if folder.is_dir():
+            continue
+        needing = [it.nodeid for it in items if name in getattr(it, "fixturenames", ())]
+        if needing:
+            lines.append(f"{what} not found at {folder}; {len(needing)} selected test(s) need it, "
+                         f"e.g. {', '.join(needing[:3])}")
+    if lines:
+        raise pytest.UsageError(
+            "CI is set, so tests that need the shared files may not skip:\n  " + "\n  ".join(lines)
+            + "\nput the shared folder beside the checkout, point CROSSPOINT_SHARED at it, or unset CI"
+        )
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
-    if not SHARED_DATA.is_dir():
-        pytest.skip(f"shared test data not found at {SHARED_DATA}")
+    _missing_shared("shared_data")
     return SHARED_DATA
 
 
 @pytest.fixture(scope="session")
 def reference_fixtures() -> Path:
-    if not REFERENCE_FIXTURES.is_dir():
-        pytest.skip(f"reference checkpoints not found at {REFERENCE_FIXTURES}")
+    _missing_shared("reference_fixtures")
     return REFERENCE_FIXTURES
 
 

@@ -52,13 +52,16 @@ def test_info_json(tmp_path, capsys, shared_data):
     assert "no such file" in records[2]["error"]
 
 
-def test_the_library_never_imports_qt(shared_data):
-    """``crosspoint`` runs on headless GPU nodes: no module of it may pull in Qt or the explorer."""
+def test_the_library_never_imports_qt(tmp_path):
+    """``crosspoint`` runs on headless GPU nodes: no module of it may pull in Qt or the explorer.
+
+    Self-contained (it writes its own file), so it runs with or without ``../shared``."""
     import subprocess
     import sys
     from pathlib import Path
 
     repo = Path(__file__).resolve().parents[1]
+    ply = write_point_cloud(tmp_path / "cloud.ply", PointCloud(np.random.default_rng(0).normal(size=(50, 3))))
     offenders = [str(p.relative_to(repo)) for p in (repo / "crosspoint").rglob("*.py")
                  if any(w in p.read_text() for w in ("PyQt6", "pyqtgraph", "superqt", "from explorer", "import explorer"))]
     assert not offenders, offenders
@@ -69,7 +72,7 @@ def test_the_library_never_imports_qt(shared_data):
         "    if not m.name.endswith('__main__'):\n"
         "        importlib.import_module(m.name)\n"
         "from crosspoint.cli import main\n"
-        f"assert main(['info', {str(shared_data / 'ply' / 'ant.ply')!r}]) == 0\n"
+        f"assert main(['info', {str(ply)!r}]) == 0\n"
         "bad = sorted(k for k in sys.modules if k.split('.')[0] in ('PyQt6', 'pyqtgraph', 'superqt', 'explorer'))\n"
         "print('QT', bad)\n"
         "assert not bad, bad\n"

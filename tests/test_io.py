@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import os
 import struct
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import SHARED_DATA  # the folder the shared_data fixture serves
 
 from crosspoint import io
 from crosspoint.io import Mesh, PointCloud, ReadError, read_mesh, read_point_cloud, sniff_format, write_point_cloud
 
-SHARED_DATA = Path(os.environ.get("CROSSPOINT_SHARED", Path(__file__).resolve().parents[2] / "shared")) / "data"
 _SHARED_FILES = sorted(
     str(p.relative_to(SHARED_DATA))
     for p in SHARED_DATA.rglob("*")
@@ -252,7 +251,7 @@ def test_pcd_ascii_packed_rgb_and_label(tmp_path):
 
 
 def test_pcd_binary_compressed_and_organized(tmp_path):
-    from crosspoint._io.lzf import compress
+    from crosspoint.io.lzf import compress
 
     n = 6
     x = np.arange(n, dtype="<f4")
@@ -270,7 +269,7 @@ def test_pcd_binary_compressed_and_organized(tmp_path):
 
 
 def test_lzf_roundtrip_with_back_references():
-    from crosspoint._io.lzf import decompress
+    from crosspoint.io.lzf import decompress
 
     # hand-made stream: literal "abc", then a back reference of length 6 at distance 3 -> "abcabcabc"
     src = bytes([2]) + b"abc" + bytes([(4 << 5) | 0, 2])
@@ -362,7 +361,8 @@ def test_hdf5_modelnet_and_shapenetpart(tmp_path):
     assert c.meta["rows"] == 4 and c.meta["index"] == 0 and np.array_equal(c.points, data[0])
     c = read_point_cloud(f"{path}#1")
     assert c.class_label == 2 and c.category == "bed" and np.array_equal(c.points, data[1])
-    assert read_point_cloud(path, index=-1).meta["index"] == 3
+    with pytest.raises(ReadError, match="row -1 is negative"):  # rows count from 0, never from the end
+        read_point_cloud(path, index=-1)
     assert "row 1 of 4" in read_point_cloud(path, index=1).summary()
     pid = rng.integers(0, 50, size=(4, 16)).astype(np.uint8)
     sp = _h5(tmp_path / "part.h5", data=data, label=np.array([[1], [1], [3], [3]]), pid=pid)

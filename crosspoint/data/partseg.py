@@ -102,6 +102,20 @@ class PartTable:
             part_names = None
         return cls(names, np.array(start, np.int64), np.array(stop, np.int64), n_parts, syn, part_names)
 
+    @classmethod
+    def from_meta(cls, meta: dict) -> "PartTable":
+        """The table of :meth:`to_meta`'s dict (a checkpoint's ``meta["part_table"]``)."""
+        return cls(list(meta["category_names"]), np.asarray(meta["part_start"], np.int64),
+                   np.asarray(meta["part_stop"], np.int64), int(meta["num_parts"]), meta.get("synsets"),
+                   meta.get("part_names"))
+
+    def to_meta(self) -> dict:
+        """The table as plain types (for checkpoint ``meta`` and JSON results); :meth:`from_meta` reads it."""
+        return {"category_names": list(self.category_names), "part_start": [int(v) for v in self.part_start],
+                "part_stop": [int(v) for v in self.part_stop], "num_parts": int(self.num_parts),
+                "synsets": list(self.synsets) if self.synsets else None,
+                "part_names": list(self.part_names) if self.part_names else None}
+
     @property
     def num_categories(self) -> int:
         return len(self.category_names)

@@ -1241,7 +1241,6 @@ def _clear_owned(d: Path) -> None:
 def demo_part_table_meta() -> dict:
     """The demo's part table (all classes) in the form model bundles store as ``meta["part_table"]``."""
     from crosspoint.data.partseg import PartTable
-    from crosspoint.evaluation.partseg import part_table_to_meta
 
     meta = {
         "classes": [{"name": c, "synset": SYNSETS[c], "parts": list(CLASS_PARTS[c]), "part_ids": class_part_ids(c)}
@@ -1249,7 +1248,7 @@ def demo_part_table_meta() -> dict:
         "n_parts": N_PARTS,
         "part_names": [f"{c}/{p}" for c in CLASSES for p in CLASS_PARTS[c]],
     }
-    return part_table_to_meta(PartTable.from_demo_meta(meta))
+    return PartTable.from_demo_meta(meta).to_meta()
 
 
 def read_demo_meta(directory: str | Path) -> dict | None:

@@ -82,20 +82,16 @@ def as_part_table(table=None):
 
 
 def part_table_to_meta(table) -> dict:
-    """The table as plain types (for checkpoint ``meta`` and JSON results)."""
-    t = as_part_table(table)
-    return {"category_names": list(t.category_names), "part_start": [int(v) for v in t.part_start],
-            "part_stop": [int(v) for v in t.part_stop], "num_parts": int(t.num_parts),
-            "synsets": list(t.synsets) if t.synsets else None,
-            "part_names": list(t.part_names) if t.part_names else None}
+    """The table (anything :func:`as_part_table` takes) as plain types: :meth:`PartTable.to_meta
+    <crosspoint.data.partseg.PartTable.to_meta>`."""
+    return as_part_table(table).to_meta()
 
 
 def part_table_from_meta(meta: dict):
+    """The :class:`~crosspoint.data.partseg.PartTable` of :func:`part_table_to_meta`'s dict."""
     from crosspoint.data.partseg import PartTable
 
-    return PartTable(list(meta["category_names"]), np.asarray(meta["part_start"], np.int64),
-                     np.asarray(meta["part_stop"], np.int64), int(meta["num_parts"]), meta.get("synsets"),
-                     meta.get("part_names"))
+    return PartTable.from_meta(meta)
 
 
 # ------------------------------------------------------------------------------ metrics

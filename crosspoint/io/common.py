@@ -1,9 +1,8 @@
-"""Shared pieces of the readers: the error type, the raw read result, and attribute helpers."""
+"""Shared pieces of the readers: the error type, the raw read result, and attribute and row helpers."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
@@ -196,9 +195,12 @@ def check_faces(path, faces: np.ndarray, n_vertices: int) -> None:
         raise ReadError(path, f"a face refers to vertex {bad}, but there are only {n_vertices} vertices")
 
 
-def describe_bytes(b: bytes, n: int = 16) -> str:
-    return repr(bytes(b[:n]))
-
-
-def path_str(path) -> str:
-    return str(Path(path))
+def check_row(path, index, rows: int, what: str) -> int:
+    """The row to read of ``rows`` (``index`` None means row 0); a negative or too large index is a ReadError."""
+    i = 0 if index is None else int(index)
+    span = f"0..{rows - 1}" if rows else "none"
+    if i < 0:
+        raise ReadError(path, f"row {i} is negative: rows are numbered from 0 ({what} has {rows} rows: {span})")
+    if i >= rows:
+        raise ReadError(path, f"index {index} is out of range: {what} has {rows} rows ({span})")
+    return i

@@ -1,4 +1,4 @@
-"""Plain-text point lists: XYZ / XYZN / XYZRGB / PTS / TXT / CSV.
+"""Plain-text point lists: XYZ / XYZN / XYZRGB / PTS / TXT / CSV (MeshLab's Expe ``.pts`` is :mod:`crosspoint.io.expe`).
 
 One point per line, values separated by whitespace or commas. Leading header lines that are not
 numbers (``x y z``, ``//X,Y,Z``, ``# comment``) are skipped, as is a single integer count on the
@@ -60,7 +60,11 @@ def _line_token_counts(buf: bytes) -> np.ndarray:
     return np.bincount(line_of_tok, minlength=nl_pos.size + 1)
 
 
-def read_text(path, ext: str) -> Raw:
+def read_text(path, fmt=None, index=None) -> Raw:
+    """A text point list; the extension picks the column rules (``.txt`` for an unknown one)."""
+    ext = path.suffix.lower()
+    if ext not in TEXT_EXTENSIONS:
+        ext = ".txt"
     data = path.read_bytes()
     if data.startswith(b"\xef\xbb\xbf"):  # UTF-8 byte order mark
         data = data[3:]

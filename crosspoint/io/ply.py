@@ -7,7 +7,7 @@ row's length (checked), and walked row by row otherwise. ASCII data is tokenised
 tests use it as an independent writer.)
 
 Vertex properties: ``x y z`` -> points, ``nx ny nz`` -> normals, ``red green blue`` (uint8 /
-uint16 / float) -> colours, the first of :data:`~crosspoint._io.common.LABEL_NAMES` (``label``,
+uint16 / float) -> colours, the first of :data:`~crosspoint.io.common.LABEL_NAMES` (``label``,
 ``scalar_label``, ``class``, ``part``, ``segment``, ``instance`` ...) -> labels. Face
 ``vertex_indices`` / ``vertex_index`` -> triangles (polygons fan-triangulated); a face label
 property -> per-face labels.
@@ -304,7 +304,8 @@ def _read_ascii(path, elems, body: bytes):
 # -- the reader -------------------------------------------------------------------------------
 
 
-def read_ply(path) -> Raw:
+def read_ply(path, fmt=None, index=None) -> Raw:
+    """A PLY file: its vertices (points) and faces (triangulated) with their properties."""
     data = path.read_bytes()
     fmt, elems, start = _parse_header(path, data)
     names = [e.name for e in elems]

@@ -2,7 +2,7 @@
 
 Fields: ``x y z`` -> points, ``normal_x normal_y normal_z`` -> normals, ``rgb`` / ``rgba`` (packed
 into a float or uint32) or ``r g b`` -> colours, ``label`` (and the other label names of
-:data:`crosspoint._io.common.LABEL_NAMES`) -> labels. Padding fields ``_`` and fields with
+:data:`crosspoint.io.common.LABEL_NAMES`) -> labels. Padding fields ``_`` and fields with
 ``COUNT > 1`` (descriptors) are skipped. Organised clouds (``HEIGHT > 1``) keep their shape in
 ``meta["organized"]``; their NaN points are dropped by the caller.
 """
@@ -64,7 +64,8 @@ def _ints(path, hdr, key, default=None):
         raise ReadError(path, f"PCD header {key} line is not integers: {' '.join(hdr[key])!r}") from None
 
 
-def read_pcd(path) -> Raw:
+def read_pcd(path, fmt=None, index=None) -> Raw:
+    """A PCD file (ascii, binary or binary_compressed)."""
     data = path.read_bytes()
     hdr, off = parse_header(path, data)
     fields = hdr.get("FIELDS")

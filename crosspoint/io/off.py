@@ -5,7 +5,7 @@ Handles ``OFF`` on its own line and ModelNet's quirk of counts glued to it (``OF
 colours / normals on the vertex lines), polygons with more than 3 vertices (fan-triangulated),
 and per-face colour columns after the indices (ignored). A file with 0 faces is a point cloud.
 Counts that do not match the data (too few or too many lines, a face index out of range) are a
-:class:`~crosspoint._io.common.ReadError`.
+:class:`~crosspoint.io.common.ReadError`.
 """
 
 from __future__ import annotations
@@ -27,7 +27,8 @@ def _strip_comments(text: str) -> list[str]:
     return [ln for ln in lines if ln]
 
 
-def read_off(path) -> Raw:
+def read_off(path, fmt=None, index=None) -> Raw:
+    """An OFF mesh (or point list, with 0 faces)."""
     data = path.read_bytes()
     if b"\x00" in data[:4096]:
         raise ReadError(path, "binary data where an OFF text file was expected (binary OFF is not supported)")

@@ -1,1 +1,0 @@
-"""Format readers and writers behind :mod:`crosspoint.io` (private: use ``crosspoint.io``)."""
