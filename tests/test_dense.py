@@ -151,3 +151,50 @@ def test_dense_sample_scales_flips_and_pads():
     assert sorted(chosen.tolist()) == [0, 2]
     for j, i in enumerate(chosen):
         assert out["dense_uv"][j].tolist() == [50 - uv[i, 0] / 2, uv[i, 1] / 2]
+
+
+def test_dense_items_are_deterministic_and_point_inside_the_image(demo128):
+    from crosspoint.data.dense import DenseItems
+    from crosspoint.data.shapenet_render import ShapeNetRenderDataset
+
+    ds = ShapeNetRenderDataset(demo128, num_points=256, image_size=64, split=None, val_fraction=0.0, seed=3)
+    items = DenseItems(ds, 16)
+    items.set_epoch(2)
+    a, b = items[1], items[1]
+    for key in ("points1", "points2", "image", "dense_idx", "dense_uv", "dense_valid"):
+        assert torch.equal(a[key], b[key]), key
+    assert a["image"].shape == (3, 64, 64) and a["dense_idx"].shape == (16,) and a["dense_uv"].shape == (16, 2)
+    n_valid = int(a["dense_valid"].sum())
+    assert n_valid >= 8
+    uv = a["dense_uv"][a["dense_valid"]]
+    assert bool(((uv >= 0) & (uv <= 64)).all())
+    assert int(a["dense_idx"][a["dense_valid"]].max()) < 256
+    items.set_epoch(3)
+    assert not torch.equal(items[1]["dense_uv"], a["dense_uv"])  # another epoch, other draws
+
+
+@pytest.mark.slow
+def test_pretraining_with_the_dense_term_runs_logs_and_resumes(demo128, tmp_path):
+    from crosspoint.cli import main
+    from crosspoint.engine.events import read_events
+
+    common = ["--no-progress"]
+    for kv in ("data.num_points=256", "data.image_size=64", "model.k=8", "model.image_encoder=resnet18",
+               "optim.batch_size=2", "data.workers=0", "run.log_every=1", "data.val_fraction=0", "run.threads=1",
+               f"data.root={demo128}", "optim.epochs=2", "loss.dense_weight=1.0", "loss.dense_points=16",
+               "model.dense_dim=16"):
+        common += ["--set", kv]
+    out = tmp_path / "run"
+    assert main(["pretrain", "--out", str(out), *common]) == 0
+    steps = [e for e in read_events(out) if e["event"] == "step"]
+    assert steps and all(e["loss_dense"] > 0 for e in steps)
+    for e in steps:
+        assert e["loss"] == pytest.approx(e["loss_intra"] + e["loss_cross"] + e["loss_dense"], rel=1e-6)
+    ck = torch.load(out / "checkpoints" / "last.pt", weights_only=True)
+    assert ck["dense_heads"]["config"]["dim"] == 16 and ck["config"]["loss"]["dense_weight"] == 1.0
+    # it needs a project-rendered dataset
+    from crosspoint.data.testing import make_shapenet_render
+
+    other = make_shapenet_render(tmp_path / "snr")
+    assert main(["pretrain", "--out", str(tmp_path / "bad"), *[a if not a.startswith("data.root=") else
+                                                                f"data.root={other}" for a in common]]) == 1

@@ -68,3 +68,111 @@ def dense_sample(uv: np.ndarray, visible: np.ndarray, m: int, rng: np.random.Gen
     out_uv[:k] = pix
     valid[:k] = True
     return {"dense_idx": idx, "dense_uv": out_uv, "dense_valid": valid}
+
+
+def _dense_image_transform(size: int):
+    """The paper's image augmentation without its random flip (the flip is drawn and applied by
+    :func:`dense_item`, which must mirror the pixels too): resize, colour jitter 0.4, ImageNet norm."""
+    from torchvision import transforms as T
+
+    from crosspoint.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+
+    return T.Compose([T.Resize((size, size)), T.ColorJitter(brightness=0.4, contrast=0.4, saturation=0.4),
+                      T.ToTensor(), T.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
+
+
+def _view_camera(path, cache: dict):
+    """The camera of one rendered view (its folder's ``rendering_metadata.txt``), cached per folder."""
+    from pathlib import Path
+
+    from crosspoint.render import read_view_metadata
+
+    p = Path(path)
+    folder = str(p.parent)
+    if folder not in cache:
+        names_file = p.parent / "renderings.txt"
+        names = names_file.read_text().split() if names_file.is_file() else sorted(x.name for x in p.parent.glob("*.png"))
+        cache[folder] = (names, read_view_metadata(p.parent))
+    names, cams = cache[folder]
+    if p.name not in names or names.index(p.name) >= len(cams):
+        raise ValueError(f"{p}: not listed in its folder's renderings.txt / rendering_metadata.txt")
+    return cams[names.index(p.name)]
+
+
+def dense_item(ds, index: int) -> dict:
+    """One pretraining sample of ``ds`` (a :class:`~crosspoint.data.pretrain.PretrainDataset` with
+    ``dense_points > 0``) with the dense fields ``dense_idx`` (M,), ``dense_uv`` (M, 2) and
+    ``dense_valid`` (M,): the same points, augmentations and view choice as the dataset draws them,
+    a pure function of (seed, epoch, object), with the image flip drawn here so that the pixels can
+    be mirrored with it."""
+    import torch
+
+    from crosspoint.data.base import DatasetError, fix_point_count
+    from crosspoint.data.pretrain import apply_point_transform
+    from crosspoint.data.transforms import item_rng, load_rgb, process_rng, seeded_torch
+
+    if not 0 <= index < len(ds):
+        raise IndexError(index)
+    rng = item_rng(ds.seed, ds.epoch, index) if ds.seed is not None else process_rng()
+    raw = np.asarray(ds._load_points(index))  # noqa: SLF001 - the dataset's own raw object
+    pts, pidx = fix_point_count(raw, ds.num_points, ds.sampling, rng, extra=(np.arange(len(raw)),))
+    a1 = apply_point_transform(ds.point_transform, pts, rng)
+    a2 = apply_point_transform(ds.point_transform, pts, rng)
+    paths = ds._view_paths(index)  # noqa: SLF001
+    if not paths:
+        raise DatasetError(f"{ds.objects()[index].ref}: no rendered views")
+    cache = ds.__dict__.setdefault("_dense_cameras", {})
+    image = camera = None
+    errors = []
+    for k in rng.permutation(len(paths)):
+        path = paths[int(k)]
+        try:
+            image = load_rgb(path, ds.background)
+            camera = _view_camera(path, cache)
+            break
+        except Exception as exc:  # noqa: BLE001 - an unreadable view: try another one of the object
+            errors.append(f"{path}: {exc}")
+    if image is None or camera is None:
+        raise DatasetError(f"{ds.objects()[index].ref}: no view with a readable image and camera: {errors[0]}")
+    flip = bool(rng.random() < 0.5)
+    torch_seed = int(rng.integers(2**62)) if ds.seed is not None else None
+    tf = ds.__dict__.get("_dense_tf")
+    if tf is None or tf[0] != ds.image_size:
+        tf = (ds.image_size, _dense_image_transform(ds.image_size))
+        ds._dense_tf = tf
+    with seeded_torch(torch_seed):
+        img = tf[1](image)
+    if flip:
+        img = torch.flip(img, dims=[-1])
+    uv_all, vis_all = project_visible(raw[:, :3], camera)
+    fields = dense_sample(uv_all[pidx], vis_all[pidx], int(ds.dense_points), rng, view_size=int(camera.size),
+                          image_size=int(ds.image_size), flipped=flip)
+    return {
+        "points1": torch.from_numpy(np.ascontiguousarray(a1[:, :3], dtype=np.float32)),
+        "points2": torch.from_numpy(np.ascontiguousarray(a2[:, :3], dtype=np.float32)),
+        "image": img,
+        "index": int(index),
+        "label": int(ds.labels[index]),
+        **{k: torch.from_numpy(v) for k, v in fields.items()},
+    }
+
+
+class DenseItems:
+    """``dataset`` whose items carry the dense fields (:func:`dense_item`, ``points`` visible points
+    each); ``set_epoch``, ``len`` and ``objects`` are the dataset's."""
+
+    def __init__(self, dataset, points: int):
+        self.dataset = dataset
+        dataset.dense_points = int(points)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.dataset.set_epoch(epoch)
+
+    def objects(self):
+        return self.dataset.objects()
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> dict:
+        return dense_item(self.dataset, index)

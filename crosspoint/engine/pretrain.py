@@ -503,10 +503,9 @@ class Pretrainer:
         if cfg.loss.dense_weight > 0:
             from crosspoint.models.dense import DenseHeads
 
-            if not getattr(train_ds, "supports_dense", False):
-                raise PretrainError(f"loss.dense_weight > 0 needs views rendered by this project (their cameras give "
-                                    f"each point's pixel); the {layout} data in {root} has none")
-            train_ds.dense_points = cfg.loss.dense_points
+            if layout != "crosspoint_demo":
+                raise PretrainError(f"loss.dense_weight > 0 needs views rendered by this project with the points in "
+                                    f"the same frame (the demo: `crosspoint make-demo`); {root} is a {layout} dataset")
             heads = DenseHeads(pe.point_feature_dim, cfg.model.image_encoder, cfg.model.dense_dim)
         model = CrossPointModel(pe, ie, temperature=cfg.loss.temperature, dense_heads=heads,
                                 dense_temperature=cfg.loss.dense_temperature)
@@ -542,7 +541,12 @@ class Pretrainer:
         log.info("pretraining %s: %d objects, %d steps/epoch, %d epochs, device %s, world %d",
                  cfg.name, len(train_ds), steps_per_epoch, cfg.optim.epochs, rt.device, rt.world_size)
 
-        guarded = SkipBadObjects(train_ds)
+        if heads is not None:
+            from crosspoint.data.dense import DenseItems
+
+            guarded = SkipBadObjects(DenseItems(train_ds, cfg.loss.dense_points))
+        else:
+            guarded = SkipBadObjects(train_ds)
         w_intra, w_cross = cfg.loss.intra_weight, cfg.loss.cross_weight
 
         def batches(epoch: int, skip: int):
