@@ -70,6 +70,22 @@ def _plain_meta(meta) -> dict:
     return {str(k): v for k, v in meta.items() if isinstance(v, (str, int, float, bool)) or v is None}
 
 
+def _load_dense_heads(obj: dict):
+    """The checkpoint's :class:`~crosspoint.models.dense.DenseHeads`, or None (not trained with them)."""
+    entry = obj.get("dense_heads")
+    if not isinstance(entry, dict) or not isinstance(entry.get("config"), dict):
+        return None
+    from crosspoint.models import CheckpointError
+    from crosspoint.models.dense import DenseHeads
+
+    try:
+        heads = DenseHeads(**entry["config"])
+        heads.load_state_dict({k: v.float() for k, v in entry["state_dict"].items()})
+    except (TypeError, KeyError, RuntimeError, ValueError) as exc:
+        raise CheckpointError(f"the checkpoint's dense heads cannot be loaded: {exc}") from None
+    return heads
+
+
 class ModelSession:
     """The models of one checkpoint, ready for the analysis functions (see the module docstring).
 
@@ -120,6 +136,8 @@ class ModelSession:
             #: what the image encoder saw behind transparent pixels ("drop", "white" or "black")
             self.background, self.background_source = (
                 checkpoint_background(self.image_path) if self.image_path is not None else checkpoint_background(obj))
+            #: the dense point-pixel heads (crosspoint.models.dense) when the checkpoint was trained with them
+            self.dense_heads = _load_dense_heads(obj) if bundle else None
             del obj
 
             self.segmenter = None
@@ -151,7 +169,9 @@ class ModelSession:
             raise AnalysisError(
                 f"{self.image_path or path}: the image encoder projects to {self.image_encoder.projection_dim} dims "
                 f"but the point encoder to {self.point_encoder.projection_dim}: they are not a CrossPoint pair")
-        for m in (self.point_encoder, self.image_encoder, self.segmenter):
+        if self.dense_heads is not None:
+            self.dense_heads.to(self.device)
+        for m in (self.point_encoder, self.image_encoder, self.segmenter, self.dense_heads):
             if m is not None:
                 m.eval()
                 for p in m.parameters():

@@ -25,7 +25,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-__all__ = ["DenseHeads", "dense_nce", "sample_pixels", "RESNET_STAGE_CHANNELS"]
+__all__ = ["DenseHeads", "dense_nce", "sample_pixels", "dense_maps", "RESNET_STAGE_CHANNELS"]
 
 #: channels of (layer2, layer3) of the torchvision ResNets
 RESNET_STAGE_CHANNELS = {"resnet18": (128, 256), "resnet34": (128, 256), "resnet50": (512, 1024)}
@@ -91,3 +91,14 @@ def dense_nce(point_emb: torch.Tensor, pixel_emb: torch.Tensor, valid: torch.Ten
     rows = F.cross_entropy(logits[keep], target[keep], reduction="mean")
     cols = F.cross_entropy(logits.transpose(1, 2)[keep], target[keep], reduction="mean")
     return 0.5 * (rows + cols)
+
+
+def dense_maps(point_encoder, image_encoder, heads: DenseHeads, points: torch.Tensor, images: torch.Tensor):
+    """``(point embeddings (B, N, D), pixel embeddings (B, D, h, w))``, both L2-normalised along D, of a
+    model trained with the dense term: their dot product is the point-pixel similarity (the pixel map
+    has stride 8; sample it with :func:`sample_pixels` or upsample it to the image)."""
+    out = point_encoder(points, with_point_features=True)
+    _, l2, l3 = image_encoder.forward_stages(images)
+    q = F.normalize(heads.point_embeddings(out.point_features).float(), dim=-1)
+    k = F.normalize(heads.image_embeddings(l2, l3).float(), dim=1)
+    return q, k
