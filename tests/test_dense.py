@@ -192,6 +192,17 @@ def test_pretraining_with_the_dense_term_runs_logs_and_resumes(demo128, tmp_path
         assert e["loss"] == pytest.approx(e["loss_intra"] + e["loss_cross"] + e["loss_dense"], rel=1e-6)
     ck = torch.load(out / "checkpoints" / "last.pt", weights_only=True)
     assert ck["dense_heads"]["config"]["dim"] == 16 and ck["config"]["loss"]["dense_weight"] == 1.0
+    # the explorer's session opens the heads; their embeddings are unit vectors on a stride-8 map
+    from crosspoint.analysis.session import ModelSession
+    from crosspoint.models.dense import dense_maps
+
+    s = ModelSession(out / "checkpoints" / "last.pt")
+    assert s.dense_heads is not None and not s.dense_heads.training
+    with s.inference(autocast=False):
+        q, k = dense_maps(s.point_encoder, s.image_encoder, s.dense_heads, torch.rand(1, 256, 3),
+                          torch.rand(1, 3, 64, 64))
+    assert q.shape == (1, 256, 16) and k.shape == (1, 16, 8, 8)
+    torch.testing.assert_close(q.norm(dim=-1), torch.ones(1, 256), rtol=0, atol=1e-5)
     # it needs a project-rendered dataset
     from crosspoint.data.testing import make_shapenet_render
 
