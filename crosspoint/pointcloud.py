@@ -39,6 +39,28 @@ class Mesh:
         return int(self.faces.shape[0])
 
 
+def to_y_up(points: np.ndarray, up_axis: int) -> np.ndarray:
+    """``(N, 3)`` points whose up axis is ``up_axis`` (1: +Y, 2: +Z), turned +Y up: for +Z up, a
+    rotation of -90 degrees about X, ``(x, y, z) -> (x, z, -y)`` (a proper rotation: handedness and
+    distances kept). +Y up is returned as it is (the same array)."""
+    if int(up_axis) == 1:
+        return points
+    if int(up_axis) != 2:
+        raise ValueError(f"up_axis must be 1 (+Y) or 2 (+Z), got {up_axis!r}")
+    p = np.asarray(points)
+    return np.ascontiguousarray(np.stack([p[:, 0], p[:, 2], -p[:, 1]], axis=1), dtype=p.dtype)
+
+
+def from_y_up(points: np.ndarray, up_axis: int) -> np.ndarray:
+    """The inverse of :func:`to_y_up`: points in the model's +Y-up frame back to the cloud's own."""
+    if int(up_axis) == 1:
+        return points
+    if int(up_axis) != 2:
+        raise ValueError(f"up_axis must be 1 (+Y) or 2 (+Z), got {up_axis!r}")
+    p = np.asarray(points)
+    return np.ascontiguousarray(np.stack([p[:, 0], -p[:, 2], p[:, 1]], axis=1), dtype=p.dtype)
+
+
 @dataclass(eq=False)  # identity: array fields make field-wise == ambiguous
 class PointCloud:
     """Points with optional per-point attributes, the source mesh, and where they came from.
@@ -60,6 +82,9 @@ class PointCloud:
     class_label: int | None = None
     category: str | None = None
     meta: dict = field(default_factory=dict)
+    #: the axis pointing up in ``points``: 1 (+Y, ShapeNet's and the model's convention) or 2 (+Z,
+    #: ModelNet's OFF files, LAS scans). :meth:`model_points` turns the cloud +Y up for the model.
+    up_axis: int = 1
 
     def __post_init__(self) -> None:
         self.points = np.ascontiguousarray(self.points, dtype=np.float32).reshape(-1, 3)
@@ -98,6 +123,11 @@ class PointCloud:
             z = np.zeros(3, np.float32)
             return z, z
         return self.points.min(axis=0), self.points.max(axis=0)
+
+    def model_points(self) -> np.ndarray:
+        """``points`` turned +Y up (:func:`to_y_up`), the orientation CrossPoint was trained in
+        (ShapeNet's): what the analyses give the model."""
+        return to_y_up(self.points, self.up_axis)
 
     def select(self, index: np.ndarray) -> "PointCloud":
         """A new cloud with the points (and their attributes) at ``index``; mesh and metadata kept."""

@@ -137,7 +137,7 @@ def _files_listing(files, n_points: int) -> _Listing:
     def get(i):
         cloud = read_point_cloud(refs[i])
         meta[i] = (cloud.category, cloud.class_label)
-        pts = fix_point_count(cloud.points, n_points, "first", np.random.default_rng([i]))
+        pts = fix_point_count(cloud.model_points(), n_points, "first", np.random.default_rng([i]))  # +Y up
         return normalize_unit_sphere(pts)[0]
 
     listing = _Listing(names, refs, None, None, get, "files", "", None)

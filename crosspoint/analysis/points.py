@@ -40,7 +40,8 @@ class Prepared:
         return int(self.points.shape[0])
 
     def original_points(self) -> np.ndarray:
-        """The picked points in the original frame, ``(n, 3)`` float32."""
+        """The picked points before normalisation, ``(n, 3)`` float32, in the frame the model sees
+        (+Y up: a +Z-up cloud's points turned by :func:`crosspoint.pointcloud.to_y_up`)."""
         return (self.points.astype(np.float64) * self.scale + self.center).astype(np.float32)
 
 
@@ -53,7 +54,9 @@ def cloud_points(cloud) -> np.ndarray:
         from crosspoint.io import read_point_cloud
 
         cloud = read_point_cloud(cloud)
-    pts = getattr(cloud, "points", cloud)
+    # a PointCloud is given to the model +Y up, as CrossPoint was trained (its up_axis says which
+    # axis is up in the file: ModelNet's OFF meshes and LAS scans are +Z up)
+    pts = cloud.model_points() if hasattr(cloud, "model_points") else getattr(cloud, "points", cloud)
     try:
         import torch
 

@@ -110,6 +110,9 @@ class Format:
     normals: bool = False
     colors: bool = False
     labels: bool = False
+    #: the axis that points up in this format's data by convention (1: +Y, ShapeNet and most meshes;
+    #: 2: +Z, ModelNet's OFF meshes and LAS/LAZ scans)
+    up_axis: int = 1
 
     @property
     def family_key(self) -> str:
@@ -187,7 +190,8 @@ FORMATS: tuple[Format, ...] = (
            normals=True, colors=True, labels=True),
     Format("expe", "an Expe (MeshLab) point set", (".pts",), "Expe / MeshLab PTS", expe.read_expe, None,
            lambda h: h.stripped.startswith(expe.MAGIC), 2, normals=True, colors=True),
-    Format("off", "OFF", (".off",), "OFF", off.read_off, None, _is_off, 2, mesh=True, normals=True, colors=True),
+    Format("off", "OFF", (".off",), "OFF", off.read_off, None, _is_off, 2, mesh=True, normals=True, colors=True,
+           up_axis=2),
     Format("obj", "OBJ", (".obj",), "OBJ", meshes.read_trimesh, None, _is_obj, 2, mesh=True, colors=True),
     Format("stl", "STL", (".stl",), "STL", meshes.read_trimesh, None, _is_stl, 1, mesh=True),
     Format("glb", "GLB", (".glb",), "glTF", meshes.read_trimesh, None, lambda h: h.data.startswith(b"glTF"), 0,
@@ -201,9 +205,9 @@ FORMATS: tuple[Format, ...] = (
     Format("hdf5", "HDF5", (".h5", ".hdf5", ".hdf"), "HDF5", hdf5.read_h5, None,
            lambda h: h.data.startswith(b"\x89HDF\r\n\x1a\n"), 0, binary=True, rows=True, normals=True, labels=True),
     Format("las", "LAS", (".las",), "LAS / LAZ", las.read_las, None, lambda h: _is_las(h, False), 0,
-           binary=True, family="las", colors=True, labels=True),
+           binary=True, family="las", colors=True, labels=True, up_axis=2),
     Format("laz", "LAZ", (".laz",), "LAS / LAZ", las.read_las, None, lambda h: _is_las(h, True), 0,
-           binary=True, family="las", colors=True, labels=True),
+           binary=True, family="las", colors=True, labels=True, up_axis=2),
 )
 
 _BY_KEY = {f.key: f for f in FORMATS}

@@ -307,7 +307,15 @@ def _finish(p: Path, raw: Raw, max_points: int | None, mesh_samples: int | None,
         meta["points_in_file"] = int(len(raw.points))
     pts = _subsample(pts, max_points, seed, raw.warnings)
     try:
+        from crosspoint.io.formats import format_by_key
+
+        up = format_by_key(raw.fmt).up_axis
+    except (KeyError, ValueError):
+        up = 1
+    meta["up_axis_source"] = f"{raw.fmt} convention"
+    try:
         return PointCloud(
+            up_axis=up,
             points=pts.points,
             normals=pts.normals,
             colors=pts.colors,
