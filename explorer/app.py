@@ -24,7 +24,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("files", nargs="*", help="point-cloud or mesh files (HDF5 rows as FILE.h5#INDEX)")
     p.add_argument("--screenshot", metavar="OUT.png", help="render, save a screenshot of the window and exit")
-    p.add_argument("--size", default="1400x900", help="window size WIDTHxHEIGHT (default 1400x900)")
+    p.add_argument("--size", default=None,
+                   help="window size WIDTHxHEIGHT (default: the size it had when last closed, else 1400x900; "
+                        "with --screenshot 1400x900)")
     p.add_argument("--panel", default=None, help="with --screenshot: the panel to show (see --list-panels)")
     p.add_argument("--list-panels", action="store_true", help="list the panels --panel accepts and exit")
     p.add_argument("--timeout", type=float, default=300.0, help="with --screenshot: give up after this many seconds")
@@ -91,14 +93,21 @@ def create_app(argv: Sequence[str] | None = None):
     return app
 
 
-def create_window(files: Sequence[str] = (), *, size=(1400, 900), checkpoint: str | None = None,
+DEFAULT_SIZE = (1400, 900)
+
+
+def create_window(files: Sequence[str] = (), *, size=DEFAULT_SIZE, checkpoint: str | None = None,
                   attach: str | None = None, load_model: bool = True):
     """A main window that opens ``files``, or the embedded demo when there are none, and loads a
-    checkpoint (the given one, else the last one used, else the bundled demo checkpoint)."""
+    checkpoint (the given one, else the last one used, else the bundled demo checkpoint). ``size``
+    None: the size the window had when it was last closed (else :data:`DEFAULT_SIZE`)."""
     from explorer.main_window import MainWindow
 
     win = MainWindow()
-    win.resize(*size)
+    if size is not None:
+        win.resize(*size)
+    elif not win.restored_geometry:
+        win.resize(*DEFAULT_SIZE)
     if files:
         win.open_files(files)
     else:
@@ -149,9 +158,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from explorer import screenshots
 
     if args.list_panels:
-        print("\n".join(screenshots.PANELS))
+        print("\n".join([*screenshots.PANELS, *screenshots.EXTRA_PANELS]))
         return 0
-    size = _parse_size(args.size)
+    size = _parse_size(args.size) if args.size else (DEFAULT_SIZE if args.screenshot else None)
     app = create_app(sys.argv[:1])
     win = create_window(args.files, size=size, checkpoint=args.checkpoint, attach=args.attach)
     signal.signal(signal.SIGINT, lambda *_: app.quit())  # Ctrl+C in the terminal closes the app

@@ -1,4 +1,5 @@
-"""Per-point colours for the 3D view: RGB, normals, height, categorical labels and scalar heatmaps.
+"""Per-point colours for the 3D view: RGB, normals, height, the file's labels, a predicted
+segmentation (its labels, its errors against the file's labels, its uncertainty) and scalar heatmaps.
 
 Pure numpy (plus pyqtgraph's colour maps), so it is cheap to test and reuse in screenshots.
 """
@@ -16,10 +17,30 @@ COLOR_MODES: dict[str, str] = {
     "rgb": "RGB",
     "normal": "Normal",
     "height": "Height",
-    "labels": "Labels",
+    "labels": "Labels (file)",
+    "prediction": "Prediction",
+    "errors": "Errors",
+    "uncertainty": "Uncertainty",
     "heatmap": "Heatmap",
     "uniform": "Uniform",
 }
+
+#: why a mode is not offered for an object (what it would need)
+MISSING: dict[str, str] = {
+    "rgb": "the file has no colours",
+    "normal": "the file has no normals",
+    "labels": "the file has no labels",
+    "prediction": "segment it first (Model panel)",
+    "errors": "needs a segmentation and the file's own labels to compare with",
+    "uncertainty": "segment it first (Model panel)",
+    "heatmap": "compute a 3D-2D heatmap first (Model panel)",
+}
+
+#: the map of the "uncertainty" mode: its low (certain) end is blue, visible on the dark background
+UNCERTAINTY_CMAP = "plasma"
+
+#: colours of the "errors" mode: right, wrong, no ground truth for the point
+ERROR_COLORS = {"right": (0.42, 0.45, 0.50), "wrong": (0.95, 0.20, 0.22), "unknown": (0.20, 0.22, 0.25)}
 
 UNIFORM_COLOR = np.array([0.78, 0.80, 0.84], np.float32)
 
@@ -89,7 +110,8 @@ def label_colors(labels: np.ndarray, palette_size: int | None = None) -> np.ndar
     return out
 
 
-def available_modes(cloud: PointCloud, *, labels: np.ndarray | None = None,
+def available_modes(cloud: PointCloud, *, labels: np.ndarray | None = None, prediction: np.ndarray | None = None,
+                    errors: np.ndarray | None = None, uncertainty: np.ndarray | None = None,
                     heatmap: np.ndarray | None = None) -> list[str]:
     """The colour modes that make sense for ``cloud`` (and any result arrays attached to it)."""
     modes = []
@@ -100,10 +122,27 @@ def available_modes(cloud: PointCloud, *, labels: np.ndarray | None = None,
     modes.append("height")
     if labels is not None or cloud.labels is not None:
         modes.append("labels")
+    if prediction is not None:
+        modes.append("prediction")
+    if errors is not None:
+        modes.append("errors")
+    if uncertainty is not None:
+        modes.append("uncertainty")
     if heatmap is not None:
         modes.append("heatmap")
     modes.append("uniform")
     return modes
+
+
+def error_colors(errors: np.ndarray) -> np.ndarray:
+    """``errors`` per point (1 wrong, 0 right, -1 no ground truth) -> colours: wrong points in red
+    over the right ones in grey, so that the mistakes stand out."""
+    e = np.asarray(errors).reshape(-1)
+    out = np.empty((e.size, 3), np.float32)
+    out[:] = ERROR_COLORS["unknown"]
+    out[e == 0] = ERROR_COLORS["right"]
+    out[e == 1] = ERROR_COLORS["wrong"]
+    return out
 
 
 def default_mode(cloud: PointCloud) -> str:
@@ -115,8 +154,13 @@ def default_mode(cloud: PointCloud) -> str:
 
 
 def point_colors(cloud: PointCloud, mode: str, *, labels: np.ndarray | None = None,
-                 heatmap: np.ndarray | None = None, up_axis: int = 1, cmap: str = "viridis") -> np.ndarray:
-    """Colours ``(N, 3)`` float32 for ``cloud`` in ``mode``; falls back to height where data is missing."""
+                 prediction: np.ndarray | None = None, errors: np.ndarray | None = None,
+                 uncertainty: np.ndarray | None = None, heatmap: np.ndarray | None = None, up_axis: int = 1,
+                 cmap: str = "viridis") -> np.ndarray:
+    """Colours ``(N, 3)`` float32 for ``cloud`` in ``mode``; falls back to height where data is missing.
+    "labels" are the file's own labels (``labels`` overrides), "prediction" a segmentation's labels
+    (coloured like the file's: the same part id, the same colour), "errors" see :func:`error_colors`,
+    "uncertainty" a scalar in [0, 1] on :data:`UNCERTAINTY_CMAP`."""
     n = cloud.n_points
     if mode == "rgb" and cloud.colors is not None:
         return np.clip(cloud.colors, 0.0, 1.0).astype(np.float32)
@@ -129,6 +173,12 @@ def point_colors(cloud: PointCloud, mode: str, *, labels: np.ndarray | None = No
         lab = labels if labels is not None else cloud.labels
         if lab is not None:
             return label_colors(lab)
+    if mode == "prediction" and prediction is not None:
+        return label_colors(prediction)
+    if mode == "errors" and errors is not None:
+        return error_colors(errors)
+    if mode == "uncertainty" and uncertainty is not None:
+        return scalar_colors(uncertainty, vmin=0.0, vmax=1.0, cmap=UNCERTAINTY_CMAP)
     if mode == "heatmap" and heatmap is not None:
         return scalar_colors(heatmap, cmap="inferno")
     if mode == "uniform":

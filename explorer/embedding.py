@@ -36,6 +36,39 @@ from explorer.workers import run_job
 
 log = logging.getLogger(__name__)
 
+INTRO = "Embed a dataset with the current checkpoint, then explore it in 2D."
+
+
+def wilson_interval(successes: float, n: int, z: float = 1.96) -> tuple[float, float]:
+    """The Wilson score interval (95 % by default) of a proportion ``successes / n``: honest at
+    0 % and 100 %, where the normal approximation collapses to a width of 0."""
+    if n <= 0:
+        return 0.0, 1.0
+    p = successes / n
+    den = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / den
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / den
+    return float(max(0.0, centre - half)), float(min(1.0, centre + half))
+
+
+#: below this many labelled objects the SVM accuracy comes with a small-sample warning
+SMALL_SAMPLE = 200
+
+
+def svm_text(acc: tuple[float, float], labels: np.ndarray, folds: int = 5) -> tuple[str, str]:
+    """``(text, warning)`` for a cross-validated linear-SVM accuracy ``(mean, std over folds)`` on
+    objects with ``labels`` (>= 0 labelled). On few objects each fold scores a handful of them: the
+    warning gives the objects per fold and the 95 % Wilson interval of the accuracy over all of them."""
+    lab = np.asarray(labels)
+    n = int((lab >= 0).sum())
+    text = f"linear-SVM accuracy ({folds}-fold CV, {n} objects): {100 * acc[0]:.1f} ± {100 * acc[1]:.1f} %"
+    if n >= SMALL_SAMPLE:
+        return text, ""
+    lo, hi = wilson_interval(acc[0] * n, n)
+    per_fold = max(n // folds, 1)
+    return text, (f"few objects: about {per_fold} per fold, so this is a rough figure; the 95 % interval "
+                  f"of an accuracy measured on {n} objects is {100 * lo:.0f}-{100 * hi:.0f} %")
+
 
 def points_in_polygon(xy: np.ndarray, poly: np.ndarray) -> np.ndarray:
     """Even-odd rule, vectorised over points: ``xy`` (M, 2), ``poly`` (K, 2) -> bool (M,)."""
@@ -134,8 +167,9 @@ class EmbeddingPanel(QWidget):
         self.cancel_button.hide()
         self.progress = QProgressBar()
         self.progress.hide()
-        self.status = QLabel("Embed a dataset with the current checkpoint, then explore it in 2D.")
+        self.status = QLabel(INTRO)
         self.status.setWordWrap(True)
+        self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.mode_buttons = QButtonGroup(self)
         mode_row = QHBoxLayout()
         for i, (mode, label, tip) in enumerate((("pan", "Pan/zoom", "drag to pan, wheel to zoom"),
@@ -199,6 +233,37 @@ class EmbeddingPanel(QWidget):
         lay.addWidget(self.progress)
         lay.addWidget(self.status)
         lay.addWidget(split, 1)
+        state = self.model_panel.state
+        self.source.currentIndexChanged.connect(lambda _: self._source_to_state())
+        state.contextChanged.connect(self.show_status)
+        state.resultChanged.connect(lambda doc, kind: self.show_status() if kind == "embedding_map" else None)
+        self._source_to_state()
+
+    # -- the map's result and its provenance ------------------------------------------------------
+    def _source_to_state(self) -> None:
+        self.model_panel.state.set_settings("embedding_map", source=str(self.source.currentData()))
+
+    def show_status(self) -> None:
+        """The status line from the state: the map's summary, marked stale when the checkpoint or the
+        data source changed since; an error of another source or checkpoint is not shown."""
+        if self.job is not None:
+            return  # progress texts while it runs
+        st = self.model_panel.state
+        r = st.result(None, "embedding_map")
+        stale = st.stale_reason(None, "embedding_map")
+        if r is None or ("error" in r.value and stale):
+            self.status.setText(INTRO)
+            self.status.setStyleSheet("")
+            return
+        if "error" in r.value:
+            self.status.setText(f"failed: {r.value['error']}")
+            self.status.setStyleSheet("color: #ff8a80;")
+            return
+        text = r.value["message"] + (f"\n{r.value['warning']}" if r.value.get("warning") else "")
+        if stale:
+            text = f"STALE ({stale}; Embed again to update):\n{text}"
+        self.status.setText(text)
+        self.status.setStyleSheet("color: #e0a040;" if stale else "")
 
     # -- data source ----------------------------------------------------------------------------
     def _source_chosen(self, index: int) -> None:
@@ -254,6 +319,8 @@ class EmbeddingPanel(QWidget):
         except ValueError as exc:
             self.error.emit("embedding", str(exc))
             return
+        state = self.model_panel.state
+        prov = state.provenance("embedding_map", None)
 
         def func(progress, cancel):
             # cached results come back at once; computing runs in a child process, so that its
@@ -276,22 +343,26 @@ class EmbeddingPanel(QWidget):
             self.source_root = root if isinstance(root, str) else None
             self._label_names = self._demo_label_names(root) if isinstance(root, str) else {}
             self.set_embedding(emb, proj.coords)
-            msg = f"{len(emb)} objects, {len(emb.class_names)} classes; 2D map: {proj.method}"
+            n_cls = len(emb.class_names)
+            msg = f"{len(emb)} objects, {n_cls} {'class' if n_cls == 1 else 'classes'}; 2D map: {proj.method}"
             if proj.note:
                 msg += f" ({proj.note})"
             if emb.from_cache:
                 msg += "; embeddings from the cache"
+            warning = ""
             if acc is not None:
-                msg += f"; linear-SVM accuracy (5-fold CV): {100 * acc[0]:.1f} ± {100 * acc[1]:.1f}%"
+                text, warning = svm_text(acc, emb.labels)
+                msg += f"; {text}"
             if emb.skipped:
                 msg += f"; {len(emb.skipped)} unreadable objects skipped"
-            self.status.setText(msg)
+            state.set_result(None, "embedding_map", {"message": msg, "warning": warning, "n": len(emb)}, prov)
 
         def failed(exc):
             if isinstance(exc, A.Cancelled):
                 self.status.setText("cancelled")
+                self.cancelled = True
             else:
-                self.status.setText(f"failed: {exc}")
+                state.set_result(None, "embedding_map", {"error": str(exc)}, prov)
                 self.error.emit("embedding", str(exc))
 
         def finished():
@@ -299,7 +370,11 @@ class EmbeddingPanel(QWidget):
             self.progress.hide()
             self.cancel_button.hide()
             self.embed_button.setEnabled(True)
+            if not self.cancelled:
+                self.show_status()
 
+        self.cancelled = False
+        self.status.setStyleSheet("")
         self.progress.show()
         self.progress.setRange(0, 0)
         self.cancel_button.show()

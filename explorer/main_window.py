@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 
 import numpy as np
-from PyQt6.QtCore import QSettings, Qt, QTimer, pyqtSignal
+from PyQt6.QtCore import QEvent, QObject, Qt, QTimer, pyqtSignal
 from PyQt6.QtGui import QAction, QKeySequence
 from PyQt6.QtWidgets import (
     QCheckBox,
@@ -21,6 +20,7 @@ from PyQt6.QtWidgets import (
     QMainWindow,
     QMessageBox,
     QPushButton,
+    QScrollArea,
     QSpinBox,
     QToolBar,
     QVBoxLayout,
@@ -29,6 +29,7 @@ from PyQt6.QtWidgets import (
 
 from crosspoint.pointcloud import PointCloud
 from explorer import colors
+from explorer.settings import app_settings
 from explorer.state import AppState, Document
 from explorer.viewer3d import Viewer3D
 from explorer.workers import run_in_thread
@@ -60,13 +61,33 @@ def single_location_note(cloud: PointCloud) -> str:
 #: bump when the docks change: saved window layouts of other versions are then ignored
 LAYOUT_VERSION = 2
 
+#: colour modes remembered for the next objects and launches (the others show one object's results)
+REMEMBERED_MODES = ("rgb", "normal", "height", "labels", "uniform")
 
-def app_settings() -> QSettings:
-    """Settings remembered between launches; ``CROSSPOINT_EXPLORER_CONFIG_DIR`` overrides the location."""
-    cfg = os.environ.get("CROSSPOINT_EXPLORER_CONFIG_DIR")
-    if cfg:
-        return QSettings(str(Path(cfg) / "explorer.ini"), QSettings.Format.IniFormat)
-    return QSettings("CrossPointExplorer", "crosspoint-explorer")
+
+class WheelToScroll(QObject):
+    """Event filter for combo and spin boxes inside a scrolling panel: the mouse wheel changes a box
+    only once it has focus (a click or Tab); otherwise the wheel scrolls the panel, as a user
+    scrolling past the box expects (otherwise the Device combo changed, and reloaded the model)."""
+
+    def eventFilter(self, obj, event):  # noqa: N802
+        if event.type() != QEvent.Type.Wheel or obj.hasFocus():
+            return False
+        from PyQt6.QtWidgets import QAbstractScrollArea, QApplication
+
+        area = obj.parent()
+        while area is not None and not isinstance(area, QAbstractScrollArea):
+            area = area.parent()
+        if area is not None:
+            QApplication.sendEvent(area.viewport(), event)  # the panel scrolls
+        return True  # the box does not change
+
+    def install(self, root: QWidget) -> None:
+        from PyQt6.QtWidgets import QAbstractSpinBox
+
+        for w in root.findChildren(QComboBox) + root.findChildren(QAbstractSpinBox):
+            w.setFocusPolicy(Qt.FocusPolicy.StrongFocus)  # not WheelFocus: the wheel does not focus them
+            w.installEventFilter(self)
 
 
 class ErrorBanner(QWidget):
@@ -242,10 +263,11 @@ class MainWindow(QMainWindow):
         super().__init__(parent)
         self.setWindowTitle("CrossPoint Explorer")
         self.setAcceptDrops(True)
-        self.state = state or AppState(self)
+        self.state = state or AppState()
         self.settings = app_settings()
         self._pending_loads = 0
         self._open_order: dict[str, int] = {}  # path -> its place in the batch being opened
+        self._batch = 0  # counts the batches of files opened (the Objects list follows their order)
         self.load_errors: list[tuple[str, str]] = []
         self.action_errors: list[tuple[str, str]] = []
 
@@ -269,6 +291,7 @@ class MainWindow(QMainWindow):
         self.state.currentChanged.connect(self._on_current_changed)
         self.state.documentUpdated.connect(self._on_document_updated)
         self.state.documentsChanged.connect(self._refresh_file_list)
+        self.state.contextChanged.connect(self._on_context_changed)
         self.state.error.connect(self._on_error)
         self.state.message.connect(lambda m: self.statusBar().showMessage(m, 8000))
         self.viewer.frameRendered.connect(self._on_frame)
@@ -337,9 +360,12 @@ class MainWindow(QMainWindow):
         vm = mb.addMenu("&View")
         vm.addAction(QAction("&Reset View", self, shortcut="R", triggered=self.viewer.reset_view))
         self.color_menu = vm.addMenu("&Colour by")
+        self.color_actions: dict[str, QAction] = {}
         for i, (mode, label) in enumerate(colors.COLOR_MODES.items(), start=1):
-            vm_act = QAction(label, self, shortcut=f"Ctrl+{i}", triggered=lambda _=False, m=mode: self.set_color_mode(m))
+            vm_act = QAction(label, self, shortcut=f"Ctrl+{i}", checkable=True,
+                             triggered=lambda _=False, m=mode: self.set_color_mode(m, remember=True))
             self.color_menu.addAction(vm_act)
+            self.color_actions[mode] = vm_act
         vm.addAction(QAction("Bigger Points", self, shortcut="+",
                              triggered=lambda: self.point_size.setValue(self.point_size.value() + 1)))
         vm.addAction(QAction("Smaller Points", self, shortcut="-",
@@ -374,17 +400,24 @@ class MainWindow(QMainWindow):
             self.open_files(files)
 
     def open_files(self, paths) -> None:
+        """Open ``paths`` together: they load in parallel, are listed in the order given, and the first
+        of them that loaded is shown."""
         self.banner.clear()  # the banner lists the errors of this batch of files, in the order given
         paths = [str(p) for p in paths]
         self._open_order = {p: i for i, p in reversed(list(enumerate(paths)))}
+        self._batch += 1
+        batch = self._batch
         for p in paths:
-            self.open_file(str(p))
+            self.open_file(str(p), _order=(batch, self._open_order[p]))
 
-    def open_file(self, path: str, extra_meta: dict | None = None) -> None:
+    def open_file(self, path: str, extra_meta: dict | None = None, *, _order: tuple | None = None) -> None:
         """Read ``path`` in a worker thread; on success it becomes the current object. ``extra_meta``
         (label names, category) is merged into the cloud's metadata."""
         from crosspoint import io
 
+        if _order is None:
+            self._batch += 1
+            _order = (self._batch, 0)
         self._pending_loads += 1
         self.statusBar().showMessage(f"Opening {path} ...")
 
@@ -397,7 +430,7 @@ class MainWindow(QMainWindow):
                     cloud.category = value
                 elif key != "category":
                     cloud.meta.setdefault(key, value)
-            self._add_cloud(cloud, path)
+            self._add_cloud(cloud, path, order=_order)
             self._add_recent(path)
 
         def failed(exc: BaseException):
@@ -416,7 +449,9 @@ class MainWindow(QMainWindow):
             self.state.error.emit("demo", f"{type(exc).__name__}: {exc}")
             return
         label = cloud.category or class_name or "object"
-        self.state.add(Document(cloud, f"demo: {label} (seed {seed})", color_mode=colors.default_mode(cloud)))
+        self._batch += 1
+        self.state.add(Document(cloud, f"demo: {label} (seed {seed})", color_mode=self._initial_mode(cloud),
+                                order=(self._batch, 0)))
 
     def _start(self, work, done, failed) -> None:
         def finished():
@@ -432,9 +467,21 @@ class MainWindow(QMainWindow):
     def loading(self) -> bool:
         return self._pending_loads > 0
 
-    def _add_cloud(self, cloud: PointCloud, source: str) -> None:
-        doc = Document(cloud, source, color_mode=colors.default_mode(cloud), up_axis=default_up_axis(cloud))
-        self.state.add(doc)
+    def _initial_mode(self, cloud: PointCloud) -> str:
+        """The colour mode a new object opens in: the one last chosen (remembered between launches)
+        when the object has data for it, else the object's natural one."""
+        mode = str(self.settings.value("color_mode") or "")
+        if mode in REMEMBERED_MODES and mode in colors.available_modes(cloud):
+            return mode
+        return colors.default_mode(cloud)
+
+    def _add_cloud(self, cloud: PointCloud, source: str, order: tuple = ()) -> None:
+        up = default_up_axis(cloud)
+        doc = Document(cloud, source, color_mode=self._initial_mode(cloud), up_axis=up, order=order)
+        cur = self.state.current
+        # of files opened together, the first one given that has loaded is shown (not the last to load)
+        show = not (order and cur is not None and cur.order and cur.order[0] == order[0] and cur.order < order)
+        self.state.add(doc, make_current=show)
         for w in cloud.warnings:
             self.statusBar().showMessage(f"{Path(source).name}: {w}", 10000)
 
@@ -505,18 +552,34 @@ class MainWindow(QMainWindow):
         self._update_color_combo(doc)
         self._update_legend(doc)
 
+    def _on_context_changed(self) -> None:
+        """The checkpoint, a view or a setting changed: stale marks and the view's overlay follow."""
+        doc = self.state.current
+        if doc is not None:
+            self._update_legend(doc)
+        self._sync_overlay()
+
+    def _sync_overlay(self) -> None:
+        """The selected 2D view shows the image heatmap computed for it, and no other."""
+        if not hasattr(self, "views"):
+            return
+        doc = self.state.current
+        r = self.state.fresh(doc, "image_heatmap") if doc is not None else None
+        self.views.set_overlay(None if r is None else r.value["values"])
+
     def _shown_colors(self, doc: Document):
         """The colours of the points drawn (all, or the display subset of a huge cloud)."""
         c = self._colors_for(doc)
         idx = doc.ensure_display_index(DISPLAY_MAX_POINTS)
         return c if idx is None else c[idx]
 
-    def _colors_for(self, doc: Document):
-        return colors.point_colors(doc.cloud, doc.color_mode, labels=doc.label_array(), heatmap=doc.heatmap(),
-                                   up_axis=doc.up_axis)
+    def _colors_for(self, doc: Document, mode: str | None = None):
+        return colors.point_colors(doc.cloud, mode or doc.color_mode, labels=doc.label_array(),
+                                   prediction=doc.prediction(), errors=doc.errors(), uncertainty=doc.uncertainty(),
+                                   heatmap=doc.heatmap(), up_axis=doc.up_axis)
 
     def _update_color_combo(self, doc: Document) -> None:
-        modes = colors.available_modes(doc.cloud, labels=doc.label_array(), heatmap=doc.heatmap())
+        modes = self.state.available_modes(doc)
         self.color_combo.blockSignals(True)
         self.color_combo.clear()
         for m in modes:
@@ -524,47 +587,83 @@ class MainWindow(QMainWindow):
         idx = self.color_combo.findData(doc.color_mode)
         self.color_combo.setCurrentIndex(max(idx, 0))
         self.color_combo.blockSignals(False)
+        for m, act in self.color_actions.items():
+            act.setEnabled(m in modes)
+            act.setChecked(m == doc.color_mode)
+            act.setToolTip("" if m in modes else colors.MISSING.get(m, ""))
+
+    def _stale_suffix(self, doc: Document, kind: str) -> str:
+        return " (stale)" if self.state.is_stale(doc, kind) else ""
 
     def _update_legend(self, doc: Document) -> None:
-        import numpy as np
-
         mode = doc.color_mode
-        if mode == "labels" and doc.label_array() is not None:
-            labels = doc.label_array()
-            names = doc.label_names()
-            present = np.unique(labels)
-            pal = colors.categorical_colors(int(max(present.max(), 0)) + 1)
-            self.viewer.set_legend([(names.get(int(l), f"label {int(l)}"), tuple(pal[l])) for l in present if l >= 0])
-        else:
-            self.viewer.set_legend([])
+        legend, bar = [], None
+        if mode in ("labels", "prediction"):
+            labels = doc.label_array() if mode == "labels" else doc.prediction()
+            if labels is not None and len(labels):
+                names = doc.label_names() if mode == "labels" else doc.prediction_names()
+                present = np.unique(labels)
+                pal = colors.categorical_colors(int(max(present.max(), 0)) + 1)
+                legend = [(names.get(int(v), f"label {int(v)}"), tuple(pal[v])) for v in present if v >= 0]
+                if mode == "prediction":
+                    seg = doc.value("segmentation")
+                    head = "predicted" + (f" ({seg['category']})" if seg.get("category") else "")
+                    legend.insert(0, (head + self._stale_suffix(doc, "segmentation"), None))
+                elif doc.prediction() is not None:
+                    legend.insert(0, ("the file's labels", None))
+        elif mode == "errors" and doc.errors() is not None:
+            e = doc.errors()
+            n = max(int((e >= 0).sum()), 1)
+            wrong, right = int((e == 1).sum()), int((e == 0).sum())
+            legend = [("prediction vs the file" + self._stale_suffix(doc, "segmentation"), None),
+                      (f"wrong: {wrong:,} ({100 * wrong / n:.1f} %)", colors.ERROR_COLORS["wrong"]),
+                      (f"right: {right:,} ({100 * right / n:.1f} %)", colors.ERROR_COLORS["right"])]
+            if (e < 0).any():
+                legend.append((f"no label in the file: {int((e < 0).sum()):,}", colors.ERROR_COLORS["unknown"]))
         if mode == "heatmap" and doc.heatmap() is not None:
-            hm = doc.results["heatmap"]
+            r = self.state.result(doc, "heatmap")
             v = doc.heatmap()
-            self.viewer.set_colorbar(hm.get("title", "heat"), colors.colormap_lut("inferno"),
-                                     float(np.nanmin(v)), float(np.nanmax(v)))
+            title = r.value.get("title", "heat")
+            stale = self.state.stale_reason(doc, "heatmap")
+            if stale:
+                title += f" - STALE: {r.provenance.view_label or 'another view'}"
+            bar = (title, colors.colormap_lut("inferno"), float(np.nanmin(v)), float(np.nanmax(v)), stale)
+        elif mode == "uncertainty" and doc.uncertainty() is not None:
+            seg = doc.value("segmentation")
+            bar = (seg.get("uncertainty_title") or "uncertainty", colors.colormap_lut(colors.UNCERTAINTY_CMAP), 0.0, 1.0,
+                   self.state.stale_reason(doc, "segmentation"))
         elif mode == "height":
             y = doc.cloud.points[:, doc.up_axis] if doc.cloud.n_points else np.zeros(1)
-            if float(y.max()) > float(y.min()):
-                self.viewer.set_colorbar(f"height ({'xyz'[doc.up_axis]})", colors.colormap_lut("viridis"),
-                                         float(y.min()), float(y.max()))
-            else:  # one height for all (a single point): a bar from v to v says nothing
-                self.viewer.set_colorbar(None)
-        else:
+            if float(y.max()) > float(y.min()):  # one height for all (a single point): no bar from v to v
+                bar = (f"height ({'xyz'[doc.up_axis]})", colors.colormap_lut("viridis"), float(y.min()),
+                       float(y.max()), "")
+        self.viewer.set_legend(legend)
+        if bar is None:
             self.viewer.set_colorbar(None)
+        else:
+            title, lut, lo, hi, stale = bar
+            self.viewer.set_colorbar(title, lut, lo, hi, stale=stale)
 
-    def set_color_mode(self, mode: str) -> None:
-        self.state.set_color_mode(mode)
+    def set_color_mode(self, mode: str, *, remember: bool = False) -> bool:
+        """Colour the current object by ``mode`` (refused, with a message, when it has nothing to show
+        in that mode). ``remember``: a choice of the user's, kept for the next objects and launches."""
+        ok = self.state.set_color_mode(mode)
+        if ok and remember and mode in REMEMBERED_MODES:
+            self.settings.setValue("color_mode", mode)
+        doc = self.state.current
+        if doc is not None:
+            self._update_color_combo(doc)  # a refused choice leaves the combo and menu as they were
+        return ok
 
     def set_up_axis(self, axis: int) -> None:
         """Which axis of the current object points up (display, height colours and camera)."""
         doc = self.state.current
         if doc is None:
             return
-        doc.up_axis = int(axis)
-        self.viewer.set_up_axis(doc.up_axis)
+        self.viewer.set_up_axis(int(axis))
+        self.state.set_up_axis(doc, axis)
         self.viewer.reset_view()
         self._sync_up_axis_menu(doc)
-        self.state.documentUpdated.emit(doc)
 
     def _sync_up_axis_menu(self, doc: Document) -> None:
         for axis, act in self.up_actions.items():
@@ -573,7 +672,7 @@ class MainWindow(QMainWindow):
     def _on_color_combo(self, index: int) -> None:
         mode = self.color_combo.itemData(index)
         if mode:
-            self.set_color_mode(mode)
+            self.set_color_mode(mode, remember=True)
 
     def _on_frame(self, ms: float) -> None:
         doc = self.state.current
@@ -593,6 +692,12 @@ class MainWindow(QMainWindow):
         if lab is not None:
             names = doc.label_names()
             parts.append(f"label {names.get(int(lab[index]), int(lab[index]))}")
+        pred = doc.prediction()
+        if pred is not None:
+            names = doc.prediction_names()
+            unc = doc.uncertainty()
+            parts.append(f"predicted {names.get(int(pred[index]), int(pred[index]))}"
+                         + ("" if unc is None else f" (uncertainty {unc[index]:.2f})"))
         hm = doc.heatmap()
         if hm is not None:
             parts.append(f"heat {hm[index]:.3f}")
@@ -604,23 +709,34 @@ class MainWindow(QMainWindow):
         if doc is None:
             return
         path, _ = QFileDialog.getSaveFileName(self, "Export point cloud", str(Path.home() / "export.ply"),
-                                              "PLY (*.ply);;PCD (*.pcd);;NumPy (*.npz)")
+                                              "PLY (*.ply);;NumPy (*.npz);;PCD (*.pcd)")
         if path:
             self.export_document(doc, path)
 
-    def export_document(self, doc: Document, path: str) -> None:
-        """Write the document with its current labels (segmentation result if any) and display colours."""
+    def export_document(self, doc: Document, path: str) -> bool:
+        """Write the document with the colours shown and both label columns: the file's own labels as
+        ``label`` and a segmentation's prediction beside them (PLY: a ``pred_label`` vertex property;
+        NPZ: ``pred_labels``, with ``pred_uncertainty``). An object without labels of its own gets the
+        prediction as ``label``. PCD holds one label column: the file's labels (the status bar says so)."""
         from dataclasses import replace
 
         from crosspoint import io
+        from explorer.export import add_columns
 
-        cloud = replace(doc.cloud, labels=doc.label_array(), colors=self._colors_for(doc))
+        gt, pred = doc.label_array(), doc.prediction()
+        main = gt if gt is not None else pred
+        cloud = replace(doc.cloud, labels=main, colors=self._colors_for(doc))
+        note = ""
         try:
             io.write_point_cloud(path, cloud)
+            if gt is not None and pred is not None:
+                seg = doc.value("segmentation")
+                note = add_columns(path, pred, seg.get("uncertainty"))
         except (OSError, ValueError) as exc:
             self.state.error.emit(path, str(exc))
-            return
-        self.statusBar().showMessage(f"Wrote {path}", 8000)
+            return False
+        self.statusBar().showMessage(f"Wrote {path}" + (f" ({note})" if note else ""), 8000)
+        return True
 
     def save_screenshot(self, path: str) -> bool:
         self.viewer.render_now()
@@ -673,8 +789,8 @@ class MainWindow(QMainWindow):
 
     def _restore_settings(self) -> None:
         geo = self.settings.value("geometry")
-        if geo is not None:
-            self.restoreGeometry(geo)
+        #: True when the window took the size and place it had when last closed
+        self.restored_geometry = bool(geo is not None and self.restoreGeometry(geo))
         st = self.settings.value("window_state")
         # a layout saved by a version with other docks is dropped (restoreState refuses it)
         if st is not None and not self.restoreState(st, LAYOUT_VERSION):
@@ -706,13 +822,18 @@ class MainWindow(QMainWindow):
         self.resizeDocks([self.views_dock], [400], Qt.Orientation.Horizontal)
         self.resizeDocks([self.files_dock], [200], Qt.Orientation.Horizontal)
 
+    #: False for a window made for a screenshot: its size and docks are not the user's, so closing it
+    #: must not replace the layout the user's next launch restores
+    save_layout_on_close = True
+
     def closeEvent(self, event):  # noqa: N802
-        self.settings.setValue("geometry", self.saveGeometry())
-        self.settings.setValue("window_state", self.saveState(LAYOUT_VERSION))
-        self.settings.setValue("point_size", self.point_size.value())
-        # "checkpoint" is written when a load succeeds (_remember_checkpoint), never here: a load that
-        # failed must not replace the one remembered
-        self.settings.setValue("device", self.model_panel.device.currentData())
+        if self.save_layout_on_close:
+            self.settings.setValue("geometry", self.saveGeometry())
+            self.settings.setValue("window_state", self.saveState(LAYOUT_VERSION))
+            self.settings.setValue("point_size", self.point_size.value())
+            # "checkpoint" is written when a load succeeds (_remember_checkpoint), never here: a load
+            # that failed must not replace the one remembered
+            self.settings.setValue("device", self.model_panel.device.currentData())
         self.settings.sync()
         for job in (self.model_panel.job, self.embedding_panel.job):
             if job is not None:
@@ -771,109 +892,106 @@ class MainWindow(QMainWindow):
 
         QTimer.singleShot(0, poll)
 
+    # -- the analysis docks ---------------------------------------------------------------------
+    def _dock(self, title: str, widget: QWidget, area, name: str) -> QDockWidget:
+        d = QDockWidget(title, self)
+        d.setObjectName(name)
+        d.setWidget(widget)
+        self.addDockWidget(area, d)
+        return d
 
-def _dock(win: QMainWindow, title: str, widget: QWidget, area, name: str) -> QDockWidget:
-    d = QDockWidget(title, win)
-    d.setObjectName(name)
-    d.setWidget(widget)
-    win.addDockWidget(area, d)
-    return d
+    def _build_analysis_docks(self) -> None:
+        """The 2D views, the model panel, the embedding map and the training monitor. The panels start
+        jobs and hand their results to the state; what is drawn follows the state's signals."""
+        from explorer.embedding import EmbeddingPanel
+        from explorer.model_panel import ModelPanel
+        from explorer.training import RunMonitor
+        from explorer.views2d import ViewsPanel
+        from explorer.workers import StallMeter
 
+        right = Qt.DockWidgetArea.RightDockWidgetArea
+        bottom = Qt.DockWidgetArea.BottomDockWidgetArea
+        self.views = ViewsPanel()
+        self.model_panel = ModelPanel(self.state, self.views)
+        self.embedding_panel = EmbeddingPanel(self.model_panel)
+        self.training = RunMonitor(settings=self.settings)
+        self.views_dock = self._dock("2D views", self.views, right, "dock_views")
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setWidget(self.model_panel)
+        scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)  # the panel wraps its text
+        self.model_scroll = scroll
+        self.wheel_filter = WheelToScroll(self)
+        self.wheel_filter.install(self.model_panel)
+        self.model_dock = self._dock("Model", scroll, right, "dock_model")
+        self.embedding_dock = self._dock("Embedding map", self.embedding_panel, bottom, "dock_embedding")
+        self.training_dock = self._dock("Training", self.training, bottom, "dock_training")
+        self.tabifyDockWidget(self.embedding_dock, self.training_dock)
+        self.embedding_dock.raise_()
+        self._default_dock_sizes = True
+        # The bottom docks (embedding map / training) span the whole width, so the window's minimum
+        # width is the larger of (objects + 3D view + right column) and the bottom panel, not their sum.
+        self.setCorner(Qt.Corner.BottomRightCorner, Qt.DockWidgetArea.BottomDockWidgetArea)
+        self.setCorner(Qt.Corner.TopRightCorner, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.setCorner(Qt.Corner.BottomLeftCorner, Qt.DockWidgetArea.BottomDockWidgetArea)
+        for d in (self.views_dock, self.model_dock, self.embedding_dock, self.training_dock):
+            self.view_menu.addAction(d.toggleViewAction())
 
-def _build_analysis_docks(self: MainWindow) -> None:
-    """The 2D views, the model panel, the embedding map and the training monitor, wired to the state."""
-    from explorer.embedding import EmbeddingPanel
-    from explorer.model_panel import ModelPanel
-    from explorer.training import RunMonitor
-    from explorer.views2d import ViewsPanel
-    from explorer.workers import StallMeter
+        # state -> panels
+        self.state.currentChanged.connect(self._current_to_panels)
+        self.state.resultChanged.connect(lambda doc, kind: self._sync_overlay() if kind == "image_heatmap" else None)
+        # panels -> state: the selected view is part of the context results are compared with
+        self.views.imageChanged.connect(self._view_to_state)
+        self.model_panel.segmentationReady.connect(self._seg_message)
+        self._not_remembered: list[str | None] = []
+        self.model_panel.sessionChanged.connect(self._remember_checkpoint)
+        self.model_panel.error.connect(self._on_model_error)
+        for w in (self.embedding_panel, self.views):
+            w.error.connect(self.show_error)
+        self.embedding_panel.openRequested.connect(self.open_file)
+        self.training.checkpointReady.connect(self.model_panel.load)
 
-    right = Qt.DockWidgetArea.RightDockWidgetArea
-    bottom = Qt.DockWidgetArea.BottomDockWidgetArea
-    self.views = ViewsPanel()
-    self.model_panel = ModelPanel(self.state, self.views)
-    self.embedding_panel = EmbeddingPanel(self.model_panel)
-    self.training = RunMonitor()
-    self.views_dock = _dock(self, "2D views", self.views, right, "dock_views")
-    from PyQt6.QtWidgets import QScrollArea
+        # menus
+        mm = self.menuBar().addMenu("&Model")
+        mm.addAction(QAction("&Open Checkpoint...", self, triggered=self.model_panel.open_dialog))
+        mm.addAction(QAction("Use the &Demo Checkpoint", self, triggered=lambda: self.model_panel.load(None)))
+        mm.addSeparator()
+        mm.addAction(QAction("&Segment Parts", self, shortcut="Ctrl+G", triggered=self.model_panel.run_segmentation))
+        mm.addAction(QAction("3D-2D &Heatmap", self, shortcut="Ctrl+H", triggered=self.model_panel.run_heatmap))
+        mm.addAction(QAction("&Retrieve Objects for the View", self, triggered=self.model_panel.run_retrieval))
+        mm.addAction(QAction("&Embed Dataset + UMAP", self, triggered=self.embedding_panel.run))
+        mm.addAction(QAction("&Cancel", self, shortcut="Esc", triggered=lambda: (self.model_panel.cancel(),
+                                                                                     self.embedding_panel.cancel())))
+        tm = self.menuBar().addMenu("&Training")
+        tm.addAction(QAction("&New Pretraining Run...", self, triggered=lambda: (self.training_dock.raise_(),
+                                                                                  self.training.new_run_dialog())))
+        tm.addAction(QAction("&Attach to Run Folder...", self, triggered=lambda: (self.training_dock.raise_(),
+                                                                                   self.training.attach_dialog())))
+        tm.addAction(QAction("&Stop Run", self, triggered=self.training.stop))
+        self.menuBar().addMenu(self.help_menu)  # keep Help last
+        self.stall_meter = StallMeter(self)
 
-    scroll = QScrollArea()
-    scroll.setWidgetResizable(True)
-    scroll.setWidget(self.model_panel)
-    scroll.setFrameShape(QScrollArea.Shape.NoFrame)
-    scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)  # the panel wraps its text
-    self.model_dock = _dock(self, "Model", scroll, right, "dock_model")
-    self.embedding_dock = _dock(self, "Embedding map", self.embedding_panel, bottom, "dock_embedding")
-    self.training_dock = _dock(self, "Training", self.training, bottom, "dock_training")
-    self.tabifyDockWidget(self.embedding_dock, self.training_dock)
-    self.embedding_dock.raise_()
-    self._default_dock_sizes = True
-    # The bottom docks (embedding map / training) span the whole width, so the window's minimum
-    # width is the larger of (objects + 3D view + right column) and the bottom panel, not their sum.
-    self.setCorner(Qt.Corner.BottomRightCorner, Qt.DockWidgetArea.BottomDockWidgetArea)
-    self.setCorner(Qt.Corner.TopRightCorner, Qt.DockWidgetArea.RightDockWidgetArea)
-    self.setCorner(Qt.Corner.BottomLeftCorner, Qt.DockWidgetArea.BottomDockWidgetArea)
-    for d in (self.views_dock, self.model_dock, self.embedding_dock, self.training_dock):
-        self.view_menu.addAction(d.toggleViewAction())
-
-    # state -> panels
-    def current_changed(doc):
+    def _current_to_panels(self, doc) -> None:
         if doc is None:
             return
-        self.views.set_object(doc.cloud, id(doc))
+        self.views.set_object(doc.cloud, doc.key)
         self.embedding_panel.mark_current(doc.source)
-        img = doc.results.get("image_heatmap")
-        if img is not None and img.get("view") == self.views.current_index:
-            self.views.set_overlay(img["values"])
+        self._view_to_state()
 
-    self.state.currentChanged.connect(current_changed)
+    def _view_to_state(self) -> None:
+        """The view selected in the 2D panel now belongs to the current object's context."""
+        doc = self.state.current
+        if doc is None:
+            return
+        key, label = self.views.current_view()
+        self.state.set_view(doc, key, label)
+        self._sync_overlay()
 
-    # panels -> state
-    def seg_ready(doc, res):
-        self.state.set_result(doc, "segmentation", {"labels": res.labels, "names": res.names, "source": res.source},
-                              color_mode="labels")
-        present = len(np.unique(res.labels))
-        self.statusBar().showMessage(f"{doc.title}: {present} of {len(res.names)} parts predicted "
-                                     f"({'segmentation head' if res.source == 'head' else res.source})", 8000)
-
-    def heat_ready(doc, point_heat, image_heat):
-        self.state.set_result(doc, "heatmap", {"values": point_heat, "title": "3D-2D heat"}, color_mode="heatmap")
-        if image_heat is not None:
-            doc.results["image_heatmap"] = {"values": image_heat, "view": self.views.current_index}
-            if doc is self.state.current:
-                self.views.set_overlay(image_heat)
-
-    self.model_panel.segmentationReady.connect(seg_ready)
-    self.model_panel.heatmapReady.connect(heat_ready)
-    self._not_remembered: list[str | None] = []
-    self.model_panel.sessionChanged.connect(self._remember_checkpoint)
-    self.model_panel.error.connect(self._on_model_error)
-    for w in (self.embedding_panel, self.views):
-        w.error.connect(self.show_error)
-    self.embedding_panel.openRequested.connect(self.open_file)
-    self.training.checkpointReady.connect(self.model_panel.load)
-    self.views.imageChanged.connect(lambda: self.state.current is not None
-                                    and self.state.current.results.pop("image_heatmap", None))
-
-    # menus
-    mm = self.menuBar().addMenu("&Model")
-    mm.addAction(QAction("&Open Checkpoint...", self, triggered=self.model_panel.open_dialog))
-    mm.addAction(QAction("Use the &Demo Checkpoint", self, triggered=lambda: self.model_panel.load(None)))
-    mm.addSeparator()
-    mm.addAction(QAction("&Segment Parts", self, shortcut="Ctrl+G", triggered=self.model_panel.run_segmentation))
-    mm.addAction(QAction("3D-2D &Heatmap", self, shortcut="Ctrl+H", triggered=self.model_panel.run_heatmap))
-    mm.addAction(QAction("&Retrieve Objects for the View", self, triggered=self.model_panel.run_retrieval))
-    mm.addAction(QAction("&Embed Dataset + UMAP", self, triggered=self.embedding_panel.run))
-    mm.addAction(QAction("&Cancel", self, shortcut="Esc", triggered=lambda: (self.model_panel.cancel(),
-                                                                                 self.embedding_panel.cancel())))
-    tm = self.menuBar().addMenu("&Training")
-    tm.addAction(QAction("&New Pretraining Run...", self, triggered=lambda: (self.training_dock.raise_(),
-                                                                              self.training._new_dialog())))
-    tm.addAction(QAction("&Attach to Run Folder...", self, triggered=lambda: (self.training_dock.raise_(),
-                                                                               self.training._attach_dialog())))
-    tm.addAction(QAction("&Stop Run", self, triggered=self.training.stop))
-    self.menuBar().addMenu(self.help_menu)  # keep Help last
-    self.stall_meter = StallMeter(self)
-
-
-MainWindow._build_analysis_docks = _build_analysis_docks
+    def _seg_message(self, doc, value) -> None:
+        present = len(np.unique(value["labels"]))
+        src = "segmentation head" if value["source"] == "head" else value["source"]
+        cmp = value.get("comparison")
+        extra = f"; mIoU vs the file's labels {cmp['miou']:.3f}" if cmp and cmp.get("miou") is not None else ""
+        self.statusBar().showMessage(f"{doc.title}: {present} of {len(value['names'])} parts predicted ({src}){extra}",
+                                     8000)

@@ -2,7 +2,10 @@
 (part segmentation, 3D-2D correspondence heatmaps, cross-modal retrieval).
 
 All model maths lives in :mod:`crosspoint.analysis`; this panel starts those calls in worker
-threads (one at a time, cancellable) and hands the results to the window to draw.
+threads (one at a time, cancellable) and hands each result to the :class:`~explorer.state.AppState`
+with what it was computed for (captured when the job starts). What the panel shows of the results
+(the segmentation's category and IoU, the similarity, the retrieval list, the embedding status)
+comes from the state, marked stale when the object's view, the checkpoint or the settings changed.
 """
 
 from __future__ import annotations
@@ -42,11 +45,14 @@ def cuda_available() -> bool:
         return False
 
 
+STALE_STYLE = "color: #e0a040;"
+
+
 class ModelPanel(QWidget):
-    """Checkpoint + device + actions. Emits results; the main window attaches them to documents."""
+    """Checkpoint + device + actions. Results go to the state; the panel shows the current object's."""
 
     sessionChanged = pyqtSignal(object)  # ModelSession | None
-    segmentationReady = pyqtSignal(object, object)  # (Document, SegmentationResult)
+    segmentationReady = pyqtSignal(object, object)  # (Document, the state's "segmentation" value)
     heatmapReady = pyqtSignal(object, object, object)  # (Document, point heat (N,), image heat (H, W) | None)
     retrievalReady = pyqtSignal(object)  # [(document index, similarity)]
     error = pyqtSignal(str, str)
@@ -105,12 +111,40 @@ class ModelPanel(QWidget):
         self.category.setToolTip("The object category the segmentation head should assume")
         self.seg_note = QLabel("")
         self.seg_note.setWordWrap(True)
+        self.seg_note.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.iou_label = QLabel("")
+        self.iou_label.setWordWrap(True)
+        self.iou_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.iou_label.setToolTip("Per-part IoU of the prediction against the file's own labels, as "
+                                  "crosspoint.evaluation.partseg computes it (a part in neither counts 1)")
+        from PyQt6.QtWidgets import QGridLayout
+
+        self.seg_modes = QWidget()
+        mgrid = QGridLayout(self.seg_modes)  # two by two: the panel stays narrow
+        mgrid.setContentsMargins(0, 0, 0, 0)
+        mgrid.setSpacing(4)
+        self.seg_modes.setStyleSheet("QPushButton:checked { background: #3d6fb4; color: white; }")
+        self.mode_buttons: dict[str, QPushButton] = {}
+        for k, (mode, text, tip) in enumerate((
+                ("labels", "File labels", "the file's own labels (ground truth)"),
+                ("prediction", "Prediction", "the predicted parts"),
+                ("errors", "Errors", "red where the prediction differs from the file's labels"),
+                ("uncertainty", "Uncertainty", "how unsure the prediction is, per point"))):
+            b = QPushButton(text)
+            b.setCheckable(True)
+            b.setToolTip(f"Colour the points by {tip}")
+            b.clicked.connect(lambda _=False, m=mode: self.state.set_color_mode(m))
+            mgrid.addWidget(b, k // 2, k % 2)
+            self.mode_buttons[mode] = b
         sg = QGroupBox("Part segmentation")
         sf = QFormLayout(sg)
+        self.seg_form = sf
         sf.addRow("Parts (clustering)", self.k_parts)
         sf.addRow("Category (head)", self.category)
         sf.addRow(self.seg_button)
         sf.addRow(self.seg_note)
+        sf.addRow("Show", self.seg_modes)
+        sf.addRow(self.iou_label)
 
         # -- correspondence group
         self.heat_button = QPushButton("3D-2D heatmap")
@@ -123,6 +157,9 @@ class ModelPanel(QWidget):
         self.retrieve_button = QPushButton("Retrieve objects for this view")
         self.retrieve_button.clicked.connect(self.run_retrieval)
         self.similarity = QLabel("")
+        self.similarity.setWordWrap(True)
+        self.results_note = QLabel("")
+        self.results_note.setWordWrap(True)
         self.results = QListWidget()
         self.results.setMaximumHeight(120)
         self.results.itemActivated.connect(self._open_result)
@@ -133,6 +170,7 @@ class ModelPanel(QWidget):
         cf.addRow(self.heat_button)
         cf.addRow(self.similarity)
         cf.addRow(self.retrieve_button)
+        cf.addRow(self.results_note)
         cf.addRow(self.results)
 
         # -- progress
@@ -159,6 +197,14 @@ class ModelPanel(QWidget):
         lay.addStretch(1)
         self._update_enabled()
         self.state.currentChanged.connect(lambda _: self._update_current())
+        self.state.resultChanged.connect(lambda doc, kind: self.show_results())
+        self.state.contextChanged.connect(self.show_results)
+        self.state.documentUpdated.connect(lambda doc: self._sync_mode_buttons() if doc is self.state.current else None)
+        self.method.currentIndexChanged.connect(lambda _: self._settings_to_state())
+        self.category.currentIndexChanged.connect(lambda _: self._settings_to_state())
+        self.k_parts.valueChanged.connect(lambda _: self._settings_to_state())
+        self._settings_to_state()
+        self.show_results()
 
     @staticmethod
     def _wrap(layout) -> QWidget:
@@ -196,7 +242,10 @@ class ModelPanel(QWidget):
         def done(session):
             self.session = session
             self.checkpoint = checkpoint
+            name = "demo checkpoint" if checkpoint is None else Path(str(session.path)).name
+            self.state.set_checkpoint(session.fingerprint, name)
             self._show_info()
+            self._settings_to_state()
             self.sessionChanged.emit(session)
             freeze_heap()  # the model's objects live as long as the session: keep them out of GC passes
 
@@ -244,48 +293,134 @@ class ModelPanel(QWidget):
 
     def _update_current(self) -> None:
         doc = self.state.current
-        if doc is None:
-            self.embed_status.setText("no object")
-        elif "embedding" in doc.results and doc.results["embedding"].get("fingerprint") == getattr(
-                self.session, "fingerprint", None):
-            e = doc.results["embedding"]["feature"]
-            self.embed_status.setText(f"embedded: {e.shape[-1]}-d feature, norm {np.linalg.norm(e):.1f}")
-            self.embed_status.setToolTip(f"{doc.results['embedding']['projection'].shape[-1]}-d unit projection "
-                                         "kept for similarity and retrieval")
-        elif self.session is None:
-            self.embed_status.setText(f"{doc.cloud.n_points:,} points, no model")
-        else:
-            self.embed_status.setText(f"{doc.cloud.n_points:,} points, embedding ...")
+        if doc is not None and self.session is not None and self.state.fresh(doc, "embedding") is None:
             self._embed_current(doc)
+        self.show_results()
         self._update_enabled()
 
     def _embed_current(self, doc) -> None:
         """Embed the current object with the current model in the background (tens of ms); its
-        feature and projection are kept on the document (``results["embedding"]``)."""
+        feature and projection (or why it failed) become the document's ``"embedding"`` result."""
         from crosspoint import analysis as A
 
         s = self.session
-        key = (id(doc), s.fingerprint)
+        key = (doc.key, s.fingerprint)
         if key in self._embedding_pending:
             return
         self._embedding_pending.add(key)
+        prov = self.state.provenance("embedding", doc)
 
         def work():
             feats, projs = A.encode_clouds(s, [doc.cloud])
             return feats[0], projs[0]
 
         def done(res):
-            doc.results["embedding"] = {"fingerprint": s.fingerprint, "feature": res[0], "projection": res[1]}
-            if doc is self.state.current:
-                self._update_current()
+            self.state.set_result(doc, "embedding", {"feature": res[0], "projection": res[1]}, prov)
 
         def failed(exc):
-            if doc is self.state.current:
-                self.embed_status.setText(f"{doc.cloud.n_points:,} points; could not embed: {exc}")
             log.warning("embedding %s failed: %s", doc.title, exc)
+            self.state.set_result(doc, "embedding", {"error": str(exc)}, prov)
 
         run_in_thread(work, on_result=done, on_error=failed,
                       on_finished=lambda: self._embedding_pending.discard(key), owner=self)
+
+    # -- what the panel shows of the current object's results -----------------------------------
+    def _settings_to_state(self) -> None:
+        """What the controls say now: a result computed with other settings is then marked stale."""
+        s = self.session
+        if s is not None and s.segmenter is not None:
+            self.state.set_settings("segmentation", category=self.category.currentData() or "auto")
+        else:
+            self.state.set_settings("segmentation", k=self.k_parts.value())
+        method = self.method.currentData()
+        self.state.set_settings("heatmap", method=method)
+        self.state.set_settings("image_heatmap", method=method)
+
+    def _seg_settings(self) -> dict:
+        s = self.session
+        if s is not None and s.segmenter is not None:
+            return {"category": self.category.currentData() or "auto"}
+        return {"k": self.k_parts.value()}
+
+    @staticmethod
+    def _mark(label: QLabel, text: str, stale: str) -> None:
+        label.setText(f"STALE ({stale}):\n{text}" if stale and text else text)
+        label.setStyleSheet(STALE_STYLE if stale and text else "")
+
+    def show_results(self) -> None:
+        """The current object's results, from the state (stale ones marked, others' not shown)."""
+        st, doc = self.state, self.state.current
+        # the embedding of the current object
+        emb = st.result(doc, "embedding") if doc is not None else None
+        if doc is None:
+            self.embed_status.setText("no object")
+        elif self.session is None:
+            self.embed_status.setText(f"{doc.cloud.n_points:,} points, no model")
+        elif emb is None or st.stale_reason(doc, "embedding"):
+            self.embed_status.setText(f"{doc.cloud.n_points:,} points, embedding ...")
+            self.embed_status.setToolTip("")
+        elif "error" in emb.value:
+            self.embed_status.setText(f"{doc.cloud.n_points:,} points; could not embed: {emb.value['error']}")
+        else:
+            e = emb.value["feature"]
+            self.embed_status.setText(f"embedded: {e.shape[-1]}-d feature, norm {np.linalg.norm(e):.1f}")
+            self.embed_status.setToolTip(f"{emb.value['projection'].shape[-1]}-d unit projection "
+                                         "kept for similarity and retrieval")
+        # segmentation: how it was made, and how it compares with the file's labels
+        seg = st.result(doc, "segmentation") if doc is not None else None
+        if seg is None:
+            self.seg_note.setText("")
+            self.seg_note.setStyleSheet("")
+            self.iou_label.setText("")
+        else:
+            from explorer.segcompare import describe
+
+            v = seg.value
+            note = v.get("note") or ""
+            if v["source"] == "head":
+                text = "segmentation head: " + (note or f"category {v['category']} ({v['category_source']})")
+            else:
+                text = f"unsupervised part discovery, {len(v['names'])} clusters" + (f": {note}" if note else "")
+            self._mark(self.seg_note, text, st.stale_reason(doc, "segmentation"))
+            text = describe(v.get("comparison"))
+            self.iou_label.setText(text or ("the file has no labels to compare with" if doc.label_array() is None
+                                            else ""))
+        self._sync_mode_buttons()
+        self.seg_modes.setVisible(seg is not None)
+        self.seg_form.labelForField(self.seg_modes).setVisible(seg is not None)
+        # the heatmap's similarity
+        hm = st.result(doc, "heatmap") if doc is not None else None
+        if hm is None or hm.value.get("similarity") is None:
+            self.similarity.setText("")
+            self.similarity.setStyleSheet("")
+        else:
+            self._mark(self.similarity, f"cosine similarity of the object and {hm.provenance.view_label or 'the view'}"
+                       f": {hm.value['similarity']:+.3f}", st.stale_reason(doc, "heatmap"))
+        # retrieval (of no single object: ranks the open objects for one view)
+        r = st.result(None, "retrieval")
+        self.results.clear()
+        if r is None:
+            self.results_note.setText("")
+            self.results_note.setStyleSheet("")
+            return
+        stale = st.stale_reason(None, "retrieval")
+        by_key = {d.key: d for d in st.documents}
+        for key, title, sim in r.value["hits"]:
+            d = by_key.get(key)
+            it = QListWidgetItem(f"{sim:+.3f}  {title}" + ("" if d is not None else "  (closed)"))
+            it.setData(Qt.ItemDataRole.UserRole, key)
+            if d is None or stale:
+                it.setForeground(Qt.GlobalColor.gray)
+            self.results.addItem(it)
+        self._mark(self.results_note, f"for {r.provenance.view_label or 'a view'} of {r.provenance.object_label}",
+                   stale)
+
+    def _sync_mode_buttons(self) -> None:
+        doc = self.state.current
+        modes = self.state.available_modes(doc) if doc is not None else []
+        for mode, b in self.mode_buttons.items():
+            b.setEnabled(mode in modes)
+            b.setChecked(doc is not None and doc.color_mode == mode)
 
     def _update_enabled(self) -> None:
         s = self.session
@@ -352,18 +487,18 @@ class ModelPanel(QWidget):
         if doc is None or self.session is None:
             return
         s, k, cat = self.session, self.k_parts.value(), self.category.currentData()
+        prov = self.state.provenance("segmentation", doc, **self._seg_settings())
+        gt, gt_names = doc.label_array(), doc.label_names()
 
         def func(progress, cancel):
-            return A.segment(s, doc.cloud, category=cat, k_parts=k, progress=progress, cancel=cancel)
+            from explorer.segcompare import segmentation_value
 
-        def done(res):
-            note = res.note or ""
-            if res.source == "head":
-                src = f"segmentation head, category {res.category} ({res.category_source})"
-            else:
-                src = f"unsupervised part discovery: {len(res.names)} clusters of per-point features"
-            self.seg_note.setText(src + (f". {note}" if note else ""))
-            self.segmentationReady.emit(doc, res)
+            res = A.segment(s, doc.cloud, category=cat, k_parts=k, progress=progress, cancel=cancel)
+            return segmentation_value(res, gt, gt_names)  # the comparison runs here, off the GUI thread
+
+        def done(value):
+            self.state.set_result(doc, "segmentation", value, prov, color_mode="prediction")
+            self.segmentationReady.emit(doc, value)
 
         self._start("segmentation", func, done)
 
@@ -378,6 +513,7 @@ class ModelPanel(QWidget):
             self.error.emit("heatmap", "no image: wait for the rendered views, or add an image")
             return
         s, method = self.session, self.method.currentData()
+        prov = self.state.provenance("heatmap", doc, method=method)
 
         def func(progress, cancel):
             progress(0, 3, "points")
@@ -392,7 +528,9 @@ class ModelPanel(QWidget):
 
         def done(res):
             pt, img, sim = res
-            self.similarity.setText(f"cosine similarity of the object and this view: {sim:+.3f}")
+            self.state.set_result(doc, "image_heatmap", None if img is None else {"values": img}, prov)
+            self.state.set_result(doc, "heatmap", {"values": pt.heat, "title": "3D-2D heat", "similarity": float(sim)},
+                                  prov, color_mode="heatmap")
             self.heatmapReady.emit(doc, pt.heat, img)
 
         self._start("heatmap", func, done)
@@ -405,22 +543,22 @@ class ModelPanel(QWidget):
         if image is None or not docs or self.session is None:
             return
         s = self.session
+        prov = self.state.provenance("retrieval", self.state.current)
 
         def func(progress, cancel):
             return A.retrieve(s, image, [d.cloud for d in docs], top_k=min(10, len(docs)))
 
         def done(hits):
-            self.results.clear()
-            for idx, sim in hits:
-                it = QListWidgetItem(f"{sim:+.3f}  {docs[idx].title}")
-                it.setData(Qt.ItemDataRole.UserRole, docs[idx])
-                self.results.addItem(it)
+            self.state.set_result(None, "retrieval", {"hits": [(docs[i].key, docs[i].title, float(sim))
+                                                               for i, sim in hits]}, prov)
             self.retrievalReady.emit([(self.state.documents.index(docs[i]) if docs[i] in self.state.documents
                                        else -1, sim) for i, sim in hits])
 
         self._start("retrieval", func, done)
 
     def _open_result(self, item) -> None:
-        doc = item.data(Qt.ItemDataRole.UserRole)
-        if doc in self.state.documents:
-            self.state.set_current(self.state.documents.index(doc))
+        key = item.data(Qt.ItemDataRole.UserRole)
+        for i, d in enumerate(self.state.documents):
+            if d.key == key:
+                self.state.set_current(i)
+                return

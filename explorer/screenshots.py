@@ -19,10 +19,20 @@ log = logging.getLogger(__name__)
 #: Panels ``--panel`` accepts: name -> what it shows.
 PANELS: dict[str, str] = {
     "main": "the 3D view, the object list, the 2D views and the model panel",
-    "segmentation": "part segmentation of the object by the model, with its legend",
+    "segmentation": "part segmentation of the object by the model, with its legend and the IoU against "
+                    "the file's own labels",
     "heatmap": "3D-2D correspondence heatmaps on the points and on the selected view",
     "embedding": "the demo dataset's embeddings mapped to 2D with UMAP, with a selection",
     "training": "the training monitor (use --attach RUN_DIR to show a run)",
+}
+
+#: panels for checking the window by eye (not in docs/images): name -> what it shows
+EXTRA_PANELS: dict[str, str] = {
+    "labels": "the segmentation's panel, the points coloured by the file's own labels",
+    "errors": "the segmentation's panel, the points coloured by right / wrong against the file's labels",
+    "uncertainty": "the segmentation's panel, the points coloured by the prediction's uncertainty",
+    "heatmap-stale": "a heatmap computed for view 0, then view 1 selected: marked stale, not overlaid",
+    "training-dialog": "the New pretraining run dialog (the screenshot is of the dialog)",
 }
 
 
@@ -45,10 +55,44 @@ def _steps(win, panel: str | None):
              (None, lambda: not mp._embedding_pending)]
     if panel in (None, "main"):
         return steps
-    if panel == "segmentation":
-        return steps + [(None, model_ready), (mp.run_segmentation, lambda: not mp.busy), (None, frame_ready)]
+    def show_in_panel(widget, views_share: float = 0.36):
+        from PyQt6.QtCore import Qt, QTimer
+
+        h = win.height()
+        win.resizeDocks([win.embedding_dock], [int(h * 0.2)], Qt.Orientation.Vertical)
+        win.resizeDocks([win.views_dock, win.model_dock], [int(h * views_share), int(h * (1 - views_share))],
+                        Qt.Orientation.Vertical)
+        area = win.model_dock.widget()
+        QTimer.singleShot(0, lambda: (area.ensureWidgetVisible(widget, 10, 10),
+                                      area.horizontalScrollBar().setValue(0)))
+
+    def show_seg_group():
+        show_in_panel(mp.iou_label)
+
+    if panel in ("segmentation", "labels", "errors", "uncertainty"):
+        mode = {"labels": "labels", "errors": "errors", "uncertainty": "uncertainty"}.get(panel)
+        out = steps + [(None, model_ready), (mp.run_segmentation, lambda: not mp.busy), (None, frame_ready)]
+        if mode:
+            out.append((lambda: win.set_color_mode(mode), frame_ready))
+        return out + [(show_seg_group, lambda: True)]
     if panel == "heatmap":
         return steps + [(None, model_ready), (mp.run_heatmap, lambda: not mp.busy), (None, frame_ready)]
+    if panel == "heatmap-stale":
+        def next_view():
+            win.views.thumbs.setCurrentRow((win.views.current_index + 1) % max(win.views.image_count(), 1))
+            show_in_panel(mp.similarity, 0.5)
+
+        return steps + [(None, model_ready), (mp.run_heatmap, lambda: not mp.busy), (None, frame_ready),
+                        (next_view, frame_ready)]
+    if panel == "training-dialog":
+        def open_dialog():
+            from explorer.training import TrainingDialog
+
+            dlg = TrainingDialog(win, settings=win.settings)
+            dlg.show()
+            win.screenshot_widget = dlg
+
+        return steps + [(open_dialog, lambda: True)]
     if panel == "embedding":
         ep = win.embedding_panel
 
@@ -66,7 +110,8 @@ def _steps(win, panel: str | None):
         return steps + [(None, model_ready), (start, lambda: ep.job is None), (select, lambda: True)]
     if panel == "training":
         return steps + [(lambda: (win.training_dock.raise_(), _tall_bottom(win, win.training_dock)), lambda: True)]
-    raise SystemExit(f"crosspoint-explorer: unknown panel {panel!r}; choose from {', '.join(PANELS)}")
+    raise SystemExit(f"crosspoint-explorer: unknown panel {panel!r}; choose from "
+                     f"{', '.join([*PANELS, *EXTRA_PANELS])}")
 
 
 def _tall_bottom(win, dock) -> None:
@@ -74,11 +119,14 @@ def _tall_bottom(win, dock) -> None:
     from PyQt6.QtCore import Qt
 
     win.resizeDocks([dock], [int(win.height() * 0.45)], Qt.Orientation.Vertical)
+    right = int(win.height() * 0.5)  # what is left beside the 3D view: the 2D views keep their image
+    win.resizeDocks([win.views_dock, win.model_dock], [int(right * 0.62), int(right * 0.38)], Qt.Orientation.Vertical)
 
 
 def take_and_exit(app, win, out: str, *, panel: str | None = None, timeout_s: float = 300.0) -> "NoReturn":
     from PyQt6.QtCore import QTimer
 
+    win.save_layout_on_close = False  # the screenshot's size and docks are not the user's layout
     steps = _steps(win, panel)
     out_path = Path(out).expanduser().resolve()
     out_path.parent.mkdir(parents=True, exist_ok=True)
@@ -88,7 +136,8 @@ def take_and_exit(app, win, out: str, *, panel: str | None = None, timeout_s: fl
 
     def shoot():
         app.processEvents()
-        ok = win.save_screenshot(str(out_path))
+        other = getattr(win, "screenshot_widget", None)  # a dialog: the screenshot is of it
+        ok = other.grab().save(str(out_path)) if other is not None else win.save_screenshot(str(out_path))
         errors = list(getattr(win, "load_errors", [])) + list(getattr(win, "action_errors", []))
         if not ok:
             print(f"crosspoint-explorer: could not write {out_path}", file=sys.stderr)
@@ -149,7 +198,9 @@ def take_and_exit(app, win, out: str, *, panel: str | None = None, timeout_s: fl
 def main(argv=None) -> int:
     """``python -m explorer.screenshots OUTDIR [--attach RUN_DIR]``: one PNG per panel (for the README)."""
     import argparse
+    import os
     import subprocess
+    import tempfile
 
     ap = argparse.ArgumentParser(description=main.__doc__)
     ap.add_argument("out", nargs="?", default="docs/images")
@@ -163,7 +214,10 @@ def main(argv=None) -> int:
         cmd = [sys.executable, "-m", "explorer.app", "--screenshot", str(target), "--panel", name]
         if name == "training" and args.attach:
             cmd += ["--attach", args.attach]
-        r = subprocess.run(cmd)
+        # each panel from the default layout: a fresh settings folder (no layout, colour mode or
+        # checkpoint remembered from the user's sessions or from the panel before)
+        with tempfile.TemporaryDirectory(prefix="crosspoint-explorer-shot-") as cfg:
+            r = subprocess.run(cmd, env=dict(os.environ, CROSSPOINT_EXPLORER_CONFIG_DIR=cfg))
         print(f"{name}: {'ok' if r.returncode == 0 else 'failed'} -> {target}")
         code |= r.returncode
     return code

@@ -22,7 +22,6 @@ from PyQt6.QtWidgets import (
     QComboBox,
     QDialog,
     QDialogButtonBox,
-    QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
     QGridLayout,
@@ -40,7 +39,7 @@ from PyQt6.QtWidgets import (
     QWidget,
 )
 
-from crosspoint.config import ConfigError, PretrainConfig, apply_overrides, dump_config, load_config
+from crosspoint.config import ConfigError, PretrainConfig, dump_config, load_config
 from crosspoint.engine.events import EventReader, validate_event
 from crosspoint.engine.runlock import describe_holder, lock_holder
 
@@ -56,65 +55,216 @@ def _browse_dir(parent, line: QLineEdit, title: str) -> None:
         line.setText(d)
 
 
-class TrainingDialog(QDialog):
-    """Builds a :class:`PretrainConfig` from a base config and the fields a user changes most."""
+#: the config sections, in the dialog's order, with their tab titles
+SECTIONS = (("data", "Data"), ("model", "Model"), ("optim", "Optimiser"), ("loss", "Loss"), ("run", "Run"))
 
-    def __init__(self, parent=None, *, default_out: str | None = None):
+#: free-text settings that name a folder (a "..." button browses)
+FOLDER_KEYS = ("data.root", "run.selection_data")
+
+
+def config_choices() -> dict[str, tuple[str, ...]]:
+    """``"section.key" -> allowed values`` of the config's choice settings (as
+    :func:`crosspoint.config.validate` checks them)."""
+    from crosspoint import config as C
+
+    return {f"{sec}.{key}": tuple(v) for (sec, key), v in getattr(C, "_CHOICES", {}).items()}
+
+
+def field_docs(cls) -> dict[str, str]:
+    """Each dataclass field's comment in the source (``#: ...`` lines above it, or ``# ...`` after
+    it): the dialog's tooltips say what the config file says."""
+    import inspect
+
+    try:
+        src = inspect.getsource(cls).splitlines()
+    except (OSError, TypeError):
+        return {}
+    docs, pending = {}, []
+    for line in src:
+        s = line.strip()
+        if s.startswith("#:"):
+            pending.append(s[2:].strip())
+            continue
+        if ":" in s and not s.startswith(("#", "@", "class ", '"')):
+            name = s.split(":", 1)[0].strip()
+            if name.isidentifier():
+                trailing = s.split("#", 1)[1].strip() if "#" in s else ""
+                text = " ".join(pending) or trailing
+                if text:
+                    docs[name] = text
+        pending = []
+    return docs
+
+
+def check_dataset(cfg: PretrainConfig) -> list[str]:
+    """What would stop ``crosspoint pretrain`` with ``cfg`` at its data, found before anything starts:
+    the layout must be one pretraining reads (as ``detect_layout(task="pretrain")``) and pass
+    ``crosspoint check-data --quick`` (:func:`crosspoint.data.validate.validate_layout`); with
+    ``run.selection = test`` the selection dataset too. ``"demo"`` needs no check (it is generated)."""
+    from crosspoint.data.base import DatasetError
+    from crosspoint.data.layouts import detect_layout
+    from crosspoint.data.validate import validate_layout
+
+    problems: list[str] = []
+    root = cfg.data.root
+    if root != "demo":
+        layout = None if cfg.data.layout == "auto" else cfg.data.layout
+        try:
+            info = detect_layout(Path(root).expanduser().absolute(), task="pretrain", layout=layout)
+        except (DatasetError, ValueError) as exc:
+            problems.append(f"data.root {root!r}: {exc}")
+        else:
+            report = validate_layout(info, quick=True)
+            problems += [f"data.root ({info.name}): {p}" for p in report.problems]
+    if cfg.run.selection == "test":
+        sel = cfg.run.selection_data
+        try:
+            info = detect_layout(Path(sel).expanduser().absolute(), task="classification")
+        except (DatasetError, ValueError) as exc:
+            problems.append(f"run.selection_data {sel!r}: {exc}")
+        else:
+            report = validate_layout(info, quick=True)
+            problems += [f"run.selection_data ({info.name}): {p}" for p in report.problems]
+    return problems
+
+
+def default_runs_dir(settings=None) -> Path:
+    """Where new runs go: the project folder chosen for a run before (remembered), else ``runs/`` in
+    the user's data folder (never the current directory, which may be anywhere)."""
+    from explorer.settings import user_data_dir
+
+    chosen = settings.value("training/project_dir") if settings is not None else None
+    return Path(str(chosen)) if chosen else user_data_dir() / "runs"
+
+
+class TrainingDialog(QDialog):
+    """Every setting of a :class:`PretrainConfig`, grouped by section, from a base config; the YAML
+    it will run, shown as it changes and savable; the dataset checked before anything starts."""
+
+    def __init__(self, parent=None, *, default_out: str | None = None, settings=None):
         super().__init__(parent)
+        from explorer.settings import app_settings
+
+        self.settings = settings if settings is not None else app_settings()
         self.setWindowTitle("New pretraining run")
-        self.setMinimumWidth(520)
-        form = QFormLayout()
+        self.resize(980, 640)
+        self.fields: dict[str, QWidget] = {}
+        self._types: dict[str, type] = {}
+        self._base_cfg = PretrainConfig()
+        self._cfg: PretrainConfig | None = None
+        self.problems: list[str] = []
+        self.checking = False
+
+        top = QFormLayout()
         self.base = QComboBox()
         for name, path in BASE_CONFIGS.items():
             if path.is_file():
                 self.base.addItem(name, str(path))
+        self.base.addItem("defaults", "")
         self.base.currentIndexChanged.connect(self._load_base)
-        form.addRow("Start from", self.base)
-
-        self.data = QLineEdit()
-        self.data.setPlaceholderText("demo (the embedded demo dataset) or a dataset folder")
-        browse = QPushButton("...")
-        browse.clicked.connect(lambda: _browse_dir(self, self.data, "Dataset folder"))
-        form.addRow("Dataset", self._row(self.data, browse))
-        self.point_encoder = QComboBox()
-        self.point_encoder.addItems(["dgcnn", "dgcnn_seg", "pointnet"])
-        form.addRow("Point encoder", self.point_encoder)
-        self.image_encoder = QComboBox()
-        self.image_encoder.addItems(["resnet18", "resnet34", "resnet50"])
-        form.addRow("Image encoder", self.image_encoder)
-        self.k = QSpinBox(minimum=2, maximum=64)
-        form.addRow("kNN size k", self.k)
-        self.points = QSpinBox(minimum=64, maximum=16384, singleStep=256)
-        form.addRow("Points per object", self.points)
-        self.image_size = QSpinBox(minimum=32, maximum=512, singleStep=16)
-        form.addRow("Image size", self.image_size)
-        self.epochs = QSpinBox(minimum=1, maximum=10000)
-        form.addRow("Epochs", self.epochs)
-        self.batch = QSpinBox(minimum=2, maximum=4096)
-        form.addRow("Batch size", self.batch)
-        self.lr = QDoubleSpinBox(decimals=6, minimum=1e-6, maximum=1.0, singleStep=1e-4)
-        form.addRow("Learning rate", self.lr)
-        self.device = QComboBox()
-        self.device.addItems(["auto", "cpu", "cuda"])
-        form.addRow("Device", self.device)
-        self.workers = QSpinBox(minimum=0, maximum=64)
-        form.addRow("Loader workers", self.workers)
-        self.out = QLineEdit(default_out or str(Path.cwd() / "runs" / time.strftime("run-%Y%m%d-%H%M%S")))
+        top.addRow("Start from", self.base)
+        self.name = QLineEdit()
+        self.name.setToolTip("A free-form name shown in the GUI and the event log (name)")
+        self.name.textChanged.connect(self._changed)
+        top.addRow("Name", self.name)
+        self._runs_dir = default_runs_dir(self.settings)
+        self.out = QLineEdit(default_out or str(self._runs_dir / time.strftime("run-%Y%m%d-%H%M%S")))
+        self.out.setToolTip("The run folder: config, events.jsonl, log and checkpoints/")
         browse_out = QPushButton("...")
         browse_out.clicked.connect(lambda: _browse_dir(self, self.out, "Output folder"))
-        form.addRow("Output folder", self._row(self.out, browse_out))
+        top.addRow("Output folder", self._row(self.out, browse_out))
+
+        from PyQt6.QtWidgets import QCheckBox, QScrollArea, QTabWidget
+
+        import dataclasses
+        import typing
+
+        self.tabs = QTabWidget()
+        choices = config_choices()
+        hints = typing.get_type_hints(PretrainConfig)
+        for sec, title in SECTIONS:
+            cls = hints[sec]
+            docs = field_docs(cls)
+            page = QWidget()
+            form = QFormLayout(page)
+            form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+            types = typing.get_type_hints(cls)
+            for f in dataclasses.fields(cls):
+                key = f"{sec}.{f.name}"
+                typ = types[f.name]
+                self._types[key] = typ
+                if key in choices:
+                    w = QComboBox()
+                    w.addItems(list(choices[key]))
+                    w.currentIndexChanged.connect(self._changed)
+                elif key == "data.layout":
+                    from crosspoint.data.layouts import TASK_LAYOUTS
+
+                    w = QComboBox()
+                    w.addItems(["auto", *TASK_LAYOUTS["pretrain"]])
+                    w.currentIndexChanged.connect(self._changed)
+                elif key == "run.device":
+                    w = QComboBox()
+                    w.setEditable(True)
+                    w.addItems(["auto", "cpu", "cuda", "cuda:0"])
+                    w.currentTextChanged.connect(self._changed)
+                elif typ is bool:
+                    w = QCheckBox()
+                    w.toggled.connect(self._changed)
+                elif typ is int:
+                    w = QSpinBox(minimum=-1, maximum=10_000_000)
+                    w.valueChanged.connect(self._changed)
+                else:  # float and str: typed as text, checked by the config itself
+                    w = QLineEdit()
+                    w.textChanged.connect(self._changed)
+                tip = docs.get(f.name, "")
+                w.setToolTip(f"{key}: {tip}" if tip else key)
+                self.fields[key] = w
+                label = QLabel(f.name)
+                label.setToolTip(w.toolTip())
+                if key in FOLDER_KEYS:
+                    b = QPushButton("...")
+                    b.clicked.connect(lambda _=False, line=w, k=key: _browse_dir(self, line, k))
+                    form.addRow(label, self._row(w, b))
+                else:
+                    form.addRow(label, w)
+            scroll = QScrollArea()
+            scroll.setWidgetResizable(True)
+            scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+            scroll.setWidget(page)
+            self.tabs.addTab(scroll, title)
+
+        self.yaml_view = QPlainTextEdit()
+        self.yaml_view.setReadOnly(True)
+        self.yaml_view.setFont(QFont("DejaVu Sans Mono", 9))
+        self.yaml_view.setToolTip("The config the run will use (written to the run folder as requested_config.yaml)")
+        self.save_yaml_button = QPushButton("Save YAML...")
+        self.save_yaml_button.clicked.connect(self._save_yaml_dialog)
+        ybox = QGroupBox("The config it will run")
+        yl = QVBoxLayout(ybox)
+        yl.setContentsMargins(4, 4, 4, 4)
+        yl.addWidget(self.yaml_view, 1)
+        yl.addWidget(self.save_yaml_button, 0, Qt.AlignmentFlag.AlignRight)
+        split = QSplitter(Qt.Orientation.Horizontal)
+        split.addWidget(self.tabs)
+        split.addWidget(ybox)
+        split.setSizes([560, 400])
+
         self.error = QLabel("")
         self.error.setStyleSheet("color: #ff8a80;")
         self.error.setWordWrap(True)
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
-        buttons.button(QDialogButtonBox.StandardButton.Ok).setText("Start")
-        buttons.accepted.connect(self._accept)
-        buttons.rejected.connect(self.reject)
+        self.error.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        self.start_button = self.buttons.button(QDialogButtonBox.StandardButton.Ok)
+        self.start_button.setText("Start")
+        self.buttons.accepted.connect(self._accept)
+        self.buttons.rejected.connect(self.reject)
         lay = QVBoxLayout(self)
-        lay.addLayout(form)
+        lay.addLayout(top)
+        lay.addWidget(split, 1)
         lay.addWidget(self.error)
-        lay.addWidget(buttons)
-        self._cfg: PretrainConfig | None = None
+        lay.addWidget(self.buttons)
+        self._loading = False
         self._load_base()
 
     @staticmethod
@@ -123,9 +273,12 @@ class TrainingDialog(QDialog):
         h = QHBoxLayout(w)
         h.setContentsMargins(0, 0, 0, 0)
         for x in widgets:
-            h.addWidget(x, 1 if isinstance(x, QLineEdit) else 0)
+            if isinstance(x, QPushButton):
+                x.setFixedWidth(max(32, x.fontMetrics().horizontalAdvance(x.text()) + 16))
+            h.addWidget(x, 0 if isinstance(x, QPushButton) else 1)
         return w
 
+    # -- fields <-> config ------------------------------------------------------------------------
     def _load_base(self) -> None:
         path = self.base.currentData()
         try:
@@ -136,45 +289,131 @@ class TrainingDialog(QDialog):
         self.set_config(cfg)
 
     def set_config(self, cfg: PretrainConfig) -> None:
+        """Show ``cfg`` in the fields."""
+        from PyQt6.QtWidgets import QCheckBox
+
         self._base_cfg = cfg
-        self.data.setText(cfg.data.root)
-        self.point_encoder.setCurrentText(cfg.model.point_encoder)
-        self.image_encoder.setCurrentText(cfg.model.image_encoder)
-        self.k.setValue(cfg.model.k)
-        self.points.setValue(cfg.data.num_points)
-        self.image_size.setValue(cfg.data.image_size)
-        self.epochs.setValue(cfg.optim.epochs)
-        self.batch.setValue(cfg.optim.batch_size)
-        self.lr.setValue(cfg.optim.lr)
-        self.device.setCurrentText(cfg.run.device if cfg.run.device in ("auto", "cpu", "cuda") else "auto")
-        self.workers.setValue(cfg.data.workers)
+        self._loading = True
+        try:
+            self.name.setText(cfg.name)
+            for key, w in self.fields.items():
+                sec, name = key.split(".")
+                v = getattr(getattr(cfg, sec), name)
+                if isinstance(w, QComboBox):
+                    i = w.findText(str(v))
+                    if i < 0 and w.isEditable():
+                        w.setEditText(str(v))
+                    else:
+                        w.setCurrentIndex(max(i, 0))
+                elif isinstance(w, QCheckBox):
+                    w.setChecked(bool(v))
+                elif isinstance(w, QSpinBox):
+                    w.setValue(int(v))
+                else:
+                    w.setText(repr(v) if isinstance(v, float) else str(v))
+        finally:
+            self._loading = False
+        self._changed()
+
+    def value(self, key: str):
+        """The field's value, as text for floats (the config converts and checks it)."""
+        from PyQt6.QtWidgets import QCheckBox
+
+        w = self.fields[key]
+        if isinstance(w, QComboBox):
+            return w.currentText().strip()
+        if isinstance(w, QCheckBox):
+            return w.isChecked()
+        if isinstance(w, QSpinBox):
+            return w.value()
+        return w.text().strip()
+
+    def set_value(self, key: str, value) -> None:
+        from PyQt6.QtWidgets import QCheckBox
+
+        w = self.fields[key]
+        if isinstance(w, QComboBox):
+            i = w.findText(str(value))
+            if i < 0 and w.isEditable():
+                w.setEditText(str(value))
+            else:
+                w.setCurrentIndex(i)
+        elif isinstance(w, QCheckBox):
+            w.setChecked(bool(value))
+        elif isinstance(w, QSpinBox):
+            w.setValue(int(value))
+        else:
+            w.setText(str(value))
 
     def config(self) -> PretrainConfig:
         """The config the fields describe (raises ConfigError with what is wrong)."""
-        return apply_overrides(self._base_cfg, [
-            f"data.root={self.data.text().strip() or 'demo'}",
-            f"model.point_encoder={self.point_encoder.currentText()}",
-            f"model.image_encoder={self.image_encoder.currentText()}",
-            f"model.k={self.k.value()}",
-            f"data.num_points={self.points.value()}",
-            f"data.image_size={self.image_size.value()}",
-            f"optim.epochs={self.epochs.value()}",
-            f"optim.batch_size={self.batch.value()}",
-            f"optim.lr={self.lr.value()!r}",
-            f"run.device={self.device.currentText()}",
-            f"data.workers={self.workers.value()}",
-        ])
+        from crosspoint.config import from_dict, to_dict
 
+        data = to_dict(self._base_cfg)
+        data["name"] = self.name.text().strip() or self._base_cfg.name
+        for key in self.fields:
+            sec, name = key.split(".")
+            v = self.value(key)
+            if key == "data.root" and not v:
+                v = "demo"
+            data[sec][name] = v
+        return from_dict(data, PretrainConfig)
+
+    def yaml_text(self) -> str:
+        return dump_config(self.config())
+
+    def _changed(self, *_) -> None:
+        if self._loading:
+            return
+        try:
+            text = self.yaml_text()
+        except ConfigError as exc:
+            self.error.setText(str(exc))
+            self.yaml_view.setPlainText(f"# not a valid config: {exc}")
+            self.save_yaml_button.setEnabled(False)
+            return
+        self.error.setText("")
+        self.problems = []
+        bar = self.yaml_view.verticalScrollBar().value()
+        self.yaml_view.setPlainText(text)
+        self.yaml_view.verticalScrollBar().setValue(bar)
+        self.save_yaml_button.setEnabled(True)
+
+    def save_yaml(self, path) -> Path:
+        """Write the config as YAML (``crosspoint pretrain --config`` reads it)."""
+        from crosspoint.atomic import atomic_write_text
+
+        path = Path(path)
+        atomic_write_text(path, self.yaml_text())
+        return path
+
+    def _save_yaml_dialog(self) -> None:
+        start = str(Path(self.out.text().strip() or str(self._runs_dir)).parent / "pretrain.yaml")
+        path, _ = QFileDialog.getSaveFileName(self, "Save the config", start, "YAML (*.yaml *.yml)")
+        if path:
+            try:
+                self.save_yaml(path)
+            except (OSError, ConfigError) as exc:
+                self.error.setText(f"could not save {path}: {exc}")
+
+    # -- starting ---------------------------------------------------------------------------------
     def out_dir(self) -> Path:
         return Path(self.out.text().strip()).expanduser()
 
     def _accept(self) -> None:
+        """Start: refused, with every problem listed, when the config, the output folder or the
+        dataset is not usable (nothing is created then); the dataset check runs in a thread."""
+        if self.checking:
+            return
         try:
             cfg = self.config()
         except ConfigError as exc:
             self.error.setText(str(exc))
             return
         out = self.out_dir()
+        if not self.out.text().strip():
+            self.error.setText("choose an output folder")
+            return
         holder = lock_holder(out)
         if holder is not None:
             self.error.setText(f"{out} is in use by {describe_holder(holder)}: choose another folder, or wait "
@@ -185,10 +424,35 @@ class TrainingDialog(QDialog):
         if (out / "checkpoints").is_dir() and any((out / "checkpoints").glob("*.pt")):
             self.error.setText(f"{out} already holds a run: choose another folder, or attach to it and resume")
             return
-        root = cfg.data.root
-        if root != "demo" and not Path(root).expanduser().is_dir():
-            self.error.setText(f"dataset folder {root!r} does not exist")
+        if cfg.data.root == "demo" and cfg.run.selection != "test":
+            self._finish(cfg, [])
             return
+        from explorer.workers import run_in_thread
+
+        self.checking = True
+        self.start_button.setEnabled(False)
+        self.error.setStyleSheet("")
+        self.error.setText("checking the dataset (crosspoint check-data --quick) ...")
+        run_in_thread(check_dataset, cfg, on_result=lambda problems: self._finish(cfg, problems),
+                      on_error=lambda exc: self._finish(cfg, [f"the dataset check failed: {exc}"]),
+                      owner=self)
+
+    def _finish(self, cfg: PretrainConfig, problems: list[str]) -> None:
+        self.checking = False
+        self.start_button.setEnabled(True)
+        self.error.setStyleSheet("color: #ff8a80;")
+        self.problems = list(problems)
+        if problems:
+            shown = problems[:8]
+            more = f"\n... and {len(problems) - len(shown)} more" if len(problems) > len(shown) else ""
+            self.error.setText(f"Not started: the dataset has {len(problems)} problem(s) "
+                               "(crosspoint check-data lists them too):\n" + "\n".join(f"\u2022 {p}" for p in shown)
+                               + more)
+            self.error.setToolTip("\n".join(problems))
+            return
+        out = self.out_dir()
+        if out.parent.resolve() != self._runs_dir.resolve():  # a project folder of the user's: next time too
+            self.settings.setValue("training/project_dir", str(out.parent.resolve()))
         self._cfg = cfg
         self.accept()
 
@@ -210,8 +474,14 @@ class RunMonitor(QWidget):
 
     POLL_MS = 300
 
-    def __init__(self, parent=None):
+    def __init__(self, parent=None, *, settings=None):
         super().__init__(parent)
+        from explorer.state import RunProgress
+
+        self.settings = settings
+        #: the progress line's model: the ETA is shown only while a live process runs the watched run
+        self.run_progress = RunProgress()
+        self.run_progress.changed.connect(self._show_progress)
         self.run_dir: Path | None = None
         self.process: QProcess | None = None
         self.reader: EventReader | None = None
@@ -247,8 +517,8 @@ class RunMonitor(QWidget):
         self.stop_button.clicked.connect(self.stop)
         self.resume_button.clicked.connect(self.resume)
         self.open_button.clicked.connect(self._open_checkpoint)
-        self.attach_button.clicked.connect(self._attach_dialog)
-        self.new_button.clicked.connect(self._new_dialog)
+        self.attach_button.clicked.connect(self.attach_dialog)
+        self.new_button.clicked.connect(self.new_run_dialog)
         top.addWidget(self.title, 1)
         top.addWidget(self.live_label)
         for b in (self.new_button, self.attach_button, self.stop_button, self.resume_button, self.open_button):
@@ -270,8 +540,12 @@ class RunMonitor(QWidget):
         self.curve_cross = self.loss_plot.plot(pen=pg.mkPen("#ffb74d", width=1.5), name="cross-modal")
         self.lr_plot = pg.PlotWidget(title="learning rate")
         self.lr_plot.setLabel("bottom", "step")
+        self.lr_plot.showGrid(x=True, y=True, alpha=0.2)
         self.curve_lr = self.lr_plot.plot(pen=pg.mkPen("#aed581", width=1.5))
-        self.acc_plot = pg.PlotWidget(title="validation linear-SVM accuracy")
+        # the y range is set from the data (_refresh_plots): a constant lr must not be drawn at 0 on a
+        # +-0.4 axis (the auto range of a flat line), so the axis runs from 0 to above the largest lr
+        self.lr_plot.enableAutoRange(axis="y", enable=False)
+        self.acc_plot = pg.PlotWidget(title="validation SVM accuracy")
         self.acc_plot.setLabel("bottom", "epoch")
         self.acc_plot.showGrid(x=True, y=True, alpha=0.2)
         # accuracies live in [0, 1]: a fixed range keeps a flat curve flat instead of zooming on noise
@@ -280,10 +554,20 @@ class RunMonitor(QWidget):
         self.acc_plot.enableAutoRange(axis="y", enable=False)
         self.curve_acc = self.acc_plot.plot(pen=pg.mkPen("#ce93d8", width=2), symbol="o", symbolSize=6,
                                             symbolBrush="#ce93d8")
+        small = QFont(self.font())
+        small.setPointSizeF(max(7.0, small.pointSizeF() * 0.85))
         for p in (self.loss_plot, self.lr_plot, self.acc_plot):
             p.setBackground("#1e2126")
-            p.setMinimumHeight(80)
-            p.setMinimumWidth(120)
+            p.setMinimumHeight(110)
+            p.setMinimumWidth(150)
+            item = p.getPlotItem()
+            item.titleLabel.setMaximumHeight(18)  # the title takes one short line, not a fifth of the plot
+            item.layout.setRowFixedHeight(0, 18)
+            for ax in ("left", "bottom"):
+                item.getAxis(ax).setStyle(tickFont=small)
+                item.getAxis(ax).label.setFont(small)
+            item.getAxis("bottom").setHeight(32)
+        self.lr_plot.getAxis("left").enableAutoSIPrefix(True)
 
         self.log_view = QPlainTextEdit()
         self.log_view.setReadOnly(True)
@@ -311,9 +595,13 @@ class RunMonitor(QWidget):
         split.setSizes([900, 300])
 
         lay = QVBoxLayout(self)
+        lay.setContentsMargins(4, 4, 4, 4)
+        lay.setSpacing(4)
         lay.addLayout(top)
-        lay.addWidget(self.progress)
-        lay.addWidget(self.status_label)
+        prow = QHBoxLayout()  # progress and status share a row: the plots get the height
+        prow.addWidget(self.progress, 2)
+        prow.addWidget(self.status_label, 3)
+        lay.addLayout(prow)
         lay.addWidget(split, 1)
         self._update_buttons()
 
@@ -377,6 +665,7 @@ class RunMonitor(QWidget):
             if self.status == "running" and (was is not None or self._attached_check):
                 # its events end without "end"/"stopped"/"error", and nothing holds the folder: it died
                 self.status = "stopped"
+                self.run_progress.set_status("watching")
                 self._set_status("not running: the run's process is gone (it ended without a final event); "
                                  "Resume continues from the last checkpoint", error=True)
         self._attached_check = False
@@ -396,13 +685,15 @@ class RunMonitor(QWidget):
     def running(self) -> bool:
         return self.process is not None and self.process.state() != QProcess.ProcessState.NotRunning
 
-    def _new_dialog(self) -> None:
-        dlg = TrainingDialog(self)
+    def new_run_dialog(self) -> None:
+        """The training dialog; a run starts when it is accepted (its dataset checked)."""
+        dlg = TrainingDialog(self, settings=self.settings)
         if dlg.exec() == QDialog.DialogCode.Accepted and dlg.accepted_config() is not None:
             self.start(dlg.accepted_config(), dlg.out_dir())
 
-    def _attach_dialog(self) -> None:
-        d = QFileDialog.getExistingDirectory(self, "Attach to a run folder", str(Path.cwd()))
+    def attach_dialog(self) -> None:
+        start = self.run_dir.parent if self.run_dir is not None else default_runs_dir(self.settings)
+        d = QFileDialog.getExistingDirectory(self, "Attach to a run folder", str(start if start.is_dir() else Path.home()))
         if d:
             self.attach(d)
 
@@ -451,6 +742,7 @@ class RunMonitor(QWidget):
         self.last_error = ""
         proc.start(sys.executable, full)
         self.timer.start()
+        self.run_progress.set_status("running")
         self._set_status("starting ...")
         self._update_buttons()
 
@@ -485,6 +777,9 @@ class RunMonitor(QWidget):
                 v.clear()
             self.log_view.clear()
             self.status = "watching"
+            self.run_progress.reset()
+            self.progress.setValue(0)
+            self.run_progress.set_status("watching")
         self.title.setText(str(self.run_dir))
         self._refresh_plots()
         self._update_buttons()
@@ -526,6 +821,7 @@ class RunMonitor(QWidget):
                     self._drop_superseded(int(e.get("start_step") or 0), int(e.get("start_epoch") or 0))
                 if not self.running and self.status == "watching":
                     self.status = "running"
+                    self.run_progress.set_status("running")
             elif kind == "step":
                 self._steps["step"].append(e.get("step", 0))
                 self._steps["loss"].append(e.get("loss"))
@@ -533,9 +829,8 @@ class RunMonitor(QWidget):
                 self._steps["cross"].append(e.get("loss_cross"))
                 self._steps["lr"].append(e.get("lr"))
                 self.progress.setValue(int(1000 * min(max(e.get("progress") or 0.0, 0.0), 1.0)))
-                eta = e.get("eta_s")
-                self.progress.setFormat(f"epoch {e.get('epoch', 0) + 1}  step {e.get('step')}  "
-                                        f"{100 * (e.get('progress') or 0):.0f}%  ETA {_fmt_time(eta)}")
+                self.run_progress.set_step(e.get("epoch", 0), e.get("step", 0), e.get("progress") or 0.0,
+                                           e.get("eta_s"))
                 self._set_status(f"loss {e.get('loss', float('nan')):.4f} (intra {e.get('loss_intra', 0):.3f}, "
                                  f"cross {e.get('loss_cross', 0):.3f})  lr {e.get('lr', 0):.2e}  "
                                  f"{e.get('samples_per_s', 0):.1f} samples/s")
@@ -546,6 +841,7 @@ class RunMonitor(QWidget):
                 self.append_log(f"checkpoint written: {e.get('path')}")
             elif kind in ("end", "stopped", "error"):
                 self.status = kind
+                self.run_progress.set_status(kind)
                 if kind == "error":
                     self.last_error = e.get("message", "")
                     tb = (e.get("traceback") or "").strip().splitlines()[-6:]
@@ -582,8 +878,17 @@ class RunMonitor(QWidget):
         self.curve_total.setData(x, arr(s["loss"]), connect="finite")
         self.curve_intra.setData(x, arr(s["intra"]), connect="finite")
         self.curve_cross.setData(x, arr(s["cross"]), connect="finite")
-        self.curve_lr.setData(x, arr(s["lr"]), connect="finite")
+        lr = arr(s["lr"])
+        self.curve_lr.setData(x, lr, connect="finite")
+        finite = lr[np.isfinite(lr)]
+        top = float(finite.max()) if finite.size else 0.0
+        self.lr_plot.setYRange(0.0, top * 1.15 if top > 0 else 1.0, padding=0)
         self.curve_acc.setData(np.asarray(self._val["epoch"], float), arr(self._val["acc"]))
+
+    def _show_progress(self) -> None:
+        self.progress.setFormat(self.run_progress.text())
+        if self.run_progress.status == "end":
+            self.progress.setValue(1000)
 
     def _set_status(self, text: str, error: bool = False) -> None:
         self.status_label.setText(text)
@@ -599,11 +904,14 @@ class RunMonitor(QWidget):
                 self.last_error = "\n".join(tail) or f"exit code {code}"
                 self._set_status(f"FAILED (exit code {code}): " + (tail[-1] if tail else ""), error=True)
             self.status = "error" if self.status == "error" else "crashed"
+            self.run_progress.set_status(self.status)
             self.runFinished.emit(self.status)
         elif self.status not in ("end", "stopped"):
             self.status = "stopped"
+            self.run_progress.set_status("stopped")
             self.runFinished.emit("stopped")
         else:
+            self.run_progress.set_status(self.status)
             self.runFinished.emit(self.status)
         self.process = None
         self.timer.stop()
@@ -614,6 +922,7 @@ class RunMonitor(QWidget):
             self.last_error = f"could not start {sys.executable}"
             self._set_status("FAILED: " + self.last_error, error=True)
             self.status = "crashed"
+            self.run_progress.set_status("crashed")
             self.process = None
             self._update_buttons()
 
@@ -641,11 +950,3 @@ class RunMonitor(QWidget):
                 self.process.waitForFinished(2000)
         self.timer.stop()
 
-
-def _fmt_time(seconds) -> str:
-    if seconds is None or not np.isfinite(seconds):
-        return "--"
-    seconds = int(seconds)
-    h, rem = divmod(seconds, 3600)
-    m, s = divmod(rem, 60)
-    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"

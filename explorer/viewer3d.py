@@ -46,8 +46,9 @@ class Viewer3D(QWidget):
         self._last_pos = None
         self._press_pos = None
         self._overlay_text = ""
-        self._legend: list[tuple[str, tuple[float, float, float]]] = []
+        self._legend: list[tuple[str, tuple[float, float, float] | None]] = []
         self._colorbar: tuple[str, np.ndarray, float, float] | None = None
+        self._colorbar_stale = ""
         self._picked: int | None = None
         self._single: tuple[np.ndarray, int] | None = None  # (location, count) of a cloud at one place
         self.last_frame_ms = 0.0
@@ -106,15 +107,35 @@ class Viewer3D(QWidget):
             self._renderer.set_show_mesh(show)
         self.request_render()
 
-    def set_legend(self, entries: list[tuple[str, tuple[float, float, float]]]) -> None:
-        """Categorical legend drawn over the view: ``[(name, (r, g, b)), ...]``; empty hides it."""
+    def set_legend(self, entries: list[tuple[str, tuple[float, float, float] | None]]) -> None:
+        """Categorical legend drawn over the view: ``[(name, (r, g, b)), ...]``; empty hides it. An
+        entry without a colour is a heading (bold, no swatch)."""
         self._legend = list(entries)
         self.update()
 
     def set_colorbar(self, title: str | None, lut: np.ndarray | None = None, vmin: float = 0.0,
-                     vmax: float = 1.0) -> None:
+                     vmax: float = 1.0, *, stale: str = "") -> None:
+        """A colour bar in the lower right corner (``title`` None hides it); ``stale``: why the values
+        no longer match what is selected (the bar is then drawn marked, with the reason in its tooltip)."""
         self._colorbar = None if title is None else (title, np.asarray(lut), float(vmin), float(vmax))
+        self._colorbar_stale = stale if title is not None else ""
+        self.setToolTip(f"Stale: {stale}" if self._colorbar_stale else "")
         self.update()
+
+    @property
+    def colorbar_title(self) -> str | None:
+        return None if self._colorbar is None else self._colorbar[0]
+
+    @property
+    def colorbar_stale(self) -> str:
+        return self._colorbar_stale
+
+    def colorbar_rect(self) -> QRectF | None:
+        """Where the colour bar is drawn (widget coordinates), None when there is none."""
+        if self._colorbar is None:
+            return None
+        h = float(min(200, max(60, int(self.height() * 0.3))))
+        return QRectF(self.width() - 26, self.height() - h - 16, 12, h)
 
     def set_overlay_text(self, text: str) -> None:
         self._overlay_text = text
@@ -261,12 +282,21 @@ class Viewer3D(QWidget):
         p.setFont(font)
         fm = p.fontMetrics()
         rows = self._legend[:30]
-        width = max(fm.horizontalAdvance(name) for name, _ in rows) + 34
+        bold = QFont(font)
+        bold.setBold(True)
+        width = max(fm.horizontalAdvance(name) + (8 if rgb is None else 28) for name, rgb in rows) + 14
         height = len(rows) * (fm.height() + 2) + 12
         x0, y0 = self.width() - width - 12, 12
         p.fillRect(QRectF(x0, y0, width, height), QColor(20, 22, 26, 200))
         y = y0 + 6
         for name, rgb in rows:
+            if rgb is None:  # a heading
+                p.setFont(bold)
+                p.setPen(QColor(255, 196, 110) if "stale" in name else QColor(200, 204, 210))
+                p.drawText(QPointF(x0 + 8, y + fm.ascent()), name)
+                p.setFont(font)
+                y += fm.height() + 2
+                continue
             c = QColor.fromRgbF(*[float(v) for v in rgb])
             p.fillRect(QRectF(x0 + 8, y + 2, 14, fm.height() - 4), c)
             p.setPen(QColor(235, 235, 235))
@@ -276,19 +306,29 @@ class Viewer3D(QWidget):
             p.drawText(QPointF(x0 + 8, y + fm.ascent()), f"... {len(self._legend) - len(rows)} more")
 
     def _draw_colorbar(self, p: QPainter) -> None:
+        """A slim bar in the lower right corner (30 % of the view's height, at most 200 px), so that it
+        stays clear of an object framed in the middle; marked when its values are stale."""
         title, lut, vmin, vmax = self._colorbar
         fm = p.fontMetrics()
-        h = min(220, self.height() - 80)
-        x0, y0 = self.width() - 40, self.height() - h - 30
+        r = self.colorbar_rect()
+        x0, y0, bw, h = r.x(), r.y(), r.width(), int(r.height())
         n = len(lut)
         for i in range(h):
             c = lut[int((h - 1 - i) / max(h - 1, 1) * (n - 1))]
-            p.fillRect(QRectF(x0, y0 + i, 16, 1.5), QColor.fromRgbF(*[float(v) for v in c[:3]]))
-        p.setPen(QPen(QColor(220, 220, 220)))
-        p.drawRect(QRectF(x0, y0, 16, h))
+            p.fillRect(QRectF(x0, y0 + i, bw, 1.5), QColor.fromRgbF(*[float(v) for v in c[:3]]))
+        stale = bool(self._colorbar_stale)
+        p.setPen(QPen(QColor(255, 170, 60) if stale else QColor(220, 220, 220), 2 if stale else 1))
+        p.drawRect(QRectF(x0, y0, bw, h))
+        p.setPen(QColor(220, 220, 220))
         p.drawText(QPointF(x0 - fm.horizontalAdvance(f"{vmax:.2g}") - 4, y0 + fm.ascent()), f"{vmax:.2g}")
         p.drawText(QPointF(x0 - fm.horizontalAdvance(f"{vmin:.2g}") - 4, y0 + h), f"{vmin:.2g}")
-        p.drawText(QPointF(x0 - fm.horizontalAdvance(title) + 16, y0 - 6), title)
+        lines = [title] if not stale or " - STALE" not in title else title.split(" - ", 1)
+        y = y0 - 6 - (len(lines) - 1) * fm.height()
+        for k, line in enumerate(lines):
+            if k or (stale and len(lines) == 1):
+                p.setPen(QColor(255, 190, 90))
+            p.drawText(QPointF(x0 + bw - fm.horizontalAdvance(line), y), line)
+            y += fm.height()
 
     def _draw_single_marker(self, p: QPainter) -> None:
         """A ring and a caption around a cloud that is one location: a few pixels would be easy to miss."""
@@ -299,7 +339,7 @@ class Viewer3D(QWidget):
         dpr = self.devicePixelRatioF()
         x, y = float(uv[0, 0] / dpr), float(uv[0, 1] / dpr)
         p.setRenderHint(QPainter.RenderHint.Antialiasing, True)
-        p.setPen(QPen(QColor(255, 200, 90), 1.5))
+        p.setPen(QPen(QColor(255, 200, 90), 2.0))
         p.drawEllipse(QPointF(x, y), 16, 16)
         text = self.describe_single(count)
         where = f"at ({center[0]:.4g}, {center[1]:.4g}, {center[2]:.4g})"

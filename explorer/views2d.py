@@ -72,13 +72,43 @@ def load_image_file(path: str | Path) -> np.ndarray:
         raise ValueError(f"{path}: not a readable image ({exc})") from None
 
 
+class ElidedLabel(QLabel):
+    """One line of text, elided to the width it gets (the whole text in the tooltip): a caption that
+    wraps needs height the layout may not have, and then overlaps the image above it."""
+
+    def __init__(self, text: str = "", parent=None):
+        super().__init__(parent)
+        self._full = ""
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+        self.setFullText(text)
+
+    def setFullText(self, text: str) -> None:  # noqa: N802
+        self._full = str(text)
+        self.setToolTip(self._full)
+        self._elide()
+
+    def fullText(self) -> str:  # noqa: N802
+        return self._full
+
+    def resizeEvent(self, event):  # noqa: N802
+        super().resizeEvent(event)
+        self._elide()
+
+    def _elide(self) -> None:
+        w = max(self.width() - 2, 20)
+        super().setText(self.fontMetrics().elidedText(self._full, Qt.TextElideMode.ElideRight, w))
+
+    def minimumSizeHint(self):  # noqa: N802
+        return QSize(20, self.fontMetrics().height() + 2)
+
+
 class ImageView(QLabel):
     """A label that keeps its image scaled to fit, aspect preserved."""
 
     def __init__(self, parent=None):
         super().__init__(parent)
         self.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.setMinimumSize(100, 100)
+        self.setMinimumSize(60, 72)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         self.setStyleSheet("background: #ffffff; border: 1px solid #444;")
         self._pix: QPixmap | None = None
@@ -98,6 +128,12 @@ class ImageView(QLabel):
         self.setPixmap(self._pix.scaled(self.size() - QSize(4, 4), Qt.AspectRatioMode.KeepAspectRatio,
                                         Qt.TransformationMode.SmoothTransformation))
 
+    def sizeHint(self):  # noqa: N802
+        return QSize(224, 224)
+
+    def minimumSizeHint(self):  # noqa: N802
+        return self.minimumSize()  # not the pixmap's size: the image shrinks to the room there is
+
 
 class ViewsPanel(QWidget):
     """Thumbnails of the current object's rendered views (+ dropped images) and the selected one."""
@@ -110,7 +146,8 @@ class ViewsPanel(QWidget):
         super().__init__(parent)
         self.setAcceptDrops(True)
         self.size_px = size
-        self._views: list[dict] = []  # {"rgba", "camera" or None, "name"}
+        self._views: list[dict] = []  # {"rgba", "camera" or None, "name", "key"}
+        self._added = 0  # images added so far (their keys)
         self._overlay: np.ndarray | None = None
         self._generation = 0
         self._doc_key = None
@@ -137,8 +174,7 @@ class ViewsPanel(QWidget):
         self.show_overlay.toggled.connect(self._show_current)
         add = QPushButton("Add image...")
         add.clicked.connect(self._add_dialog)
-        self.caption = QLabel("")
-        self.caption.setWordWrap(True)
+        self.caption = ElidedLabel("")
 
         row = QHBoxLayout()
         row.addWidget(QLabel("Views:"))
@@ -169,7 +205,8 @@ class ViewsPanel(QWidget):
         self._refresh_thumbs()
 
     def set_object(self, cloud, key) -> None:
-        """Render the views of ``cloud`` (a PointCloud; its mesh when it has one)."""
+        """Render the views of ``cloud`` (a PointCloud; its mesh when it has one); ``key`` names the
+        object in the views' keys (:meth:`current_view`)."""
         if key == self._doc_key and self._views:
             return
         self._doc_key = key
@@ -188,7 +225,8 @@ class ViewsPanel(QWidget):
             return
         n, size = self.n_views.value(), self.size_px
         self.rendering = True
-        self.caption.setText("rendering views ...")
+        self.caption.setFullText("rendering views ...")
+        obj_key = self._doc_key
 
         def work():
             from crosspoint.render import render_views
@@ -204,7 +242,8 @@ class ViewsPanel(QWidget):
             if gen != self._generation:
                 return
             self._views = [{"rgba": img, "camera": cam, "name": f"view {i:02d} (az {cam.azimuth:.0f}°, "
-                                                            f"el {cam.elevation:.0f}°)"}
+                                                            f"el {cam.elevation:.0f}°)",
+                            "key": f"{obj_key}/render {n}/{i}"}
                            for i, (img, cam) in enumerate(views)] + user
             self.rendering = False
             self._refresh_thumbs()
@@ -213,13 +252,15 @@ class ViewsPanel(QWidget):
         def failed(exc):
             if gen == self._generation:
                 self.rendering = False
-                self.caption.setText(f"could not render views: {exc}")
+                self.caption.setFullText(f"could not render views: {exc}")
                 self.error.emit("render", str(exc))
 
         run_in_thread(work, on_result=done, on_error=failed, owner=self)
 
     def add_image(self, rgba: np.ndarray, name: str) -> None:
-        self._views.append({"rgba": np.asarray(rgba, np.uint8), "camera": None, "name": name})
+        self._added += 1
+        self._views.append({"rgba": np.asarray(rgba, np.uint8), "camera": None, "name": name,
+                            "key": f"image {self._added}: {name}"})
         self._refresh_thumbs(select=len(self._views) - 1)
 
     def add_image_file(self, path: str | Path) -> None:
@@ -237,6 +278,15 @@ class ViewsPanel(QWidget):
     def current_image(self) -> np.ndarray | None:
         i = self.current_index
         return self._views[i]["rgba"] if 0 <= i < len(self._views) else None
+
+    def current_view(self) -> tuple[str | None, str]:
+        """``(key, name)`` of the selected view: the key identifies the image (an object's rendered
+        view i of n, or an added image), so results computed for it can be told apart."""
+        i = self.current_index
+        if not 0 <= i < len(self._views):
+            return None, ""
+        v = self._views[i]
+        return v.get("key"), v["name"]
 
     def current_camera(self):
         i = self.current_index
@@ -288,7 +338,7 @@ class ViewsPanel(QWidget):
             self._on_select(self.thumbs.currentRow())
         else:
             self.big.set_image(None)
-            self.caption.setText("no views")
+            self.caption.setFullText("no views")
 
     def _on_select(self, row: int) -> None:
         self._overlay = None
@@ -309,9 +359,9 @@ class ViewsPanel(QWidget):
             img = np.asarray(Image.fromarray(img).resize((s, s), Image.BILINEAR))
         self.big.set_image(img)
         h, w = v["rgba"].shape[:2]
-        self.caption.setText(f"{v['name']} - {w}x{h}" + (" - heat: Grad-CAM on the last ResNet stage"
-                                                          if self._overlay is not None and self.show_overlay.isChecked()
-                                                          else ""))
+        self.caption.setFullText(f"{v['name']} - {w}x{h}" + (" - heat: Grad-CAM on the last ResNet stage"
+                                                              if self._overlay is not None
+                                                              and self.show_overlay.isChecked() else ""))
 
     def _add_dialog(self) -> None:
         files, _ = QFileDialog.getOpenFileNames(self, "Add images", str(Path.home()),

@@ -62,24 +62,27 @@ def test_segmentation_button_colours_the_object_by_part(qtbot, window, ckpts):
     doc = window.state.current
     qtbot.mouseClick(mp.seg_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: "segmentation" in doc.results and not mp.busy, timeout=60_000)
-    seg = doc.results["segmentation"]
+    seg = doc.results["segmentation"].value
     assert seg["source"] == "head"
     assert seg["labels"].shape == (doc.cloud.n_points,)
     # the head predicts among the chair's parts only
     chair_ids = set(class_part_ids("chair"))
     assert set(np.unique(seg["labels"]).tolist()) <= chair_ids
-    assert doc.color_mode == "labels" and window.color_combo.currentData() == "labels"
+    assert doc.color_mode == "prediction" and window.color_combo.currentData() == "prediction"
     assert "chair" in mp.seg_note.text()
     qtbot.waitUntil(lambda: window.viewer.has_frame, timeout=10_000)
-    legend = [name for name, _ in window.viewer._legend]
+    legend = [name for name, rgb in window.viewer._legend if rgb is not None]
     assert len(legend) == len(np.unique(seg["labels"])) and set(legend) <= set(CLASS_PARTS["chair"]), legend
-    # File > Export writes the predicted labels and the colours shown
+    # File > Export writes the file's labels and the prediction beside them, with the colours shown
+    import plyfile
+
     from crosspoint.io import read_point_cloud
 
     out = Path(window.settings.fileName()).parent / "chair_parts.ply"
-    window.export_document(doc, str(out))
+    assert window.export_document(doc, str(out))
     back = read_point_cloud(out)
-    np.testing.assert_array_equal(back.labels, seg["labels"])
+    np.testing.assert_array_equal(back.labels, doc.cloud.labels)
+    np.testing.assert_array_equal(np.asarray(plyfile.PlyData.read(str(out))["vertex"]["pred_label"]), seg["labels"])
     assert back.colors is not None and len(np.unique(np.round(back.colors, 2), axis=0)) == len(legend)
 
 
@@ -90,14 +93,16 @@ def test_clustering_segmentation_without_a_head(qtbot, window, ckpts):
     assert mp.k_parts.isEnabled() and not mp.category.isEnabled()
     # the current object is embedded in the background and the panel says so
     qtbot.waitUntil(lambda: mp.embed_status.text().startswith("embedded"), timeout=30_000)
-    emb = window.state.current.results["embedding"]
-    assert emb["fingerprint"] == mp.session.fingerprint and emb["feature"].shape == (mp.session.point_encoder.feature_dim,)
+    result = window.state.current.results["embedding"]
+    emb = result.value
+    assert result.provenance.checkpoint == mp.session.fingerprint
+    assert emb["feature"].shape == (mp.session.point_encoder.feature_dim,)
     assert abs(np.linalg.norm(emb["projection"]) - 1) < 1e-4
     mp.k_parts.setValue(3)
     doc = window.state.current
     qtbot.mouseClick(mp.seg_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: "segmentation" in doc.results and not mp.busy, timeout=60_000)
-    seg = doc.results["segmentation"]
+    seg = doc.results["segmentation"].value
     assert seg["source"] != "head" and len(np.unique(seg["labels"])) == 3
     assert "unsupervised" in mp.seg_note.text()
 
@@ -113,19 +118,20 @@ def test_heatmap_on_points_and_on_the_view(qtbot, window, ckpts):
     assert mp.heat_button.isEnabled()
     qtbot.mouseClick(mp.heat_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: "heatmap" in doc.results and not mp.busy, timeout=120_000)
-    heat = doc.results["heatmap"]["values"]
+    heat = doc.results["heatmap"].value["values"]
     assert heat.shape == (doc.cloud.n_points,) and np.isfinite(heat).all()
     assert heat.min() >= 0 and heat.max() <= 1 and heat.std() > 0
     assert doc.color_mode == "heatmap"
     assert "cosine similarity" in mp.similarity.text()
-    img_heat = doc.results["image_heatmap"]["values"]
+    img_heat = doc.results["image_heatmap"].value["values"]
     assert img_heat.ndim == 2 and np.isfinite(img_heat).all()
     shown = views.displayed_image()
     assert shown.shape[:2] == raw.shape[:2] and np.abs(shown[..., :3].astype(int) - raw[..., :3]).mean() > 1, \
         "the view shows the heat overlay"
-    # picking another view makes the image heatmap stale: the overlay goes away
+    # picking another view makes the heatmaps stale: the overlay goes away, the bar is marked
     views.thumbs.setCurrentRow((views.current_index + 1) % views.image_count())
-    qtbot.waitUntil(lambda: "image_heatmap" not in doc.results, timeout=5000)
+    assert window.state.is_stale(doc, "image_heatmap") and views._overlay is None
+    assert window.viewer.colorbar_stale and "STALE" in window.viewer.colorbar_title
 
 
 def test_retrieval_lists_open_objects_by_similarity(qtbot, window, ckpts, shared_data):

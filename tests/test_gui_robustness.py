@@ -226,7 +226,8 @@ def test_a_long_list_of_failed_files_collapses_with_the_full_list_available(qtbo
 # -- 4. run folders held by a live process ------------------------------------------------------------
 def _fake_run(folder: Path, *, finished: bool = True) -> Path:
     folder.mkdir(parents=True)
-    events = [{"event": "start", "time": 1.0, "epochs": 2, "steps_per_epoch": 3, "start_step": 0},
+    events = [{"event": "start", "time": 1.0, "name": "fake", "config": {}, "epochs": 2, "steps_per_epoch": 3,
+               "world_size": 1, "device": "cpu", "resumed_from": None, "start_epoch": 0, "start_step": 0},
               {"event": "step", "time": 2.0, "step": 1, "epoch": 0, "loss": 1.5, "loss_intra": 0.7,
                "loss_cross": 0.8, "lr": 1e-3, "progress": 0.2, "eta_s": 30, "samples_per_s": 10.0}]
     if finished:

@@ -35,17 +35,18 @@ def test_dialog_builds_a_valid_config_and_refuses_bad_input(qtbot, tmp_path):
     dlg = TrainingDialog(default_out=str(tmp_path / "run"))
     qtbot.addWidget(dlg)
     assert dlg.base.currentText() == "cpu-demo"
-    dlg.epochs.setValue(7)
-    dlg.lr.setValue(0.0005)
-    dlg.image_encoder.setCurrentText("resnet50")
+    dlg.set_value("optim.epochs", 7)
+    dlg.set_value("optim.lr", "0.0005")
+    dlg.set_value("model.image_encoder", "resnet50")
     cfg = dlg.config()
     assert cfg.optim.epochs == 7 and cfg.optim.lr == pytest.approx(5e-4) and cfg.model.image_encoder == "resnet50"
     assert cfg.data.root == "demo"
-    dlg.data.setText(str(tmp_path / "missing"))
+    dlg.set_value("data.root", str(tmp_path / "missing"))
     dlg._accept()
-    assert "does not exist" in dlg.error.text() and dlg.accepted_config() is None
+    qtbot.waitUntil(lambda: not dlg.checking, timeout=30_000)
+    assert "no such folder" in dlg.error.text() and dlg.accepted_config() is None
     dlg.base.setCurrentText("paper")
-    assert dlg.k.value() == 15 and dlg.image_encoder.currentText() == "resnet50"
+    assert dlg.value("model.k") == 15 and dlg.value("model.image_encoder") == "resnet50"
 
 
 def test_monitor_runs_stops_resumes_and_attaches(qtbot, tiny_demo, tmp_path):

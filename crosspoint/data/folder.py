@@ -3,6 +3,8 @@
 Classes are the sub-folders (sorted by name; label = position), objects the supported files
 directly inside them (sorted by name). Hidden entries and ``.crosspoint_cache`` are skipped; files
 with other extensions, nested folders and files directly in ``root`` are ignored with a warning.
+A flat folder -- supported files directly in ``root`` and no class sub-folder -- is one class,
+:data:`UNLABELLED` (label 0), with a warning saying so.
 
 Points
     Each file is read once with :func:`crosspoint.io.read_point_cloud` (meshes are sampled on
@@ -53,6 +55,8 @@ log = logging.getLogger(__name__)
 __all__ = ["FolderIndex", "scan_folder", "FolderPretrainDataset", "FolderClassification", "cache_root_for", "MAX_READ_POINTS"]
 
 MAX_READ_POINTS = 100_000
+#: the one class of a flat folder (files directly in ``root``, no class sub-folders)
+UNLABELLED = "unlabelled"
 DEFAULT_N_VIEWS = 12
 VIEW_SIZE = 137
 
@@ -119,6 +123,16 @@ def scan_folder(root) -> FolderIndex:
             files.append(f)
             labels.append(label)
             keys.append(key)
+    flat = [root / name for name in loose if Path(name).suffix.lower() in exts and not name.startswith(".")]
+    if not classes and flat:
+        stems = [f.stem for f in flat]
+        for f in flat:
+            files.append(f)
+            labels.append(0)
+            keys.append(f"{UNLABELLED}/{f.stem}" if stems.count(f.stem) == 1 else f"{UNLABELLED}/{f.name}")
+        classes.append(UNLABELLED)
+        warnings.append(f"{root}: no class sub-folders; its {len(flat)} file(s) are one unlabelled class")
+        loose = [name for name in loose if root / name not in flat]
     if not classes:
         problems.append(f"{root}: no class sub-folders (expected root/<class_name>/<files>)")
     if ignored:

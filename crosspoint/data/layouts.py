@@ -30,7 +30,8 @@ Layouts (``LayoutInfo.name``):
     ``<synset>/<id>.txt`` and ``train_test_split/shuffled_{train,val,test}_file_list.json``.
 ``folder``
     ``root/<class>/<files>`` in any format :mod:`crosspoint.io` reads (only tried on ``root``
-    itself, and only when nothing else matched there).
+    itself, and only when nothing else matched there). A flat folder -- files directly in
+    ``root``, no class sub-folders -- is one unlabelled class (``details["flat"]``).
 """
 
 from __future__ import annotations
@@ -261,6 +262,11 @@ def _match_folder(d: Path) -> LayoutInfo | None:
         except OSError:
             continue
     if not classes:
+        try:  # a flat folder of files: one unlabelled class
+            if any(f.is_file() and not f.name.startswith(".") and f.suffix.lower() in exts for f in d.iterdir()):
+                return LayoutInfo("folder", d, {"classes": [], "flat": True})
+        except OSError:
+            pass
         return None
     return LayoutInfo("folder", d, {"classes": classes})
 
@@ -356,7 +362,7 @@ def detect_layout(root, task: str | None = None, layout: str | None = None) -> L
         f"{root}: no dataset layout recognised. Expected one of: ShapeNet/ + ShapeNetRendering/ "
         f"(shapenet_render), modelnet40_ply_hdf5_2048/ply_data_*.h5, ScanObjectNN main_split/*.h5, "
         f"shapenet_part_seg_hdf5_data/ply_data_*.h5, {PART_TXT_DIR}/ with synsetoffset2category.txt, "
-        f"or one sub-folder per class holding point-cloud/mesh files"
+        f"or one sub-folder per class holding point-cloud/mesh files (or the files themselves)"
     )
 
 
