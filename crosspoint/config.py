@@ -264,7 +264,9 @@ def dump_config(cfg) -> str:
     return yaml.safe_dump(to_dict(cfg), sort_keys=False)
 
 
-_CHOICES = {
+#: the settings that take one of a few values: (section, key) -> the values (the training dialog's
+#: drop-downs read it)
+CHOICES = {
     ("model", "point_encoder"): ("dgcnn", "dgcnn_seg", "pointnet"),
     ("model", "image_encoder"): ("resnet18", "resnet34", "resnet50"),
     ("optim", "optimizer"): ("adam", "sgd"),
@@ -289,6 +291,9 @@ LEGACY_DEFAULTS = {
 }
 
 
+_CHOICES = CHOICES  # the name of earlier versions
+
+
 def upgrade_legacy(data: dict) -> dict:
     """A copy of a saved config dict with the settings it predates filled in as it behaved then."""
     import copy
@@ -303,7 +308,7 @@ def upgrade_legacy(data: dict) -> dict:
 def validate(cfg) -> None:
     if not isinstance(cfg, PretrainConfig):
         return
-    for (sec, key), choices in _CHOICES.items():
+    for (sec, key), choices in CHOICES.items():
         v = getattr(getattr(cfg, sec), key)
         if v not in choices:
             raise ConfigError(f"{sec}.{key} = {v!r}; choose one of {', '.join(choices)}")

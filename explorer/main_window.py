@@ -42,8 +42,9 @@ DISPLAY_MAX_POINTS = 1_000_000  # ~170 ms a frame here (bench_viewer.py); more i
 
 
 def default_up_axis(cloud: PointCloud) -> int:
-    """+Z for formats whose data is conventionally Z-up (ModelNet's OFF meshes, LAS scans), else +Y."""
-    return 2 if cloud.source_format.lower() in ("off", "las", "laz") else 1
+    """The up axis the reader recorded for the file (``crosspoint.io``'s format registry: +Z for
+    ModelNet's OFF meshes and LAS scans, +Y otherwise)."""
+    return int(getattr(cloud, "up_axis", 1) or 1)
 
 
 def single_location_note(cloud: PointCloud) -> str:

@@ -269,9 +269,14 @@ class AppState:
         return True
 
     def set_up_axis(self, doc: Document, axis: int) -> None:
-        """Which axis of ``doc`` points up (drawing, height colours, the camera)."""
-        if doc.up_axis != int(axis):
+        """Which axis of ``doc`` points up: one property of the object that the drawing, the height
+        colours, the camera and the model (``cloud.up_axis``: analyses turn the cloud +Y up by it)
+        all use. Results computed in the other orientation are removed."""
+        if doc.up_axis != int(axis) or doc.cloud.up_axis != int(axis):
             doc.up_axis = int(axis)
+            doc.cloud.up_axis = int(axis)
+            for kind in list(doc.results):
+                self.set_result(doc, kind, None)
             self.documentUpdated.emit(doc)
 
     # -- context --------------------------------------------------------------------------------

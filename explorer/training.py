@@ -67,7 +67,7 @@ def config_choices() -> dict[str, tuple[str, ...]]:
     :func:`crosspoint.config.validate` checks them)."""
     from crosspoint import config as C
 
-    return {f"{sec}.{key}": tuple(v) for (sec, key), v in getattr(C, "_CHOICES", {}).items()}
+    return {f"{sec}.{key}": tuple(v) for (sec, key), v in C.CHOICES.items()}
 
 
 def field_docs(cls) -> dict[str, str]:

@@ -257,3 +257,20 @@ def test_export_adds_the_prediction_beside_the_files_labels(tmp_path):
     write_point_cloud(path, cloud)
     assert "one label column" in add_columns(path, pred)
     assert not list(tmp_path.glob(".*tmp*"))  # no temporary files left behind
+
+
+def test_the_up_axis_is_one_property_of_the_object_and_drops_results_of_the_other_orientation():
+    import numpy as np
+
+    from crosspoint.pointcloud import PointCloud
+    from explorer.state import AppState, Document
+
+    state = AppState()
+    cloud = PointCloud(np.random.default_rng(0).standard_normal((20, 3)), source_format="off", up_axis=2)
+    doc = Document(cloud, "x.off", up_axis=cloud.up_axis)
+    state.add(doc)
+    state.set_result(doc, "segmentation", {"labels": np.zeros(20, np.int64), "names": {0: "part"}})
+    assert "segmentation" in doc.results
+    state.set_up_axis(doc, 1)
+    assert doc.up_axis == cloud.up_axis == 1 and "segmentation" not in doc.results
+    assert np.array_equal(cloud.model_points(), cloud.points)
