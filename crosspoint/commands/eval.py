@@ -1,4 +1,5 @@
-"""``crosspoint eval {svm,fewshot,partseg,retrieval}``: the paper's downstream protocols."""
+"""``crosspoint eval {svm,fewshot,partseg,retrieval,correspondence}``: the paper's downstream protocols
+and the 3D-2D correspondence figures."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import json
 import sys
 
 NAME = "eval"
-HELP = "evaluate a checkpoint: linear SVM, few-shot, part segmentation, cross-modal retrieval"
+HELP = "evaluate a checkpoint: linear SVM, few-shot, part segmentation, cross-modal retrieval, 3D-2D correspondence"
 DESCRIPTION = """\
 Evaluate a checkpoint with one of CrossPoint's downstream protocols (frozen encoder unless noted).
 
@@ -17,6 +18,7 @@ Evaluate a checkpoint with one of CrossPoint's downstream protocols (frozen enco
   crosspoint eval fewshot --protocol reference --checkpoint best_model.pth --data data/modelnet40_ply_hdf5_2048
   crosspoint eval partseg --checkpoint runs/partseg/checkpoints/best.pt --data data/shapenet_part_seg_hdf5_data
   crosspoint eval retrieval --checkpoint runs/demo/checkpoints/best.pt --data demo
+  crosspoint eval correspondence --checkpoint assets/demo_checkpoint.pt --data /tmp/d1 --json corr.json
 
 --checkpoint takes an official CrossPoint file, one of our checkpoints, or "random" (a seeded,
 randomly initialised encoder: the baseline). --json FILE writes the results as JSON. Run
@@ -133,6 +135,49 @@ def add_arguments(p) -> None:
                         "the checkpoint's data.background, white for checkpoints saved before that setting, "
                         "drop for official files and random encoders)")
     r.set_defaults(_eval=_run_retrieval)
+
+    c = sub.add_parser("correspondence", help="3D-2D correspondence: point <-> pixel, part occlusion, Grad-CAM readouts",
+                       formatter_class=raw, description=(
+                           "Measure what a checkpoint says about point <-> pixel correspondence on the objects of a\n"
+                           "demo dataset (`crosspoint make-demo`: meshes, labelled parts, rendered views with their\n"
+                           "cameras), against the exact geometry (the renderer's camera and depth buffer):\n"
+                           "  point -> pixel hit rate: for each visible point, the arg-max over the object's pixels of\n"
+                           "    its dense similarity map lands within 8 px (at 224 px) of its true projection (chance:\n"
+                           "    an arg-max drawn uniformly from the object's pixels);\n"
+                           "  pixel -> points AUC: for object pixels, the dense similarity ranks the visible points\n"
+                           "    projecting within 8 px (at 224) above the others;\n"
+                           "  part importance: the similarity drop when each labelled part is removed from the cloud\n"
+                           "    and when its pixels are masked in the view, the agreement of the most important part\n"
+                           "    between the two sides, and the same-size random-set / random-blob baselines;\n"
+                           "  Grad-CAM readouts: deletion against a random contiguous blob, specificity against\n"
+                           "    another object's image, Spearman of point heat vs image heat at the visible points.\n"
+                           "The dense similarity is analysis.dense_similarity: the checkpoint's dense heads when it\n"
+                           "has them, else the projection heads per point and per feature-map cell.\n"
+                           "--checkpoint random: a seeded random DGCNN + --image-arch, the baseline."))
+    c.add_argument("--checkpoint", required=True, help='a CrossPoint Explorer bundle with an image encoder, or "random"')
+    c.add_argument("--data", required=True, help='a demo dataset folder (crosspoint make-demo), or "demo"')
+    c.add_argument("--objects", type=int, default=24, help="objects to measure, taken round-robin over the classes "
+                                                          "(default 24)")
+    c.add_argument("--split", default="all", choices=("all", "train", "val", "test"),
+                   help="the demo split the objects come from (default all: use a demo of another seed than the "
+                        "checkpoint's)")
+    c.add_argument("--view", type=int, default=0, help="index of the rendered view per object (default 0)")
+    c.add_argument("--points", type=int, default=None, help="points the model sees (default: the checkpoint's)")
+    c.add_argument("--occlusion-mode", default="repool", choices=("repool", "replace", "drop"),
+                   help="how a part is removed from the cloud: repool (default; the per-point map pooled without it),"
+                        " replace (re-encoded, its points replaced by their nearest kept point) or drop")
+    c.add_argument("--random-draws", type=int, default=2, help="draws of each random baseline (default 2)")
+    c.add_argument("--pixels", type=int, default=48, help="object pixels per view for the AUC (default 48)")
+    c.add_argument("--no-heat", action="store_true", help="skip the Grad-CAM readouts (faster)")
+    c.add_argument("--image-arch", default="resnet18", choices=("resnet18", "resnet34", "resnet50"),
+                   help="image encoder of --checkpoint random (default resnet18, the demo checkpoint's)")
+    c.add_argument("--image-size", type=int, default=None, help="image size of --checkpoint random (default 128)")
+    c.add_argument("--k", type=int, default=None, help="kNN size of the DGCNN (default: the checkpoint's; 20 for random)")
+    c.add_argument("--seed", type=int, default=0, help="seed: random baselines, random weights (default 0)")
+    c.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
+    c.add_argument("--json", metavar="OUT", help="write the results as JSON to OUT")
+    c.add_argument("--no-progress", action="store_true", help="no progress bars")
+    c.set_defaults(_eval=_run_correspondence, batch_size=1)
 
 
 # ------------------------------------------------------------------------------ helpers
@@ -482,17 +527,180 @@ def _run_retrieval(args) -> int:
     return 0
 
 
+def _demo_objects(root, split: str, n: int, view: int) -> "list[dict]":
+    """Up to ``n`` objects of a demo dataset, round-robin over its classes: points, part labels and
+    names, mesh, the rendered view and its camera (and another class's view for specificity)."""
+    import json as _json
+
+    import numpy as np
+    from PIL import Image
+
+    from crosspoint.data.base import DatasetError
+    from crosspoint.data.synthetic import META_NAME, PART_DIR
+    from crosspoint.io import read_point_cloud
+    from crosspoint.render import read_view_metadata
+
+    meta_path = root / META_NAME
+    if not meta_path.is_file():
+        raise DatasetError(f"{root}: not a demo dataset (no {META_NAME}); eval correspondence needs the demo's meshes, "
+                           "labelled parts and rendered views with their cameras (crosspoint make-demo OUT)")
+    meta = _json.loads(meta_path.read_text())
+    part_names = {i: str(nm) for i, nm in enumerate(meta.get("part_names", []))}
+    by_class: dict = {}
+    for o in meta.get("objects", []):
+        if split == "all" or o.get("split") == split:
+            by_class.setdefault(o["class"], []).append(o)
+    order = []
+    k = 0
+    while len(order) < n and any(k < len(v) for v in by_class.values()):
+        for cls in sorted(by_class, key=lambda c: [x["name"] for x in meta["classes"]].index(c)
+                          if any(x["name"] == c for x in meta.get("classes", [])) else 0):
+            if k < len(by_class[cls]) and len(order) < n:
+                order.append(by_class[cls][k])
+        k += 1
+    if len(order) < 2:
+        raise DatasetError(f"{root}: {len(order)} object(s) in the {split} split; need 2 or more")
+    objs = []
+    for o in order:
+        syn, oid = o["synset"], o["id"]
+        txt = root / PART_DIR / syn / f"{oid}.txt"
+        rend = root / "ShapeNetRendering" / syn / oid / "rendering"
+        mesh_path = root / "meshes" / syn / f"{oid}.ply"
+        for f in (txt, mesh_path):
+            if not f.is_file():
+                raise DatasetError(f"{f}: missing (an incomplete demo?)")
+        rows = np.loadtxt(txt, dtype=np.float64, ndmin=2)
+        cams = read_view_metadata(rend)
+        names = [ln for ln in (rend / "renderings.txt").read_text().split() if ln]
+        if not cams or not names:
+            raise DatasetError(f"{rend}: no rendered views")
+        vi = min(view, len(cams) - 1)
+        with Image.open(rend / names[vi]) as im:
+            image = np.asarray(im.convert("RGBA"))
+        objs.append({"name": oid, "class": o["class"], "points": rows[:, :3].astype(np.float32),
+                     "labels": rows[:, 6].astype(np.int64), "part_names": part_names,
+                     "mesh": read_point_cloud(mesh_path).mesh, "image": image, "camera": cams[vi]})
+    for i, o in enumerate(objs):  # another class's view, for the heatmaps' specificity
+        for j in range(1, len(objs)):
+            other = objs[(i + j) % len(objs)]
+            if other["class"] != o["class"]:
+                o["other_image"] = other["image"]
+                break
+    return objs
+
+
+def _no_nan(v):
+    """``v`` with every NaN float replaced by None (strict JSON), recursively."""
+    import numpy as np
+
+    if isinstance(v, dict):
+        return {k: _no_nan(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_no_nan(x) for x in v]
+    if isinstance(v, np.ndarray):
+        return _no_nan(v.tolist())
+    if isinstance(v, (float, np.floating)):
+        return None if v != v else float(v)
+    if isinstance(v, np.integer):
+        return int(v)
+    if isinstance(v, np.bool_):
+        return bool(v)
+    return v
+
+
+def _random_session(args, tmp):
+    """A :class:`~crosspoint.analysis.ModelSession` on a seeded random DGCNN + image encoder."""
+    import torch
+
+    from crosspoint.analysis import ModelSession
+    from crosspoint.models import build_image_encoder, build_point_encoder
+    from crosspoint.models.checkpoint import save_model_bundle
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(args.seed)
+        pe = build_point_encoder("dgcnn", k=20 if args.k is None else args.k)
+        torch.manual_seed(args.seed + 1)
+        ie = build_image_encoder(args.image_arch)
+    path = tmp / "random.pt"
+    save_model_bundle(path, point_encoder=pe, image_encoder=ie,
+                      meta={"num_points": args.points or 1024, "image_size": args.image_size or 128,
+                            "run": f"random weights (seed {args.seed})"})
+    return ModelSession(path, device=args.device, k=args.k)
+
+
+def _run_correspondence(args) -> int:
+    import tempfile
+    from pathlib import Path
+
+    from crosspoint.analysis import AnalysisError, ModelSession
+    from crosspoint.analysis.correspondence import EVAL_SIZE, HIT_RADIUS_PX, evaluate_views
+
+    if args.objects < 2:
+        raise UsageError("--objects must be >= 2")
+    if args.view < 0 or args.random_draws < 0 or args.pixels < 1:
+        raise UsageError("--view and --random-draws must be >= 0, --pixels >= 1")
+    root = _resolve_data(args.data)
+    objs = _demo_objects(Path(root), args.split, args.objects, args.view)
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            session = (_random_session(args, Path(tmp)) if args.checkpoint == "random"
+                       else ModelSession(args.checkpoint, device=args.device, k=args.k))
+            session.require_image_encoder()
+        except AnalysisError as exc:
+            raise UsageError(str(exc)) from None
+        cb, close = _progress(args, "objects")
+        try:
+            res = evaluate_views(session, objs, n_pixels=args.pixels, n_random=args.random_draws,
+                                 occlusion_mode=args.occlusion_mode, heat=not args.no_heat, n_points=args.points,
+                                 seed=args.seed,
+                                 progress=(lambda d, t, _txt="": cb(d, t)) if cb is not None else None)
+        finally:
+            close()
+        info = session.info()
+    sm = res["summary"]
+    dense = "dense heads" if getattr(session, "dense_heads", None) is not None else \
+        "projection heads per point and per feature-map cell (a model trained on global embeddings only)"
+    print(f"3D-2D correspondence on {root} ({sm['objects']} objects, view {args.view}, {info['n_points']} points, "
+          f"{info['image_arch']} at {info['image_size']} px); dense similarity: {dense}")
+    print(f"  point -> pixel hit (arg-max within {HIT_RADIUS_PX:g} px at {EVAL_SIZE}, {sm['points_tested']} visible "
+          f"points)  {_pct(sm['point_to_pixel_hit'])}   chance {_pct(sm['point_to_pixel_hit_chance']).strip()}")
+    print(f"  true cell ranks first{'':30}{_pct(sm['cell_top1'])}   chance {_pct(sm['cell_top1_chance']).strip()}")
+    print(f"  pixel -> points AUC ({sm['pixels_tested']} pixels){'':25}{sm['pixel_to_point_auc']:7.3f}   chance 0.500")
+    print(f"  most important part, 3D = 2D ({sm['part_agreement_objects']} objects){'':11}"
+          f"{_pct(sm['part_agreement'])}   chance {_pct(sm['part_agreement_chance']).strip()}")
+    print(f"  similarity drop per part ({args.occlusion_mode}):   part   random set   random blob   part > blob")
+    for side, label in (("3d", "removed from the cloud"), ("2d", "masked in the view")):
+        print(f"    {label:<28}{sm[f'part_drop_{side}']:7.3f}{sm[f'part_random_{side}']:13.3f}"
+              f"{sm[f'part_blob_{side}']:14.3f}{_pct(sm[f'part_beats_blob_{side}']):>13}")
+    if "heat_top_drop" in sm:
+        print("  Grad-CAM (what drives the object-view similarity), deletion of 20 % of the points:")
+        print(f"    hottest {sm['heat_top_drop']:.3f}   random blob {sm['heat_blob_drop']:.3f}   scattered random "
+              f"{sm['heat_random_drop']:.3f}   hottest for another object's image {sm.get('heat_other_top_drop', float('nan')):.3f}")
+        print(f"    heat vs another object's heat: correlation {sm.get('heat_other_heat_corr', float('nan')):.2f};  "
+              f"Spearman point heat vs image heat at the visible points {sm.get('heat_spearman_point_image', float('nan')):.2f}")
+        print(f"    mean heat visible {sm.get('heat_visible_heat', float('nan')):.2f} / occluded "
+              f"{sm.get('heat_hidden_heat', float('nan')):.2f};  image heat on the object "
+              f"{_pct(sm.get('heat_image_heat_on_object')).strip()} % (object area {_pct(sm.get('heat_object_area')).strip()} %)")
+    head = {"checkpoint": args.checkpoint, "data": args.data, "root": str(root), "view": args.view,
+            "split": args.split, "occlusion_mode": args.occlusion_mode, "random_draws": args.random_draws,
+            "n_points": info["n_points"], "image_size": info["image_size"], "image_arch": info["image_arch"],
+            "dense_similarity": dense, "hit_radius_px": HIT_RADIUS_PX, "eval_size": EVAL_SIZE}
+    _write_json(args, _no_nan({"protocol": "correspondence", **head, **sm, "summary": sm, "objects": res["objects"]}))
+    return 0
+
+
 # ------------------------------------------------------------------------------ entry point
 def run(args) -> int:
     fn = getattr(args, "_eval", None)
     if fn is None:
-        print("crosspoint eval: choose a protocol: svm, fewshot, partseg or retrieval (see --help)", file=sys.stderr)
+        print("crosspoint eval: choose a protocol: svm, fewshot, partseg, retrieval or correspondence (see --help)",
+              file=sys.stderr)
         return 2
     name = f"crosspoint eval {args.eval_command}"
     if args.batch_size < 1:
         print(f"{name}: --batch-size must be >= 1", file=sys.stderr)
         return 2
-    if args.points < 16:
+    if args.points is not None and args.points < 16:
         print(f"{name}: --points must be >= 16", file=sys.stderr)
         return 2
     from crosspoint.data.base import DatasetError
