@@ -1,8 +1,8 @@
 """Background work off the GUI thread, on superqt's workers.
 
 - :func:`run_in_thread` runs a plain function; its result or exception comes back to the GUI thread.
-- :func:`run_generator` runs a generator that ``yield``-s progress (``(done, total, text)``) and
-  checks for cancellation at each yield (``worker.quit()``); the GUI stays responsive and can cancel.
+- :func:`run_job` runs a :mod:`crosspoint.analysis` function (``progress``/``cancel`` keywords) as a
+  cancellable :class:`Job` whose progress reaches the GUI thread as a signal.
 
 Training never runs here: it runs in a subprocess (:mod:`explorer.training`).
 """
@@ -14,7 +14,7 @@ import weakref
 from typing import Callable, NoReturn
 
 from PyQt6.QtCore import QObject, pyqtSignal
-from superqt.utils import GeneratorWorker, WorkerBase, create_worker
+from superqt.utils import WorkerBase, create_worker
 
 log = logging.getLogger(__name__)
 
@@ -59,15 +59,12 @@ def freeze_heap() -> None:
 
 
 def drain(timeout_ms: int = 5000) -> bool:
-    """Cancel running jobs, ask generator workers to stop, and wait (bounded) for the thread pool,
-    so that no worker reports to signal objects Qt has already destroyed. True when all finished."""
+    """Cancel running jobs and wait (bounded) for the thread pool, so that no worker reports to
+    signal objects Qt has already destroyed. True when all finished."""
     from PyQt6.QtCore import QThreadPool
 
     for job in list(_JOBS):
         job.cancel()
-    for w in list(_LIVE):
-        if isinstance(w, GeneratorWorker):
-            w.quit()
     return bool(QThreadPool.globalInstance().waitForDone(timeout_ms))
 
 
@@ -101,27 +98,6 @@ def run_in_thread(func: Callable, *args, on_result: Callable | None = None, on_e
     ``owner`` has been deleted)."""
     on_result, on_error, on_finished = (_guard(owner, c) for c in (on_result, on_error, on_finished))
     worker = create_worker(func, *args, _start_thread=False, _ignore_errors=True, **kwargs)
-    if on_result is not None:
-        worker.returned.connect(on_result)
-    if on_error is not None:
-        worker.errored.connect(on_error)
-    else:
-        worker.errored.connect(lambda e: log.error("background task failed: %s", e, exc_info=e))
-    if on_finished is not None:
-        worker.finished.connect(on_finished)
-    _track(worker)
-    worker.start()
-    return worker
-
-
-def run_generator(gen_func: Callable, *args, on_progress: Callable | None = None, on_result: Callable | None = None,
-                  on_error: Callable | None = None, on_finished: Callable | None = None,
-                  **kwargs) -> GeneratorWorker:
-    """Run a generator function in a thread. Each ``yield`` value goes to ``on_progress``; ``worker.quit()``
-    stops it at the next yield (``on_finished`` still runs; ``on_result`` does not)."""
-    worker = create_worker(gen_func, *args, _start_thread=False, _ignore_errors=True, **kwargs)
-    if on_progress is not None:
-        worker.yielded.connect(on_progress)
     if on_result is not None:
         worker.returned.connect(on_result)
     if on_error is not None:
