@@ -13,6 +13,7 @@ the paper setup on a GPU.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import statistics
 import sys
 import time
@@ -22,16 +23,73 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 
+def make_step(cfg, device, *, naive: bool = False, amp_dtype=None, seed: int = 0):
+    """A CrossPoint training step at ``cfg``'s model and optimiser settings, as a function of a batch
+    (``{"points1", "points2", "image"}`` tensors): both point views through DGCNN (the project's, or
+    with ``naive`` the reference's formulation, ``crosspoint.models.naive``, same weights), the image
+    through the image encoder, both NT-Xent losses, backward, optimiser step; under autocast to
+    ``amp_dtype`` when given. Returns ``step(batch) -> loss`` (synchronised on CUDA)."""
+    import torch
+
+    from crosspoint.engine.pretrain import build_models, build_optimizer
+    from crosspoint.losses import crosspoint_loss
+    from crosspoint.models.naive import naive_dgcnn
+
+    torch.manual_seed(seed)
+    pe, ie = build_models(cfg)
+    pe.to(device).train()
+    ie.to(device).train()
+    opt, _ = build_optimizer(cfg, list(pe.parameters()) + list(ie.parameters()))
+    autocast = (torch.autocast(device_type=device.type, dtype=amp_dtype) if amp_dtype is not None
+                else contextlib.nullcontext())
+
+    def step(batch) -> float:
+        p = torch.cat([batch["points1"], batch["points2"]]).to(device, non_blocking=True)
+        img = batch["image"].to(device, non_blocking=True)
+        with autocast:
+            proj = naive_dgcnn(pe, p)[1] if naive else pe.project(p)
+            b = batch["points1"].shape[0]
+            total, _, _ = crosspoint_loss(proj[:b], proj[b:], ie.project(img), cfg.loss.temperature)
+        opt.zero_grad(set_to_none=True)
+        total.backward()
+        opt.step()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        return float(total.detach())
+
+    return step
+
+
+def time_steps(step, batches, steps: int, warmup: int = 1) -> list[float]:
+    """Seconds of each of ``steps`` calls of ``step`` after ``warmup`` untimed ones; ``batches`` an
+    iterator (cycled when it runs out, e.g. a DataLoader's) or a callable returning a batch."""
+    times = []
+    it = None
+    for i in range(warmup + steps):
+        t0 = time.perf_counter()
+        if callable(batches):
+            batch = batches()
+        else:
+            if it is None:
+                it = iter(batches)
+            try:
+                batch = next(it)
+            except StopIteration:
+                it = iter(batches)
+                batch = next(it)
+        step(batch)
+        if i >= warmup:  # the first steps warm up caches and compile kernels
+            times.append(time.perf_counter() - t0)
+    return times
+
+
 def main(argv=None) -> int:
     import torch
 
     from crosspoint.config import load_config
     from crosspoint.data.shapenet_render import ShapeNetRenderDataset
     from crosspoint.data.synthetic import ensure_demo
-    from crosspoint.engine.pretrain import build_models, build_optimizer
     from crosspoint.engine.runtime import setup_runtime
-    from crosspoint.losses import crosspoint_loss
-    from crosspoint.models.naive import naive_dgcnn
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--config", default=str(REPO / "configs" / "cpu-demo.yaml"))
@@ -49,34 +107,7 @@ def main(argv=None) -> int:
                                          num_workers=cfg.data.workers)
 
     def run(naive: bool) -> list[float]:
-        torch.manual_seed(0)
-        pe, ie = build_models(cfg)
-        pe.to(rt.device).train()
-        ie.to(rt.device).train()
-        opt, _ = build_optimizer(cfg, list(pe.parameters()) + list(ie.parameters()))
-        times = []
-        it = iter(loader)
-        for step in range(args.steps + 1):
-            t0 = time.perf_counter()
-            try:
-                batch = next(it)
-            except StopIteration:
-                it = iter(loader)
-                batch = next(it)
-            p = torch.cat([batch["points1"], batch["points2"]]).to(rt.device)
-            img = batch["image"].to(rt.device)
-            with rt.autocast():
-                proj = naive_dgcnn(pe, p)[1] if naive else pe.project(p)
-                b = batch["points1"].shape[0]
-                total, _, _ = crosspoint_loss(proj[:b], proj[b:], ie.project(img), cfg.loss.temperature)
-            opt.zero_grad(set_to_none=True)
-            total.backward()
-            opt.step()
-            if rt.device.type == "cuda":
-                torch.cuda.synchronize()
-            if step > 0:  # the first step warms up caches and compiles kernels
-                times.append(time.perf_counter() - t0)
-        return times
+        return time_steps(make_step(cfg, rt.device, naive=naive, amp_dtype=rt.amp_dtype), loader, args.steps)
 
     bs = cfg.optim.batch_size
     ours = run(False)

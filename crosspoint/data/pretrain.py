@@ -37,7 +37,10 @@ import numpy as np
 
 from crosspoint.data.base import DatasetError, ObjectRef, fix_point_count, stratified_split
 from crosspoint.data.transforms import (
+    Compose,
+    FastPaperImageAugmentation,
     _background_rgb,
+    decode_view,
     item_rng,
     load_rgb,
     paper_image_augmentation,
@@ -87,6 +90,14 @@ class PretrainDataset(_TorchDataset):
         self.epoch = 0
         self.point_transform = point_transform if point_transform is not None else paper_point_augmentation()
         self.image_transform = image_transform if image_transform is not None else paper_image_augmentation(image_size)
+        # the default chain runs as FastPaperImageAugmentation (the same tensors, bit for bit) while
+        # image_transform is still the object made here; kernels compiled now, before any fork
+        self._fast_image = None
+        if image_transform is None:
+            fast = FastPaperImageAugmentation(self.image_size)
+            if fast.warm_up():
+                self._fast_image = (self.image_transform, fast)
+        self._torch_gen = None
         _background_rgb(background)  # an unknown background fails here, not in a DataLoader worker
         self.background = background
         self.sampling = sampling
@@ -123,12 +134,25 @@ class PretrainDataset(_TorchDataset):
         rng = item_rng(self.seed, self.epoch, index) if self.seed is not None else process_rng()
         raw = self._load_points(index)
         pts = fix_point_count(raw, self.num_points, self.sampling, rng)
-        a1 = apply_point_transform(self.point_transform, pts, rng)
-        a2 = apply_point_transform(self.point_transform, pts, rng)
-        image = self._load_view(index, rng)
-        torch_seed = int(rng.integers(2**62)) if self.seed is not None else None
-        with seeded_torch(torch_seed):
-            img = self.image_transform(image)
+        if type(self.point_transform) is Compose:  # the same two draws, the shared normalisation once
+            a1, a2 = self.point_transform.repeat(pts, rng, 2)
+        else:
+            a1 = apply_point_transform(self.point_transform, pts, rng)
+            a2 = apply_point_transform(self.point_transform, pts, rng)
+        fast = self._fast_image[1] if self._fast_image and self._fast_image[0] is self.image_transform else None
+        if fast is not None:
+            view = self._load_view(index, rng, size=self.image_size)
+            gen = None
+            if self.seed is not None:
+                if self._torch_gen is None:
+                    self._torch_gen = torch.Generator()
+                gen = self._torch_gen.manual_seed(int(rng.integers(2**62)))
+            img = fast.augment_array(view, gen)
+        else:
+            image = self._load_view(index, rng)
+            torch_seed = int(rng.integers(2**62)) if self.seed is not None else None
+            with seeded_torch(torch_seed):
+                img = self.image_transform(image)
         return {
             "points1": torch.from_numpy(np.ascontiguousarray(a1[:, :3], dtype=np.float32)),
             "points2": torch.from_numpy(np.ascontiguousarray(a2[:, :3], dtype=np.float32)),
@@ -138,7 +162,14 @@ class PretrainDataset(_TorchDataset):
         }
 
     # -- helpers -----------------------------------------------------------------------------
-    def _load_view(self, index: int, rng: np.random.Generator):
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state["_torch_gen"] = None  # made again where it is used
+        return state
+
+    def _load_view(self, index: int, rng: np.random.Generator, size: int | None = None):
+        """A random readable view: :func:`load_rgb` (a PIL image), or with ``size`` the uint8 array
+        of :func:`~crosspoint.data.transforms.decode_view` at that size."""
         paths: Sequence = self._view_paths(index)
         if not paths:
             raise DatasetError(f"{self._refs[index].ref}: no rendered views")
@@ -147,6 +178,8 @@ class PretrainDataset(_TorchDataset):
         for k in order:
             path = paths[int(k)]
             try:
+                if size is not None:
+                    return decode_view(path, self.background, size)
                 return load_rgb(path, self.background)
             except Exception as e:  # unreadable PNG: try another view of the same object
                 errors.append(f"{path}: {e}")

@@ -53,7 +53,7 @@ import torch.nn.functional as F
 
 from crosspoint.distributed import all_reduce_with_grad
 from crosspoint.models.ops import (
-    _kernels, _no_autocast, _run_chunks, neighbour_max, neighbour_max_add_leaky, neighbour_sum,
+    _kernels, _no_autocast, _run_chunks, block_budget, neighbour_max, neighbour_max_add_leaky, neighbour_sum,
 )
 
 __all__ = [
@@ -366,7 +366,9 @@ def _edge_block2_blocks(x, idx, first, second, batch):
     s2, t2 = _eval_scale_shift(second.bn, _stat_dtype(w2))
     w2s = w2 * s2.unsqueeze(1).to(w2.dtype)
     o1, o2 = a.shape[1], w2.shape[0]
-    rows = max(1, EDGE_BLOCK_ELEMS // (k * max(o1, o2)))
+    elem = a.element_size()
+    budget = block_budget(x.device, EDGE_BLOCK_ELEMS * elem) // elem  # on CUDA: one block when it fits
+    rows = max(1, budget // (k * max(o1, o2)))
     out = torch.empty(r, o2, dtype=t2.dtype, device=x.device)
     for s in range(0, r, rows):
         e = min(r, s + rows)
@@ -575,7 +577,11 @@ def pointwise_pool(x: torch.Tensor, batch: int, unit: _ConvBNAct, *, keep_map: b
         bn = unit.bn
         mx, mn = _BNActPool.apply(y, bn.weight, bn.bias, bn, batch, unit.slope(), _sync_group(bn))
         return mx, (mn if mean else None), None
-    if torch.is_grad_enabled() or _uses_batch_stats(unit.bn) or r <= POINTWISE_BLOCK_ROWS:
+    whole = POINTWISE_BLOCK_ROWS
+    if x.device.type == "cuda":  # all rows at once when their (R, O) map fits (no Python loop)
+        o = unit.matrix().shape[0]
+        whole = max(whole, block_budget(x.device, 0) // max(1, 2 * o * x.element_size()))
+    if torch.is_grad_enabled() or _uses_batch_stats(unit.bn) or r <= whole:
         y = pointwise(x, unit).view(batch, n, -1)
         return y.amax(dim=1), (y.mean(dim=1) if mean else None), (y if keep_map else None)
     o = unit.matrix().shape[0]

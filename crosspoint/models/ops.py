@@ -13,6 +13,13 @@ neighbour max is one pass over the gathered values with no temporary and a one-b
 output: 5-15x faster here than ``index_select`` + ``max`` (the gathered ``(R, k, C)`` block and
 ``max``'s int64 indices are what costs). Elsewhere (CUDA), or with ``CROSSPOINT_NO_NUMBA=1``, the
 same maths runs with torch ops in bounded chunks.
+
+Chunks on CUDA. The bounds above (:data:`KNN_BLOCK_BYTES`, :data:`GATHER_BLOCK_BYTES`) keep CPU
+memory small; on a GPU they would split the paper's batch (40 clouds x 2048 points: a 640 MiB
+distance matrix, up to 1.2 GiB of gathered neighbours) into a Python loop of small kernels. There a
+block may instead take up to :data:`CUDA_BLOCK_FRACTION` of the memory the device has available
+(:func:`block_budget`: free on the device plus what torch's allocator holds unused), so the whole
+problem runs as one piece whenever it fits, and in as few pieces as fit otherwise.
 """
 
 from __future__ import annotations
@@ -26,12 +33,38 @@ import torch
 
 log = logging.getLogger(__name__)
 
-__all__ = ["knn", "knn_rows", "neighbour_max", "neighbour_max_add_leaky", "neighbour_sum", "reuse_buffers"]
+__all__ = ["knn", "knn_rows", "neighbour_max", "neighbour_max_add_leaky", "neighbour_sum", "reuse_buffers",
+           "block_budget", "cuda_available_bytes"]
 
 #: memory bound for one block of the kNN distance matrix (bytes)
 KNN_BLOCK_BYTES = 256 * 2**20
 #: memory bound for one block of gathered neighbour values in the torch fallback (bytes)
 GATHER_BLOCK_BYTES = 64 * 2**20
+#: on CUDA, the share of the device's available memory one temporary block may take
+CUDA_BLOCK_FRACTION = 0.25
+
+
+def cuda_available_bytes(device) -> int:
+    """Bytes a new CUDA allocation can get on ``device``: free on the device plus what torch's
+    caching allocator holds unused."""
+    device = torch.device(device)
+    free, _total = torch.cuda.mem_get_info(device)
+    cached = torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
+    return int(free) + max(0, int(cached))
+
+
+def block_budget(device, default: int) -> int:
+    """Bytes one temporary block may take on ``device``: ``default`` on the CPU (and any non-CUDA
+    device); on CUDA the larger of ``default`` and :data:`CUDA_BLOCK_FRACTION` of
+    :func:`cuda_available_bytes`, so a problem that fits runs in one piece."""
+    device = torch.device(device)
+    if device.type != "cuda":
+        return int(default)
+    try:
+        avail = cuda_available_bytes(device)
+    except Exception:  # pragma: no cover - no driver answer: keep the CPU bound
+        return int(default)
+    return max(int(default), int(avail * CUDA_BLOCK_FRACTION))
 
 
 # ------------------------------------------------------------------------------ scratch buffers
@@ -80,7 +113,7 @@ def knn(x: torch.Tensor, k: int, *, block_bytes: int | None = None) -> torch.Ten
     B, N, _ = x.shape
     if not 0 < k <= N:
         raise ValueError(f"k={k} neighbours requested from {N} points")
-    budget = KNN_BLOCK_BYTES if block_bytes is None else int(block_bytes)
+    budget = block_budget(x.device, KNN_BLOCK_BYTES) if block_bytes is None else int(block_bytes)
     with torch.no_grad(), _no_autocast(x.device):
         xf = x.detach()
         if xf.dtype not in (torch.float32, torch.float64):
@@ -399,8 +432,11 @@ def _np(t: torch.Tensor):
 
 
 # ------------------------------------------------------------------------------ neighbour max
-def _chunk_rows(k: int, c: int, elem: int) -> int:
-    return max(1, GATHER_BLOCK_BYTES // max(1, k * c * elem))
+def _chunk_rows(k: int, c: int, elem: int, device=None) -> int:
+    """Rows per block when a block holds ``k * c`` elements of ``elem`` bytes per row (one block,
+    all rows, on CUDA when they fit: :func:`block_budget`)."""
+    budget = GATHER_BLOCK_BYTES if device is None else block_budget(device, GATHER_BLOCK_BYTES)
+    return max(1, budget // max(1, k * c * elem))
 
 
 def _nmax_forward(values: torch.Tensor, idx: torch.Tensor, with_arg: bool):
@@ -414,7 +450,7 @@ def _nmax_forward(values: torch.Tensor, idx: torch.Tensor, with_arg: bool):
         return out, (arg if with_arg else None)
     if with_arg:
         arg = torch.empty(q, o, dtype=torch.uint8 if k <= 255 else torch.int64, device=values.device)
-    rows = _chunk_rows(k, o, values.element_size())
+    rows = _chunk_rows(k, o, values.element_size(), values.device)  # per row: the gathered k x o values
     for s in range(0, q, rows):
         e = min(q, s + rows)
         g = values.index_select(0, idx[s:e].reshape(-1)).view(e - s, k, o)
@@ -434,7 +470,7 @@ def _nmax_backward(grad: torch.Tensor, idx: torch.Tensor, arg: torch.Tensor, num
     if arg.dtype == torch.uint8 and _use_numba(grad, k):
         _kernels()["nmax_backward"](_np(grad), _np(idx), _np(arg), gv.numpy())
         return gv
-    rows = _chunk_rows(2, o, 8)
+    rows = _chunk_rows(2, o, 8, grad.device)  # per row: the int64 arg-max and the source rows
     for s in range(0, q, rows):
         e = min(q, s + rows)
         src = idx[s:e].gather(1, arg[s:e].long())
