@@ -257,7 +257,8 @@ def test_chaos_kills_stops_and_concurrent_resumes_end_where_an_uninterrupted_run
     ref_w, ref_ck = _weights(ref / "checkpoints" / "last.pt")
 
     rng = random.Random(1234)
-    run = tmp_path / "run"
+    attempt = 0
+    run = tmp_path / "run0"
     actions = []
     t_end = time.time() + 360
     done = False
@@ -279,6 +280,7 @@ def test_chaos_kills_stops_and_concurrent_resumes_end_where_an_uninterrupted_run
                 os.killpg(p.pid, signal.SIGKILL)
             else:  # the first one finished meanwhile: the second resumed (or found nothing left) legitimately
                 assert r.returncode in (0, 1), r.stderr[-2000:]
+                action = "second-late"
         else:
             os.killpg(p.pid, {"kill": signal.SIGKILL, "term": signal.SIGTERM, "int": signal.SIGINT}[action])
         out = p.communicate(timeout=180)[0]
@@ -288,11 +290,16 @@ def test_chaos_kills_stops_and_concurrent_resumes_end_where_an_uninterrupted_run
             # the default way; that is fine, the run must still continue from its last checkpoint
             assert p.returncode in (-signal.SIGTERM, -signal.SIGINT, 1, 130), out[-2000:]
         done = p.returncode == 0 and read_events(run)[-1]["event"] == "end"
+        if done and not any(a in ("kill", "term", "int", "second") for a, _ in actions) and attempt < 3:
+            # on a loaded machine the run can end before anything interrupted it: start over
+            attempt += 1
+            run = tmp_path / f"run{attempt}"
+            actions, done = [], False
     if not done:  # the time budget ran out: finish without interruptions
         p = _start(run, args, resume=(run / "checkpoints" / "last.pt").is_file())
         assert p.wait(timeout=300) == 0, p.stdout.read()
         actions.append(("finish", 0))
-    assert len(actions) >= 3, actions
+    assert any(a in ("kill", "term", "int", "second") for a, _ in actions), actions  # something interrupted it
 
     got_w, got_ck = _weights(run / "checkpoints" / "last.pt")
     assert got_ck["step"] == ref_ck["step"] and got_ck["epoch"] == ref_ck["epoch"] == 3
