@@ -1,0 +1,83 @@
+"""The embedded demo datasets: procedurally generated objects with labelled parts, meshes, rendered
+views and (hard preset) partial scans, written in the ShapeNetRender and ShapeNetPart layouts.
+Generated locally in well under a minute; nothing is downloaded.
+
+Two presets (``crosspoint make-demo OUT --preset hard|easy``):
+
+``hard`` (the CLI's default; :mod:`.families`)
+    24 parametric shape families, chosen so that some are confusable in coarse shape
+    (chair / armchair / sofa / bench / stool, table / desk, bookshelf / cabinet, mug / cup / bucket /
+    bowl, bottle / vase / jar / rocket):
+    chair, armchair, sofa, bench, bed, table, desk, bookshelf, lamp, mug, cup, bucket, bottle, vase,
+    car, boat, airplane, rocket, guitar, knife, stool, cabinet, bowl, jar; 79 labelled parts. Each family draws a style
+    (leg arrangement, back type, body profile, optional parts...) and its proportions; every object
+    is then stretched per axis (+-30 %) and turned about +Y to a random heading. With
+    ``scans``, every object also gets a ScanObjectNN-style partial scan (:mod:`.scanner`) in
+    ``OUT/scans``. Default size: 24 x 36 objects, 8 views of 137 px each.
+``easy`` (:mod:`.easy`; ``generate_demo``'s and ``ensure_demo``'s default)
+    The original 8-class demo (chair, table, airplane, lamp, mug, car, guitar, bottle), byte for
+    byte as ``crosspoint.data.synthetic`` wrote it before this package. The shipped demo checkpoint
+    (``assets/demo_checkpoint.pt``) was trained on it, so the explorer's demo dataset
+    (:func:`ensure_demo`) stays on it until a checkpoint retrained on the hard preset ships.
+
+Modules, in reading order:
+
+- :mod:`.primitives` - mesh primitives (boxes, lathes, tubes, slabs, sheets...) and the
+  :class:`~.primitives.Builder` that labels them;
+- :mod:`.catalogue` - :class:`Family`, :class:`FamilySet` (a preset's classes, synsets and global
+  part ids), :func:`get_preset`;
+- :mod:`.easy` and :mod:`.families` - the two presets' families;
+- :mod:`.scanner` - the simulated depth camera (:func:`scan_object`, :class:`ScanSettings`);
+- :mod:`.writer` - the layouts on disk, workers, :func:`generate_demo`, :func:`ensure_demo`.
+
+``crosspoint.data.synthetic`` keeps the original module's names (the easy preset's tables and
+functions) for existing callers.
+"""
+
+from __future__ import annotations
+
+from .catalogue import DEFAULT_PRESET, PRESETS, Family, FamilySet, get_preset
+from .scanner import Scan, ScanSettings, scan_object
+from .writer import (
+    DEFAULT_SIZE,
+    DEFAULT_VIEWS,
+    FORMAT_VERSION,
+    PRESET_DEFAULTS,
+    SCAN_DIR,
+    DemoCancelled,
+    default_demo_dir,
+    demo_is_complete,
+    demo_object,
+    demo_part_table_meta,
+    demo_scan,
+    ensure_demo,
+    generate_demo,
+    read_demo_meta,
+    write_mesh_ply,
+)
+
+__all__ = [
+    "PRESETS",
+    "DEFAULT_PRESET",
+    "PRESET_DEFAULTS",
+    "Family",
+    "FamilySet",
+    "get_preset",
+    "Scan",
+    "ScanSettings",
+    "scan_object",
+    "DEFAULT_SIZE",
+    "DEFAULT_VIEWS",
+    "FORMAT_VERSION",
+    "SCAN_DIR",
+    "DemoCancelled",
+    "default_demo_dir",
+    "demo_is_complete",
+    "demo_object",
+    "demo_part_table_meta",
+    "demo_scan",
+    "ensure_demo",
+    "generate_demo",
+    "read_demo_meta",
+    "write_mesh_ply",
+]

@@ -1,0 +1,331 @@
+"""The demo package (crosspoint.data.demo): the hard preset's families, its partial scans, the easy
+preset's exact reproduction of the original demo, determinism, the layouts and the make-demo CLI."""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from crosspoint.data.demo import (
+    ScanSettings,
+    default_demo_dir,
+    demo_is_complete,
+    demo_object,
+    ensure_demo,
+    generate_demo,
+    get_preset,
+    scan_object,
+)
+from crosspoint.data.demo.primitives import rot
+from crosspoint.data.demo.writer import _object_seeds
+
+HARD = get_preset("hard")
+EASY = get_preset("easy")
+
+
+def _files(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+# ------------------------------------------------------------------------------ the catalogue
+
+
+def test_hard_catalogue_tables():
+    assert len(HARD.classes) >= 16
+    ids = [i for c in HARD.classes for i in HARD.class_part_ids(c)]
+    assert ids == list(range(HARD.n_parts))  # contiguous, global
+    syn = list(HARD.synsets.values())
+    assert len(set(syn)) == len(syn) and all(len(s) == 8 and s.isdigit() and s[0] == "9" for s in syn)
+    assert not set(syn) & set(EASY.synsets.values())  # a hard class never reads as an easy one
+    assert len(HARD.part_names()) == HARD.n_parts
+    # the confusable groups the preset is built around are all there
+    assert {"chair", "armchair", "sofa", "bench", "stool", "table", "desk", "bookshelf", "cabinet", "mug", "cup", "bucket",
+            "bowl", "bottle", "vase", "jar"} <= set(HARD.classes)
+    assert "chair" in HARD.catalogue() and "swivel" in HARD.catalogue()
+
+
+@pytest.mark.parametrize("name", HARD.classes)
+def test_every_hard_class_builds_valid_labelled_meshes(name):
+    ids = HARD.class_part_ids(name)
+    seen_parts, styles = set(), set()
+    for seed in range(6):
+        mesh, labels, style = HARD.build_object(name, np.random.default_rng(seed))
+        v, f = mesh.vertices, mesh.faces
+        assert v.dtype == np.float32 and f.dtype == np.int64 and np.isfinite(v).all() and len(f) > 10
+        assert f.min() >= 0 and f.max() < len(v) and labels.shape == (len(f),)
+        assert labels.min() >= ids[0] and labels.max() <= ids[-1]
+        assert len(np.unique(labels)) >= 2  # every object has labelled parts
+        assert np.linalg.norm(v, axis=1).max() <= 1.0 + 1e-4
+        assert np.allclose(np.linalg.norm(mesh.vertex_normals, axis=1), 1, atol=1e-4)
+        assert mesh.vertex_colors.shape == v.shape and mesh.vertex_colors.min() >= 0 and mesh.vertex_colors.max() <= 1
+        area = np.linalg.norm(np.cross(v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 0]]), axis=1)
+        assert (area > 0).all()
+        seen_parts |= set(np.unique(labels).tolist())
+        styles.add(json.dumps({k: s for k, s in style.items() if k != "heading"}, sort_keys=True))
+        assert 0 <= style["heading"] < 360
+    assert len(styles) >= 3, styles  # several styles among six objects, not one template
+    for seed in range(6, 30):  # optional parts show up among a few dozen objects
+        seen_parts |= set(np.unique(HARD.make_object(name, np.random.default_rng(seed))[1]).tolist())
+    assert len(seen_parts) >= min(3, len(ids)), seen_parts
+    m1, l1, _ = HARD.build_object(name, np.random.default_rng(3))
+    m2, l2, _ = HARD.build_object(name, np.random.default_rng(3))
+    assert np.array_equal(m1.vertices, m2.vertices) and np.array_equal(l1, l2)
+
+
+def _descriptor(points: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A shape descriptor invariant to the heading about +Y: the D2 distance histogram (Osada et
+    al.), height quantiles and horizontal-radius quantiles of the unit-sphere-normalised points."""
+    p = points - points.mean(0)
+    p = p / np.linalg.norm(p, axis=1).max()
+    i, j = rng.integers(0, len(p), (2, 3000))
+    d2 = np.histogram(np.linalg.norm(p[i] - p[j], axis=1), bins=16, range=(0, 2))[0] / 3000
+    r = np.hypot(p[:, 0], p[:, 2])
+    return np.concatenate([d2, np.quantile(p[:, 1], [0.1, 0.5, 0.9]), np.quantile(r, [0.5, 0.9])])
+
+
+def _spread(preset: str, n: int = 8):
+    fs = get_preset(preset)
+    d = {c: np.stack([_descriptor(demo_object(c, 0, index=i, n_points=1024, preset=preset).points,
+                                  np.random.default_rng(i)) for i in range(n)]) for c in fs.classes}
+    means = {c: d[c].mean(0) for c in fs.classes}
+    within = {c: np.mean([np.linalg.norm(a - b) for k, a in enumerate(d[c]) for b in d[c][k + 1:]]) for c in fs.classes}
+    dist = {(a, b): float(np.linalg.norm(means[a] - means[b])) for a in fs.classes for b in fs.classes if a != b}
+    return within, dist
+
+
+def test_intra_class_variety_and_confusable_classes():
+    """Within a class, objects differ as much as classes differ from their nearest neighbour (a
+    template with noise would have a small spread); the easy preset is the contrast."""
+    within, dist = _spread("hard")
+    nearest = {c: min(v for (a, _), v in dist.items() if a == c) for c in HARD.classes}
+    ratio = {c: within[c] / nearest[c] for c in HARD.classes}
+    assert min(ratio.values()) > 0.55, ratio  # airplanes are the most distinct (~0.65)
+    assert np.median(list(ratio.values())) > 1.3, ratio
+    between = np.median(list(dist.values()))
+    e_within, e_dist = _spread("easy")
+    hard_rel = np.mean(list(within.values())) / np.mean(list(dist.values()))
+    easy_rel = np.mean(list(e_within.values())) / np.mean(list(e_dist.values()))
+    assert hard_rel > 1.2 * easy_rel, (hard_rel, easy_rel)
+    # the pairs chosen to be confusable are closer than a typical pair of classes
+    for a, b in [("chair", "armchair"), ("armchair", "sofa"), ("sofa", "bench"), ("sofa", "bed"), ("table", "desk"),
+                 ("mug", "cup"), ("cup", "bucket"), ("mug", "bucket"), ("bottle", "vase"), ("bottle", "rocket"),
+                 ("chair", "stool"), ("desk", "cabinet"), ("bookshelf", "cabinet"), ("cup", "bowl"), ("vase", "jar")]:
+        assert dist[(a, b)] < between, (a, b, dist[(a, b)], between)
+
+
+# ------------------------------------------------------------------------------ the scanner
+
+
+def _world(scan) -> np.ndarray:
+    """Scan points back in the object's frame (undo the normalisation and the turn about +Y)."""
+    p = scan.points.astype(np.float64) * scan.info["scale"] + np.asarray(scan.info["center"])
+    return p @ rot("y", scan.info["yaw"])
+
+
+@pytest.mark.parametrize("name", ["chair", "mug", "car", "sofa"])
+def test_scans_are_partial_views_with_self_occlusion(name):
+    from scipy.spatial import cKDTree
+
+    from crosspoint.geometry import sample_mesh_surface
+    from crosspoint.render import Camera, render_mesh
+
+    rng, _, _, _ = _object_seeds(HARD, 0, HARD.classes.index(name), 0)
+    mesh, fl, _ = HARD.build_object(name, rng)
+    st = ScanSettings(clutter=False, outliers=0.0)
+    scan = scan_object(mesh, fl, 2048, np.random.default_rng(7), st)
+    assert scan.points.shape == (2048, 3) and scan.points.dtype == np.float32
+    assert np.linalg.norm(scan.points, axis=1).max() <= 1 + 1e-5
+    assert (scan.labels >= 0).all()  # no clutter, no flying pixels: every point is on the object
+    # the scanner's camera, with the renderer's depth buffer: which of the object's surface is visible
+    i = scan.info
+    cam = Camera(azimuth=i["azimuth"], elevation=i["elevation"], distance=i["distance"], fov=st.fov, size=st.resolution)
+    _, buf = render_mesh(mesh, cam, return_buffers=True, antialias=False)
+    surf, _, _ = sample_mesh_surface(mesh.vertices, mesh.faces, 20000, seed=0)
+    uv, z = cam.project(surf)
+    n = st.resolution
+    inside = (uv[:, 0] >= 0) & (uv[:, 0] < n) & (uv[:, 1] >= 0) & (uv[:, 1] < n) & (z > 0)
+    px = buf["depth"][np.clip(uv[:, 1].astype(int), 0, n - 1), np.clip(uv[:, 0].astype(int), 0, n - 1)]
+    visible = inside & (z <= px + 0.02)
+    occluded = inside & (z > px + 0.05)  # behind another surface of the same object
+    assert 0.1 < visible.mean() < 0.7 and occluded.mean() > 0.3, (visible.mean(), occluded.mean())
+    tree = cKDTree(_world(scan))
+    assert (tree.query(surf[occluded])[0] < 0.03).mean() < 0.12  # hidden surface is (almost) never scanned
+    assert (tree.query(surf[visible])[0] < 0.03).mean() > 0.6  # the visible surface is
+    # the scan's camera (in the scan's own coordinates) sees every scan point on its image
+    uv2, _ = scan.camera.project(scan.points)
+    ij = np.clip(uv2.astype(int), 0, n - 1)
+    assert (scan.image[ij[:, 1], ij[:, 0], 3] > 0).mean() > 0.97
+
+
+def test_scan_noise_grows_with_depth_and_clutter_is_background():
+    rng, _, _, _ = _object_seeds(HARD, 0, HARD.classes.index("table"), 1)
+    mesh, fl, _ = HARD.build_object("table", rng)
+    kw = dict(clutter=False, outliers=0.0, margin=(0.25, 0.25))
+    noisy = scan_object(mesh, fl, 2048, np.random.default_rng(3), ScanSettings(**kw))
+    clean = scan_object(mesh, fl, 2048, np.random.default_rng(3), ScanSettings(noise=0.0, **kw))
+    assert np.array_equal(noisy.labels, clean.labels)  # same pixels: the difference is the sensor noise
+    wn, wc = _world(noisy), _world(clean)
+    disp = np.linalg.norm(wn - wc, axis=1)
+    i = clean.info
+    el, az = np.radians(i["elevation"]), np.radians(i["azimuth"])
+    eye = i["distance"] * np.array([np.cos(el) * np.cos(az), np.sin(el), np.cos(el) * np.sin(az)])
+    depth = np.linalg.norm(wc - eye, axis=1)
+    near = depth < np.median(depth)
+    assert disp.mean() > 0.005
+    assert disp[~near].mean() > 1.1 * disp[near].mean()  # sigma ~ depth^2
+    # clutter and flying pixels are kept inside the crop box, labelled -1 (background)
+    cl = scan_object(mesh, fl, 2048, np.random.default_rng(5), ScanSettings())
+    assert 0 < (cl.labels < 0).mean() < 0.9 and cl.info["yaw"] != 0.0
+    assert not np.array_equal(cl.points, scan_object(mesh, fl, 2048, np.random.default_rng(6), ScanSettings()).points)
+    again = scan_object(mesh, fl, 2048, np.random.default_rng(5), ScanSettings())
+    assert np.array_equal(cl.points, again.points) and np.array_equal(cl.image, again.image)
+
+
+# ------------------------------------------------------------------------------ the easy preset
+
+# Digests of the original generator's output (crosspoint/data/synthetic.py as of commit 4e7d859, before
+# the package) for generate_demo(root, seed=0, per_class=3, n_views=2, size=32, workers=0): every file's
+# bytes, except the PNGs, whose decoded pixels are hashed (their compressed bytes depend on the zlib
+# that Pillow ships). The shipped demo checkpoint was trained on this demo: change these only when you
+# mean to change the easy demo. (The float work is numpy's: a numpy whose sin/cos differ in the last
+# bit on another CPU would show here first.)
+EASY_SEED0_DIGESTS = {
+    "meshes": "1a5cedb1d093610a6c823645df6adb21",
+    "part layout + meta": "4f4d79634d6dbf8c19969b9157fac4aa",
+    "points": "38ba37727e78c1225739cc4ddf930998",
+    "view metadata": "92b17f6adeaade06e0a37b658934a594",
+    "views (png pixels)": "56685f51a234a097eba51768c97b2ae9",
+}
+
+
+def _digests(root: Path) -> dict[str, str]:
+    from PIL import Image
+
+    cats: dict = {}
+    for p in sorted(root.rglob("*")):
+        if not p.is_file():
+            continue
+        rel = p.relative_to(root).as_posix()
+        if p.suffix == ".png":
+            with Image.open(p) as im:
+                data = im.mode.encode() + repr(im.size).encode() + np.asarray(im).tobytes()
+            cat = "views (png pixels)"
+        else:
+            data = p.read_bytes()
+            cat = {"ShapeNet": "points", "meshes": "meshes", "ShapeNetRendering": "view metadata"}.get(
+                rel.split("/")[0], "part layout + meta")
+        cats.setdefault(cat, hashlib.sha256()).update(rel.encode() + b"\0" + hashlib.sha256(data).digest())
+    return {k: v.hexdigest()[:32] for k, v in sorted(cats.items())}
+
+
+def test_easy_preset_reproduces_the_original_demo(tmp_path):
+    from crosspoint.data import synthetic
+
+    a = synthetic.generate_demo(tmp_path / "a", seed=0, per_class=3, n_views=2, size=32, workers=0)
+    assert _digests(a) == EASY_SEED0_DIGESTS
+    b = generate_demo(tmp_path / "b", preset="easy", seed=0, per_class=3, n_views=2, size=32, workers=0)
+    assert _files(a) == _files(b)
+    meta = json.loads((a / "demo_meta.json").read_text())
+    assert "preset" not in meta and meta["generator"] == "crosspoint.data.synthetic" and not (a / "scans").exists()
+    # the compatibility module is the easy preset
+    assert synthetic.CLASSES == EASY.classes and synthetic.N_PARTS == EASY.n_parts
+    assert np.array_equal(synthetic.demo_object("mug", 2).points, demo_object("mug", 2).points)
+
+
+def test_explorer_demo_stays_on_the_easy_preset(monkeypatch, tmp_path):
+    """The shipped checkpoint was trained on the easy demo: ensure_demo (the explorer's and "--data
+    demo"'s dataset) and generate_demo default to it; the CLI defaults to hard."""
+    assert inspect.signature(ensure_demo).parameters["preset"].default == "easy"
+    assert inspect.signature(generate_demo).parameters["preset"].default == "easy"
+    monkeypatch.setenv("CROSSPOINT_CACHE_DIR", str(tmp_path))
+    assert default_demo_dir() == tmp_path / "demo-v1-seed0"
+    assert default_demo_dir(0, "hard") == tmp_path / "demo-hard-v1-seed0"
+
+
+# ------------------------------------------------------------------------------ layouts, determinism, CLI
+
+TINY_HARD = dict(preset="hard", per_class=2, n_points=256, n_views=1, size=24)
+
+
+def test_hard_generation_is_deterministic_and_worker_independent(tmp_path):
+    classes = ["chair", "mug", "boat"]
+    a = _files(generate_demo(tmp_path / "a", seed=4, classes=classes, workers=0, **TINY_HARD))
+    b = _files(generate_demo(tmp_path / "b", seed=4, classes=classes, workers=2, **TINY_HARD))
+    assert a.keys() == b.keys() and [k for k in a if a[k] != b[k]] == []
+    c = _files(generate_demo(tmp_path / "c", seed=5, classes=classes, workers=0, **TINY_HARD))
+    key = f"ShapeNet/{HARD.synsets['chair']}/chair_0000.ply"
+    assert a[key] != c[key] and a["scans/" + key] != c["scans/" + key]
+    # the heading is drawn last: aligned objects are the same objects, facing +Z
+    turned, _, style = HARD.build_object("car", np.random.default_rng(8))
+    facing, _, style0 = HARD.with_heading("aligned").build_object("car", np.random.default_rng(8))
+    assert "heading" not in style0
+    assert np.allclose(facing.vertices @ rot("y", style["heading"]).T, turned.vertices, atol=1e-5)
+    aligned = generate_demo(tmp_path / "d", seed=4, classes=["car"], workers=0, heading="aligned", **TINY_HARD)
+    assert json.loads((aligned / "demo_meta.json").read_text())["heading"] == "aligned"
+
+
+def test_hard_layouts_scans_and_readers(tmp_path):
+    from plyfile import PlyData
+
+    from crosspoint.data.layouts import detect_layout, detect_layouts
+    from crosspoint.data.shapenet_render import ShapeNetRenderClassification, scan_shapenet_render
+    from crosspoint.render import read_view_metadata
+
+    classes = ["sofa", "cup", "knife"]
+    out = generate_demo(tmp_path / "demo", seed=1, classes=classes, workers=0, **{**TINY_HARD, "per_class": 4})
+    assert demo_is_complete(out) and demo_is_complete(out / "scans")
+    meta = json.loads((out / "demo_meta.json").read_text())
+    assert meta["preset"] == "hard" and meta["scans"]["clutter"] and meta["heading"] == "random"
+    assert all("style" in o and "scan" in o for o in meta["objects"])
+    smeta = json.loads((out / "scans" / "demo_meta.json").read_text())
+    assert smeta["variant"] == "scan" and [o["id"] for o in smeta["objects"]] == [o["id"] for o in meta["objects"]]
+    # whole objects and scans: the same objects, the same classes, two datasets
+    found = {(i.name, i.root) for i in detect_layouts(out)}
+    assert ("crosspoint_demo", out.resolve()) in found and ("crosspoint_demo", (out / "scans").resolve()) in found
+    assert detect_layout(out, task="classification").root == out.resolve()
+    whole, scans = scan_shapenet_render(out), scan_shapenet_render(out / "scans")
+    assert not whole.problems and not scans.problems
+    assert [r.name for r in whole.refs] == [r.name for r in scans.refs] and sorted(scans.class_names) == sorted(classes)
+    tr = ShapeNetRenderClassification(out / "scans", "train", 256, 0.25, 1)
+    te = ShapeNetRenderClassification(out / "scans", "val", 256, 0.25, 1)
+    assert len(tr) + len(te) == 12 and len(te) > 0
+    # a scan file: points with the part id of the surface each hit (-1: background); its view's
+    # camera projects those points onto the scanner's image
+    syn = HARD.synsets["sofa"]
+    v = PlyData.read(str(out / "scans" / "ShapeNet" / syn / "sofa_0001.ply"))["vertex"]
+    lab = np.asarray(v["label"])
+    assert set(lab.tolist()) <= {-1, *HARD.class_part_ids("sofa")} and (lab >= 0).mean() > 0.3
+    (cam,) = read_view_metadata(out / "scans" / "ShapeNetRendering" / syn / "sofa_0001" / "rendering")
+    assert cam.size == ScanSettings().resolution
+    # the part layout of the whole objects covers all of a class's part ids
+    rows = np.loadtxt(out / "shapenetcore_partanno_segmentation_benchmark_v0_normal" / syn / "sofa_0000.txt")
+    assert set(rows[:, 6].astype(int)) <= set(HARD.class_part_ids("sofa"))
+    # a missing scan makes the demo incomplete
+    (out / "scans" / "ShapeNet" / syn / "sofa_0002.ply").unlink()
+    assert not demo_is_complete(out)
+
+
+def test_cli_make_demo_presets(tmp_path, capsys):
+    from crosspoint.cli import main
+
+    hard = tmp_path / "hard"
+    common = ["--per-class", "1", "--views", "1", "--size", "24", "--points", "128", "--workers", "0"]
+    assert main(["make-demo", str(hard), *common]) == 0
+    meta = json.loads((hard / "demo_meta.json").read_text())
+    assert meta["preset"] == "hard" and len(meta["classes"]) == len(HARD.classes) and meta["scans"]["rotate"]
+    assert len(list((hard / "scans" / "ShapeNet").glob("*/*.ply"))) == len(HARD.classes)
+    assert "partial scans" in capsys.readouterr().out
+    easy = tmp_path / "easy"
+    assert main(["make-demo", str(easy), "--preset", "easy", *common]) == 0
+    meta = json.loads((easy / "demo_meta.json").read_text())
+    assert "preset" not in meta and len(meta["classes"]) == len(EASY.classes) and not (easy / "scans").exists()
+    plain = tmp_path / "plain"
+    assert main(["make-demo", str(plain), "--no-clutter", "--no-rotate", *common]) == 0
+    meta = json.loads((plain / "demo_meta.json").read_text())
+    assert meta["scans"]["clutter"] is False and meta["scans"]["rotate"] is False
+    assert main(["make-demo", str(tmp_path / "bad"), "--no-scans", "--clutter", *common]) == 2
