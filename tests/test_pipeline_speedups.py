@@ -215,7 +215,7 @@ def test_dataset_fallbacks_give_the_same_items(demo, monkeypatch):
     ds.image_transform = T.paper_image_augmentation(48)
     slow = [ds[i] for i in range(len(ds))]
     # without numba the dataset runs the torchvision chain
-    monkeypatch.setattr(T, "_IMG_KERNELS", False)
+    monkeypatch.setattr(T._IMG_KERNELS, "get", lambda: None)
     nonumba = ShapeNetRenderDataset(demo, num_points=256, image_size=48, seed=4, background="white", check_sample=0)
     assert nonumba._fast_image is None
     plain = [nonumba[i] for i in range(len(ds))]

@@ -82,10 +82,11 @@ import logging
 import math
 import os
 import random
-import threading
 from typing import Callable, Iterator, Sequence
 
 import numpy as np
+
+from crosspoint.lazykernels import LazyKernels
 
 log = logging.getLogger(__name__)
 
@@ -594,26 +595,9 @@ def load_rgb(path, background="white"):
 # renders, over many seeds. Without numba (or with CROSSPOINT_NO_NUMBA=1) the datasets run the
 # torchvision chain.
 
-_IMG_KERNELS = None
-_IMG_LOCK = threading.Lock()
-
-
 def _image_kernels():
-    """The image kernels (numba), or None when numba is missing or disabled."""
-    global _IMG_KERNELS
-    if _IMG_KERNELS is not None:
-        return _IMG_KERNELS or None
-    with _IMG_LOCK:
-        if _IMG_KERNELS is None:
-            if os.environ.get("CROSSPOINT_NO_NUMBA", "").strip() not in ("", "0"):
-                _IMG_KERNELS = False
-            else:
-                try:
-                    _IMG_KERNELS = _build_image_kernels()
-                except Exception as exc:  # pragma: no cover - numba missing or broken
-                    log.info("numba image kernels unavailable (%s); using PIL/torchvision", exc)
-                    _IMG_KERNELS = False
-    return _IMG_KERNELS or None
+    """The numba image kernels, or None (numba missing or broken, or ``CROSSPOINT_NO_NUMBA=1``)."""
+    return _IMG_KERNELS.get()
 
 
 def _build_image_kernels():
@@ -885,3 +869,6 @@ def eval_image_transform(size: int = 224):
     from torchvision import transforms as T
 
     return T.Compose([T.Resize((size, size)), T.ToTensor(), T.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
+
+
+_IMG_KERNELS = LazyKernels(_build_image_kernels, "numba image kernels")

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-_KERNEL = None
+from crosspoint.lazykernels import LazyKernels
+
 
 
 def _lzf_py(src, dst):  # the same algorithm; also the numba kernel's source
@@ -52,16 +53,18 @@ def _lzf_py(src, dst):  # the same algorithm; also the numba kernel's source
     return op
 
 
-def _kernel():
-    global _KERNEL
-    if _KERNEL is None:
-        try:
-            import numba
+def _build_kernel():
+    import numba
 
-            _KERNEL = numba.njit(cache=True, nogil=True)(_lzf_py)
-        except Exception:  # pragma: no cover - numba missing or broken
-            _KERNEL = _lzf_py
-    return _KERNEL
+    return numba.njit(cache=True, nogil=True)(_lzf_py)
+
+
+_KERNEL = LazyKernels(_build_kernel, "numba LZF kernel")
+
+
+def _kernel():
+    """The compiled decompressor, or the pure-Python one without numba."""
+    return _KERNEL.get() or _lzf_py
 
 
 def decompress(src: bytes | np.ndarray, size: int) -> np.ndarray:

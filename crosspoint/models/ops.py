@@ -26,10 +26,11 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import threading
 
 import torch
+
+from crosspoint.lazykernels import LazyKernels, kernel_pool
 
 log = logging.getLogger(__name__)
 
@@ -184,27 +185,9 @@ class _no_autocast:
 
 
 # ------------------------------------------------------------------------------ numba kernels
-_NUMBA = None
-_NUMBA_LOCK = threading.Lock()
-
-
 def _kernels():
     """The numba kernels, or None when numba is missing or disabled (``CROSSPOINT_NO_NUMBA=1``)."""
-    global _NUMBA
-    if _NUMBA is not None:
-        return _NUMBA or None
-    with _NUMBA_LOCK:
-        if _NUMBA is not None:
-            return _NUMBA or None
-        if os.environ.get("CROSSPOINT_NO_NUMBA", "").strip() not in ("", "0"):
-            _NUMBA = False
-            return None
-        try:
-            _NUMBA = _build_kernels()
-        except Exception as exc:  # pragma: no cover - numba missing or broken
-            log.info("numba kernels unavailable (%s); using torch ops", exc)
-            _NUMBA = False
-        return _NUMBA or None
+    return _KERNELS.get()
 
 
 def _build_kernels():
@@ -392,8 +375,7 @@ def _build_kernels():
             "bn_act_pool_dy": bn_act_pool_dy}
 
 
-_POOL = None
-_POOL_PID = None
+_KERNELS = LazyKernels(_build_kernels, "numba DGCNN kernels")
 
 
 def _split_rows(kernel, rows: int, *args, min_rows: int = 2048) -> None:
@@ -405,17 +387,13 @@ def _split_rows(kernel, rows: int, *args, min_rows: int = 2048) -> None:
 def _run_chunks(fn, rows: int, min_rows: int = 2048) -> int:
     """Call ``fn(chunk, r0, r1)`` for contiguous row chunks covering ``rows``, the chunks in
     parallel threads (up to ``torch.get_num_threads()``); returns the number of chunks."""
-    global _POOL, _POOL_PID
     threads = max(1, min(torch.get_num_threads(), rows // max(1, min_rows)))
     if threads == 1:
         fn(0, 0, rows)
         return 1
-    if _POOL is None or _POOL_PID != os.getpid() or _POOL._max_workers < threads - 1:
-        from concurrent.futures import ThreadPoolExecutor
-        _POOL = ThreadPoolExecutor(max_workers=threads - 1, thread_name_prefix="crosspoint-kernel")
-        _POOL_PID = os.getpid()
+    pool = kernel_pool(threads - 1)
     bounds = [rows * i // threads for i in range(threads + 1)]
-    futures = [_POOL.submit(fn, i, bounds[i], bounds[i + 1]) for i in range(1, threads)]
+    futures = [pool.submit(fn, i, bounds[i], bounds[i + 1]) for i in range(1, threads)]
     fn(0, bounds[0], bounds[1])
     for f in futures:
         f.result()
