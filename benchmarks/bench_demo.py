@@ -1,7 +1,7 @@
 """Demo generation speed: seconds per object and in total, easy vs hard preset, at their default sizes.
 
 Goal (this 2-core machine, 2 worker processes): the hard demo at its default size (24 classes x 36
-objects, 8 views of 137 px, partial scans) in under 60 s. The easy demo (8 x 60 objects, 24 views,
+objects, 6 views of 137 px, partial scans) in under 60 s. The easy demo (8 x 60 objects, 24 views,
 no scans) is the baseline measured in the same run. A per-stage breakdown (one process, a few
 objects of every class) says where the time goes: building the mesh, sampling the points, rendering
 the views, scanning, writing the files.

@@ -32,7 +32,7 @@ def add_arguments(p) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed (default 0)")
     p.add_argument("--per-class", type=int, default=None, metavar="N", help="objects per class (default 36 hard, 60 easy)")
     p.add_argument("--views", type=int, default=None, metavar="V",
-                   help="rendered views per object (default 8 hard, 24 easy as ShapeNetRendering)")
+                   help="rendered views per object (default 6 hard, 24 easy as ShapeNetRendering)")
     p.add_argument("--size", type=int, default=None, metavar="S", help="view size in pixels (default 137)")
     p.add_argument("--points", type=int, default=2048, metavar="P", help="points per object (default 2048)")
     p.add_argument("--scans", action=argparse.BooleanOptionalAction, default=None,

@@ -13,7 +13,7 @@ Two presets (``crosspoint make-demo OUT --preset hard|easy``):
     (leg arrangement, back type, body profile, optional parts...) and its proportions; every object
     is then stretched per axis (+-30 %) and turned about +Y to a random heading. With
     ``scans``, every object also gets a ScanObjectNN-style partial scan (:mod:`.scanner`) in
-    ``OUT/scans``. Default size: 24 x 36 objects, 8 views of 137 px each.
+    ``OUT/scans``. Default size: 24 x 36 objects, 6 views of 137 px each.
 ``easy`` (:mod:`.easy`; ``generate_demo``'s and ``ensure_demo``'s default)
     The original 8-class demo (chair, table, airplane, lamp, mug, car, guitar, bottle), byte for
     byte as ``crosspoint.data.synthetic`` wrote it before this package. The shipped demo checkpoint

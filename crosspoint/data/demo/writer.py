@@ -84,9 +84,9 @@ DEFAULT_SIZE = 137
 PRESET_DEFAULTS: dict[str, dict] = {
     # the original demo: 8 x 60 objects, 24 views each, no scans
     "easy": {"per_class": 60, "n_views": DEFAULT_VIEWS, "scans": False},
-    # 24 x 36 objects, 8 views each (to stay under a minute on 2 cores), scans with clutter and
+    # 24 x 36 objects, 6 views each (to stay under a minute on 2 cores), scans with clutter and
     # random heading
-    "hard": {"per_class": 36, "n_views": 8, "scans": True},
+    "hard": {"per_class": 36, "n_views": 6, "scans": True},
 }
 
 # the folders generate_demo owns inside OUT (and may delete when regenerating)
