@@ -198,5 +198,10 @@ def test_cli_make_demo_and_loader(tmp_path):
     from crosspoint.data.shapenet_render import scan_shapenet_render
 
     index = scan_shapenet_render(out)
+    # the CLI's default is the hard preset: one object of each of its (>= 16) classes
+    assert not index.problems and len(index.refs) == len(index.class_names) >= 16
+    easy = tmp_path / "easy"
+    assert main(["make-demo", str(easy), "--preset", "easy", *argv[2:]]) == 0
+    index = scan_shapenet_render(easy)
     assert not index.problems and len(index.refs) == len(CLASSES)
     assert sorted(index.class_names) == sorted(CLASSES)
