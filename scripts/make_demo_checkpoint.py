@@ -93,7 +93,7 @@ def main(argv=None) -> int:
     demo = ensure_demo()
     test_root = runs / "demo-heldout-seed1"
     if not (test_root / "demo_meta.json").is_file():
-        sh("make-demo", str(test_root), "--seed", "1", "--per-class", str(args.test_per_class))
+        sh("make-demo", str(test_root), "--preset", "easy", "--seed", "1", "--per-class", str(args.test_per_class))
     times = {}
     pre = runs / "cpu-demo"
     if not args.skip_pretrain:
