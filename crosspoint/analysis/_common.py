@@ -67,3 +67,19 @@ def unit_range(h: np.ndarray) -> np.ndarray:
     if not np.isfinite(m) or m <= 0:
         return np.zeros_like(h, dtype=np.float32)
     return np.clip(h / m, 0.0, 1.0).astype(np.float32)
+
+
+def image_array_uint8(image) -> np.ndarray:
+    """An image array as ``(H, W, 3 or 4)`` uint8: grey is repeated to RGB, floats in [0, 1] are
+    scaled to 0-255 (other floats taken as 0-255), rounded and clipped."""
+    arr = np.asarray(image)
+    if arr.ndim == 2:
+        arr = np.repeat(arr[:, :, None], 3, axis=2)
+    if arr.ndim != 3 or arr.shape[2] not in (3, 4):
+        raise AnalysisError(f"an image must be (H, W, 3) or (H, W, 4), got shape {arr.shape}")
+    if arr.dtype != np.uint8:
+        a = arr.astype(np.float64)
+        if a.size and a.max() <= 1.0:
+            a = a * 255.0
+        arr = np.clip(np.rint(a), 0, 255).astype(np.uint8)
+    return arr

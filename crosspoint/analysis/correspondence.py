@@ -97,7 +97,9 @@ from typing import Sequence
 
 import numpy as np
 
-from crosspoint.analysis._common import AnalysisError, Cancel, Progress, check_cancel, l2_normalize, report
+from crosspoint.analysis._common import (
+    AnalysisError, Cancel, Progress, check_cancel, image_array_uint8, l2_normalize, report,
+)
 
 __all__ = [
     "VISIBILITY_SLOPE", "HIT_RADIUS_PX", "EVAL_SIZE", "PinholeCamera", "as_pinhole", "ViewCorrespondence",
@@ -584,16 +586,7 @@ def _image_array(image) -> np.ndarray:
             raise AnalysisError(f"{image}: cannot read the image ({exc})") from None
     if hasattr(image, "mode") and hasattr(image, "size") and not isinstance(image, np.ndarray):
         return np.asarray(image.convert("RGBA") if image.mode in ("RGBA", "LA", "P") else image.convert("RGB"))
-    arr = np.asarray(image)
-    if arr.ndim == 2:
-        arr = np.repeat(arr[:, :, None], 3, axis=2)
-    if arr.ndim != 3 or arr.shape[2] not in (3, 4):
-        raise AnalysisError(f"an image must be (H, W, 3) or (H, W, 4), got shape {arr.shape}")
-    if arr.dtype != np.uint8:
-        a = arr.astype(np.float64)
-        if a.size and a.max() <= 1.0:
-            a = a * 255.0
-        arr = np.clip(np.rint(a), 0, 255).astype(np.uint8)
+    arr = image_array_uint8(image)
     return arr
 
 

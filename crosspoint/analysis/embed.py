@@ -24,7 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
-from crosspoint.analysis._common import AnalysisError, Cancel, Progress, check_cancel, l2_normalize, report
+from crosspoint.analysis._common import (
+    AnalysisError, Cancel, Progress, check_cancel, image_array_uint8, l2_normalize, report,
+)
 from crosspoint.analysis.points import Prepared, prepare_points
 
 __all__ = [
@@ -110,16 +112,7 @@ def _pil(image, background):
             raise AnalysisError(f"{image}: cannot read the image ({exc})") from None
     if isinstance(image, Image.Image):
         return to_rgb(image, background)
-    arr = np.asarray(image)
-    if arr.ndim == 2:
-        arr = np.repeat(arr[:, :, None], 3, axis=2)
-    if arr.ndim != 3 or arr.shape[2] not in (3, 4):
-        raise AnalysisError(f"an image must be (H, W, 3) or (H, W, 4), got shape {arr.shape}")
-    if arr.dtype != np.uint8:
-        a = arr.astype(np.float64)
-        if a.size and a.max() <= 1.0:
-            a = a * 255.0
-        arr = np.clip(np.rint(a), 0, 255).astype(np.uint8)
+    arr = image_array_uint8(image)
     return Image.fromarray(to_rgb(np.ascontiguousarray(arr), background), "RGB")
 
 
