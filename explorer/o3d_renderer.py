@@ -24,6 +24,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from explorer.camera import OrbitCamera
+
 log = logging.getLogger(__name__)
 
 _CREATE_LOCK = threading.Lock()
@@ -61,7 +63,8 @@ class RendererUnavailable(RuntimeError):
 
 @dataclass
 class CameraState:
-    """The pinhole camera of the current view: ``K`` (3x3) and world-to-camera ``extrinsic`` (4x4)."""
+    """A snapshot of the current view's pinhole camera: ``K`` (3x3) and world-to-camera ``extrinsic``
+    (4x4), as :class:`explorer.camera.OrbitCamera` produced them."""
 
     intrinsic: np.ndarray
     extrinsic: np.ndarray
@@ -99,7 +102,7 @@ class OffscreenRenderer:
         self._show_mesh = False
         self._has_view = False
         self.used_backend = None
-        self.up_axis = 1  # 1: +Y up, 2: +Z up (used by reset_view)
+        self.cam = OrbitCamera(self.width, self.height)  # the camera model: every pose comes from it
         self._create()
 
     # -- lifetime -------------------------------------------------------------------------------
@@ -173,14 +176,13 @@ class OffscreenRenderer:
                 m.paint_uniform_color([0.72, 0.74, 0.78])
             self._mesh = m
         keep = not reset_view and self._has_view
-        params = self._vis.get_view_control().convert_to_pinhole_camera_parameters() if keep else None
         self._vis.add_geometry(pcd, reset_bounding_box=True)
         if self._marker is not None:
             self._vis.add_geometry(self._marker, reset_bounding_box=True)  # widens the frame
         if self._show_mesh and self._mesh is not None:
             self._vis.add_geometry(self._mesh, reset_bounding_box=False)
-        if params is not None:
-            self._vis.get_view_control().convert_from_pinhole_camera_parameters(params, allow_arbitrary=True)
+        if keep:
+            self._apply_camera()  # adding geometry resets Open3D's own camera; the model's pose stands
         else:
             self.reset_view()
         self._has_view = True
@@ -263,62 +265,66 @@ class OffscreenRenderer:
         self._vis.get_render_option().background_color = self.background
 
     # -- camera ---------------------------------------------------------------------------------
+    # The pose lives in ``self.cam`` (:class:`explorer.camera.OrbitCamera`, a plain model); these
+    # methods change the model and hand its pinhole parameters to Open3D, which only draws.
+    @property
+    def up_axis(self) -> int:
+        return self.cam.up_axis
+
+    @up_axis.setter
+    def up_axis(self, axis: int) -> None:
+        self.cam.up_axis = int(axis)
+
+    def _apply_camera(self) -> None:
+        vc = self._vis.get_view_control()
+        p = vc.convert_to_pinhole_camera_parameters()
+        k = self.cam.intrinsic()
+        p.intrinsic.set_intrinsics(self.width, self.height, k[0, 0], k[1, 1], k[0, 2], k[1, 2])
+        p.extrinsic = self.cam.extrinsic()
+        vc.convert_from_pinhole_camera_parameters(p, allow_arbitrary=True)
+
     def rotate(self, dx: float, dy: float) -> None:
-        self._vis.get_view_control().rotate(float(dx), float(dy))
+        self.cam.orbit(dx, dy)
+        self._apply_camera()
 
     def pan(self, dx: float, dy: float) -> None:
-        self._vis.get_view_control().translate(float(dx), float(dy))
+        self.cam.pan(dx, dy)
+        self._apply_camera()
 
     def zoom(self, steps: float) -> None:
         """Positive steps zoom in."""
-        self._vis.get_view_control().scale(-float(steps))
+        self.cam.zoom(steps)
+        self._apply_camera()
 
-    #: Default viewing direction (from the object towards the camera): a three-quarter view from the front
-    #: right and slightly above, with +Y up (the ShapeNet convention the project uses).
-    DEFAULT_FRONT = (0.55, 0.45, 1.0)
+    def _framed_points(self) -> np.ndarray | None:
+        parts = [np.asarray(g.points) for g in (self._pcd, self._marker)
+                 if g is not None and hasattr(g, "points") and len(g.points)]
+        if self._marker is not None and not hasattr(self._marker, "points"):
+            box = self._marker.get_axis_aligned_bounding_box()
+            parts.append(np.stack([box.get_min_bound(), box.get_max_bound()]))
+        return np.concatenate(parts) if parts else None
 
     def reset_view(self) -> None:
-        vis = self._vis
-        vis.reset_view_point(True)
-        if self._pcd is not None and len(self._pcd.points) > 0:
-            vc = vis.get_view_control()
-            vc.set_lookat(self._pcd.get_axis_aligned_bounding_box().get_center())
-            front = np.asarray(self.DEFAULT_FRONT, np.float64)
-            front /= np.linalg.norm(front)
-            world_up = np.array([0.0, 1.0, 0.0])
-            if self.up_axis == 2:  # the same view of a Z-up object: (x, y, z) -> (x, -z, y)
-                front = np.array([front[0], -front[2], front[1]])
-                world_up = np.array([0.0, 0.0, 1.0])
-            # Open3D keeps `up` as given; an `up` not orthogonal to `front` renders fine (glm::lookAt
-            # orthogonalises) but makes convert_to_pinhole_camera_parameters return a non-rotation.
-            up = world_up - (world_up @ front) * front
-            vc.set_front(front)
-            vc.set_up(up / np.linalg.norm(up))
-            # Open3D fits the object to the viewport's height; a portrait viewport needs more room
-            # across, or a wide object is cut at the sides.
-            aspect = self.width / max(1, self.height)
-            vc.set_zoom(min(2.0, 0.75 / min(1.0, aspect)))
+        self.cam.resize(self.width, self.height)
+        self.cam.reset(self._framed_points())
+        if self._vis is not None:
+            self._apply_camera()
 
     def camera(self) -> CameraState:
-        p = self._vis.get_view_control().convert_to_pinhole_camera_parameters()
-        return CameraState(np.asarray(p.intrinsic.intrinsic_matrix, np.float64), np.asarray(p.extrinsic, np.float64),
-                           self.width, self.height)
+        return CameraState(self.cam.intrinsic(), self.cam.extrinsic(), self.width, self.height)
 
     def set_camera_extrinsic(self, extrinsic: np.ndarray) -> None:
-        vc = self._vis.get_view_control()
-        p = vc.convert_to_pinhole_camera_parameters()
-        p.extrinsic = np.asarray(extrinsic, np.float64)
-        vc.convert_from_pinhole_camera_parameters(p, allow_arbitrary=True)
+        self.cam.set_extrinsic(extrinsic)
+        self._apply_camera()
 
     def resize(self, width: int, height: int) -> None:
         """Recreate the hidden window at a new size, keeping the scene and the camera pose."""
         width, height = max(16, int(width)), max(16, int(height))
         if (width, height) == (self.width, self.height):
             return
-        extrinsic = self.camera().extrinsic if self._has_view else None
-        field_of_view = self._vis.get_view_control().get_field_of_view()
         self.close()
         self.width, self.height = width, height
+        self.cam.resize(width, height)
         self._create()
         if self._pcd is not None:
             self._vis.add_geometry(self._pcd, reset_bounding_box=True)
@@ -326,10 +332,7 @@ class OffscreenRenderer:
                 self._vis.add_geometry(self._marker, reset_bounding_box=True)  # widens the frame
             if self._show_mesh and self._mesh is not None:
                 self._vis.add_geometry(self._mesh, reset_bounding_box=False)
-            vc = self._vis.get_view_control()
-            vc.change_field_of_view(field_of_view - vc.get_field_of_view())
-            if extrinsic is not None:
-                self.set_camera_extrinsic(extrinsic)
+            self._apply_camera()
 
     # -- frames ---------------------------------------------------------------------------------
     def render(self) -> np.ndarray:
@@ -345,17 +348,5 @@ class OffscreenRenderer:
         return frame
 
     def pick(self, x: float, y: float, points: np.ndarray, *, radius: float = 12.0) -> int | None:
-        """Index of the point drawn nearest to pixel ``(x, y)`` within ``radius`` pixels, nearest to the camera
-        among close candidates; ``None`` if none."""
-        if points is None or len(points) == 0:
-            return None
-        uv, z = self.camera().project(points)
-        d2 = (uv[:, 0] - x) ** 2 + (uv[:, 1] - y) ** 2
-        ok = (z > 0) & (d2 <= radius * radius)
-        if not ok.any():
-            return None
-        cand = np.flatnonzero(ok)
-        # prefer points in front: among candidates within a couple of pixels of the best, the nearest in depth
-        best = d2[cand].min()
-        close = cand[d2[cand] <= best + 4.0]
-        return int(close[np.argmin(z[close])])
+        """Index of the point drawn nearest to pixel ``(x, y)`` (:meth:`OrbitCamera.pick`)."""
+        return self.cam.pick(x, y, points, radius=radius)

@@ -201,7 +201,7 @@ class Viewer3D(QWidget):
             self._renderer.set_show_mesh(self._show_mesh)
         except (RendererUnavailable, RuntimeError) as exc:
             self._error = str(exc)
-            log.error("3D view unavailable: %s", exc)
+            log.error("3D view unavailable: %s", exc, exc_info=not isinstance(exc, RendererUnavailable))
             self.update()
             return False
         return True

@@ -1,27 +1,31 @@
 """Train, evaluate and package the demo checkpoint that ships in ``assets/`` (run from the repo root).
 
-    python scripts/make_demo_checkpoint.py [--skip-pretrain] [--seg-epochs 12]
+    python scripts/make_demo_checkpoint.py [--skip-pretrain] [--seg-epochs 10]
 
-Every step uses the project's own commands:
+Every step uses the project's own commands (``python -m crosspoint ...``):
 
-1. ``crosspoint pretrain --config configs/cpu-demo.yaml --out runs/cpu-demo`` on the embedded demo
-   dataset (seed 0, 8 classes x 60 objects);
-2. ``crosspoint finetune-partseg --backbone frozen`` trains a part-segmentation head on the frozen
-   encoder, on the demo's ``train`` split (best epoch chosen on ``val``);
-3. the same head is trained on a *randomly initialised* encoder as the baseline;
-4. evaluation on a second demo dataset generated with another seed (objects never seen in
-   pretraining or fine-tuning): linear-SVM accuracy (features of the seed-0 demo -> labels of the
-   held-out demo), cross-modal retrieval top-1/top-5 (``crosspoint eval retrieval``) and part
-   segmentation instance/class mIoU (``crosspoint eval partseg``), each for the trained and the
-   random encoder;
-5. the encoders and the head are written in float16 to ``assets/demo_checkpoint.pt`` (loaders cast
-   back to float32) and the figures to ``assets/MODEL_CARD.md`` / ``assets/demo_results.json``.
+1. ``make-demo`` writes the hard demo with seed 0 (the training data; the same bytes as the explorer's
+   embedded demo) and with seed 1 (held out: objects never seen in pretraining or fine-tuning);
+2. ``pretrain --config configs/cpu-demo-hard.yaml`` on the seed-0 demo (global CrossPoint losses plus
+   the dense point-pixel term);
+3. ``finetune-partseg --backbone frozen`` trains a part-segmentation head on the frozen pretrained
+   encoder, and the same head on a frozen *randomly initialised* encoder (the baseline);
+4. on the held-out demo, for the pretrained and the random encoder alike: ``eval svm`` on whole
+   objects and on the partial scans (C by cross-validation; the held-out demo's own train/test split),
+   ``eval fewshot`` (5-way 10-shot), ``eval retrieval``, ``eval partseg``, ``eval correspondence``, and
+   the class separation of the UMAP map (silhouette, 2-D kNN accuracy);
+5. the encoders, the dense heads and the segmentation head are written in float16 to
+   ``assets/demo_checkpoint.pt`` (loaders cast back to float32), every figure to
+   ``assets/demo_results.json``, the model card to ``assets/MODEL_CARD.md`` (generated from the
+   results, so its figures cannot drift from them) and the validation curve to
+   ``docs/images/demo-val-curve.svg``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import subprocess
 import sys
@@ -31,32 +35,42 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+CONFIG = "configs/cpu-demo-hard.yaml"
+POINTS = 1024
+IMAGE = 128
+
 
 def sh(*args: str) -> float:
-    print("$", " ".join(args), flush=True)
+    print("$ crosspoint", " ".join(args), flush=True)
     t0 = time.time()
     subprocess.run([sys.executable, "-m", "crosspoint", *args], check=True, cwd=REPO)
     return time.time() - t0
 
 
-def svm_transfer(checkpoint: str, train_root: Path, test_root: Path, points: int) -> dict:
-    """Linear SVM: fit on the features of every object of ``train_root``, score on ``test_root``."""
+def ev(out: Path, *args: str) -> dict:
+    """``crosspoint eval ...`` with ``--json out`` (reused when it exists)."""
+    if not out.is_file():
+        sh("eval", *args, "--json", str(out), "--no-progress")
+    return json.loads(out.read_text())
+
+
+def umap_quality(checkpoint: str, root: Path) -> dict:
+    """Class separation of the UMAP map of every held-out object's global feature."""
+    from crosspoint.analysis.dataset import map_quality, project_2d
     from crosspoint.data.shapenet_render import ShapeNetRenderClassification
     from crosspoint.evaluation.features import build_eval_encoder, extract_features
-    from crosspoint.evaluation.svm import svm_protocol
 
     enc = build_eval_encoder(checkpoint, seed=0)
-    tr = ShapeNetRenderClassification(train_root, None, points)
-    te = ShapeNetRenderClassification(test_root, None, points)
-    assert tr.class_names == te.class_names
-    xtr = extract_features(enc, tr, num_points=points)
-    xte = extract_features(enc, te, num_points=points)
-    return svm_protocol(xtr, tr.labels, xte, te.labels, seed=0)
+    ds = ShapeNetRenderClassification(root, None, POINTS)
+    x = extract_features(enc, ds, num_points=POINTS)
+    proj = project_2d(x, seed=0, use_cache=False)
+    return {**map_quality(proj.coords, ds.labels), "method": proj.method}
 
 
 def pack(best: Path, seg: Path, out: Path, meta: dict) -> None:
     import torch
 
+    from crosspoint.engine.checkpoint import atomic_torch_save
     from crosspoint.models.checkpoint import read_checkpoint
 
     src = read_checkpoint(best)
@@ -73,37 +87,88 @@ def pack(best: Path, seg: Path, out: Path, meta: dict) -> None:
         "meta": {**src.get("meta", {}), **head.get("meta", {}), **meta},
         "config": src["config"],
     }
-    from crosspoint.engine.checkpoint import atomic_torch_save
-
+    if "dense_heads" in src:
+        bundle["dense_heads"] = {**src["dense_heads"], "state_dict": half(src["dense_heads"]["state_dict"])}
     atomic_torch_save(bundle, out)
     torch.load(out, weights_only=True)
+
+
+def curve_svg(epochs: list, path: Path) -> None:
+    """The validation linear-SVM accuracy and the training loss per epoch, as a small SVG chart."""
+    val = [(e["epoch"] + 1, e["val_acc"]) for e in epochs if e.get("val_acc") is not None]
+    loss = [(e["epoch"] + 1, e["loss"]) for e in epochs if e.get("loss") is not None]
+    if not val:
+        return
+    w, h, left, right, top, bottom = 560, 260, 52, 52, 20, 40
+    n = max(e for e, _ in loss or val)
+    lo = min(a for _, a in val)
+    lo = max(0.0, min(lo, 0.5) - 0.05)
+
+    def x(e):
+        return left + (e - 1) / max(1, n - 1) * (w - left - right)
+
+    def ya(a):
+        return top + (1 - (a - lo) / (1 - lo)) * (h - top - bottom)
+
+    lmax = max(v for _, v in loss) if loss else 1.0
+
+    def yl(v):
+        return top + (1 - v / lmax) * (h - top - bottom)
+
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" '
+             f'font-size="11"><rect width="{w}" height="{h}" fill="white"/>']
+    for t in range(0, 11):
+        a = lo + (1 - lo) * t / 10
+        if t % 2 == 0:
+            parts.append(f'<line x1="{left}" x2="{w - right}" y1="{ya(a):.1f}" y2="{ya(a):.1f}" stroke="#ddd"/>'
+                         f'<text x="{left - 6}" y="{ya(a) + 4:.1f}" text-anchor="end" fill="#1f5fbf">'
+                         f'{100 * a:.0f}%</text>')
+    for e in range(1, n + 1, max(1, n // 9)):
+        parts.append(f'<text x="{x(e):.1f}" y="{h - bottom + 16}" text-anchor="middle">{e}</text>')
+    parts.append(f'<text x="{w / 2}" y="{h - 6}" text-anchor="middle">epoch</text>')
+    if loss:
+        pts = " ".join(f"{x(e):.1f},{yl(v):.1f}" for e, v in loss)
+        parts.append(f'<polyline points="{pts}" fill="none" stroke="#c05020" stroke-width="1.5" '
+                     f'stroke-dasharray="4 3"/>')
+        parts.append(f'<text x="{w - right + 6}" y="{yl(lmax) + 4:.1f}" fill="#c05020">{lmax:.1f}</text>'
+                     f'<text x="{w - right + 6}" y="{yl(0) + 4:.1f}" fill="#c05020">0</text>')
+    pts = " ".join(f"{x(e):.1f},{ya(a):.1f}" for e, a in val)
+    parts.append(f'<polyline points="{pts}" fill="none" stroke="#1f5fbf" stroke-width="2"/>')
+    parts += [f'<circle cx="{x(e):.1f}" cy="{ya(a):.1f}" r="3" fill="#1f5fbf"/>' for e, a in val]
+    parts.append(f'<text x="{left + 8}" y="{top + 12}" fill="#1f5fbf">validation linear-SVM accuracy '
+                 f'(left axis)</text><text x="{left + 8}" y="{top + 26}" fill="#c05020">training loss, '
+                 f'all terms (dashed, right axis)</text></svg>')
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(parts) + "\n")
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", default="runs")
-    ap.add_argument("--skip-pretrain", action="store_true", help="reuse runs/cpu-demo")
-    ap.add_argument("--seg-epochs", type=int, default=12)
-    ap.add_argument("--test-per-class", type=int, default=30)
+    ap.add_argument("--skip-pretrain", action="store_true", help="reuse runs/cpu-demo-hard")
+    ap.add_argument("--seg-epochs", type=int, default=10)
+    ap.add_argument("--objects", type=int, default=48, help="objects for eval correspondence")
+    ap.add_argument("--queries", type=int, default=20, help="few-shot queries per class (default 20)")
+    ap.add_argument("--assets", default=str(REPO / "assets"), help="where the checkpoint, results and card go")
+    ap.add_argument("--curve", default=str(REPO / "docs" / "images" / "demo-val-curve.svg"))
+    ap.add_argument("--per-class", type=int, default=None, help="objects per class of the demos (default: make-demo's)")
     args = ap.parse_args(argv)
     runs = REPO / args.runs
     runs.mkdir(exist_ok=True)
-    from crosspoint.data.synthetic import default_demo_dir, ensure_demo
-
-    demo = ensure_demo()
-    test_root = runs / "demo-heldout-seed1"
-    if not (test_root / "demo_meta.json").is_file():
-        sh("make-demo", str(test_root), "--preset", "easy", "--seed", "1", "--per-class", str(args.test_per_class))
+    demo, held = runs / "demo-hard-seed0", runs / "demo-hard-seed1"
+    for root, seed in ((demo, 0), (held, 1)):
+        if not (root / "demo_meta.json").is_file():
+            sh("make-demo", str(root), "--seed", str(seed), "--workers", "2",
+               *(["--per-class", str(args.per_class)] if args.per_class else []))
     times = {}
-    pre = runs / "cpu-demo"
+    pre = runs / "cpu-demo-hard"
     if not args.skip_pretrain:
-        times["pretrain_s"] = sh("pretrain", "--config", "configs/cpu-demo.yaml", "--out", str(pre), "--no-progress")
-    # the final epoch: the demo's validation split is too easy to rank checkpoints (the linear SVM
-    # reaches 47/48 after two epochs), and contrastive pretraining is normally evaluated at its end
+        times["pretrain_s"] = sh("pretrain", "--config", CONFIG, "--set", f"data.root={demo}", "--out", str(pre),
+                                 "--no-progress")
+    # the final epoch, as contrastive pretraining is normally evaluated (the curve: docs/images/demo-val-curve.svg)
     best = pre / "checkpoints" / "last.pt"
-    seg = runs / "cpu-demo-seg"
-    seg_rand = runs / "random-seg"
-    common = ["--data", str(demo), "--backbone", "frozen", "--points", "1024", "--epochs", str(args.seg_epochs),
+    seg, seg_rand = runs / "cpu-demo-hard-seg", runs / "random-hard-seg"
+    common = ["--data", str(demo), "--backbone", "frozen", "--points", str(POINTS), "--epochs", str(args.seg_epochs),
               "--no-progress"]
     if not (seg / "checkpoints" / "best.pt").is_file():
         times["finetune_head_s"] = sh("finetune-partseg", "--init", str(best), "--out", str(seg), *common)
@@ -111,32 +176,47 @@ def main(argv=None) -> int:
         sh("finetune-partseg", "--init", "random", "--arch", "dgcnn", "--k", "20", "--out", str(seg_rand), *common)
 
     results = {}
+    ej = runs / "eval-json"
+    ej.mkdir(exist_ok=True)
     for name, ck, segck in (("trained", str(best), seg), ("random", "random", seg_rand)):
-        r = {"svm": svm_transfer(ck, demo, test_root, 1024)}
-        out = runs / f"retrieval-{name}.json"
-        sh("eval", "retrieval", "--checkpoint", ck, "--data", str(test_root), "--split", "all", "--points", "1024",
-           "--image-size", "128", "--image-arch", "resnet18", "--json", str(out), "--no-progress")
-        r["retrieval"] = json.loads(out.read_text())
-        out = runs / f"partseg-{name}.json"
-        sh("eval", "partseg", "--checkpoint", str(segck / "checkpoints" / "best.pt"), "--data", str(test_root),
-           "--split", "test", "--points", "1024", "--json", str(out), "--no-progress")
-        r["partseg"] = json.loads(out.read_text())
+        r = {}
+        r["svm"] = ev(ej / f"svm-{name}.json", "svm", "--checkpoint", ck, "--data", str(held), "--points", str(POINTS))
+        r["svm_scans"] = ev(ej / f"svm-scans-{name}.json", "svm", "--checkpoint", ck, "--data", str(held / "scans"),
+                            "--points", str(POINTS))
+        r["fewshot"] = ev(ej / f"fewshot-{name}.json", "fewshot", "--checkpoint", ck, "--data", str(held), "--points",
+                          str(POINTS), "--ways", "5", "--shots", "10", "--runs", "10", "--queries", str(args.queries))
+        r["retrieval"] = ev(ej / f"retrieval-{name}.json", "retrieval", "--checkpoint", ck, "--data", str(held),
+                            "--split", "all", "--points", str(POINTS), "--image-size", str(IMAGE), "--image-arch",
+                            "resnet18")
+        r["partseg"] = ev(ej / f"partseg-{name}.json", "partseg", "--checkpoint", str(segck / "checkpoints" / "best.pt"),
+                          "--data", str(held), "--split", "test", "--points", str(POINTS))
+        r["correspondence"] = ev(ej / f"corr-{name}.json", "correspondence", "--checkpoint", ck, "--data", str(held),
+                                 "--objects", str(args.objects), "--no-heat")
+        r["correspondence"].pop("objects", None)
+        r["umap"] = umap_quality(ck, held)
         results[name] = r
     events = [json.loads(line) for line in (pre / "events.jsonl").read_text().splitlines()]
     end = [e for e in events if e["event"] == "end"]
+    epochs = [e for e in events if e["event"] == "epoch"]
     results["pretrain"] = {
+        "config": CONFIG,
         "seconds": end[-1]["seconds"] if end else None,
-        "best_val_acc": end[-1]["best_acc"] if end else None,
-        "epochs": [e for e in events if e["event"] == "epoch"],
-        "machine": f"{platform.machine()}, {__import__('os').cpu_count()} cores, {platform.python_version()}",
+        "epochs": epochs,
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.processor() or ''}".rstrip(", "),
     }
     results["times"] = times
-    (REPO / "assets").mkdir(exist_ok=True)
-    (REPO / "assets" / "demo_results.json").write_text(json.dumps(results, indent=1, default=float))
-    pack(best, seg / "checkpoints" / "best.pt", REPO / "assets" / "demo_checkpoint.pt",
-         {"num_points": 1024, "image_size": 128, "demo_seed": 0,
-          "trained_with": "configs/cpu-demo.yaml + finetune-partseg --backbone frozen"})
-    print(json.dumps({k: v for k, v in results.items() if k != "pretrain"}, indent=1, default=float)[:4000])
+    assets = Path(args.assets)
+    assets.mkdir(parents=True, exist_ok=True)
+    (assets / "demo_results.json").write_text(json.dumps(results, indent=1, default=float) + "\n")
+    pack(best, seg / "checkpoints" / "best.pt", assets / "demo_checkpoint.pt",
+         {"num_points": POINTS, "image_size": IMAGE, "demo_seed": 0, "demo_preset": "hard",
+          "trained_with": f"{CONFIG} + finetune-partseg --backbone frozen"})
+    curve_svg(epochs, Path(args.curve))
+    sys.path.insert(0, str(REPO / "scripts"))
+    from model_card import write_model_card
+
+    write_model_card(results, assets / "MODEL_CARD.md", assets / "demo_checkpoint.pt")
+    print((assets / "MODEL_CARD.md").read_text())
     return 0
 
 

@@ -45,7 +45,7 @@ from crosspoint.analysis.correspondence import (
     object_views, part_occlusion, point_in_views, view_correspondence,
 )
 from crosspoint.analysis.dataset import (
-    DatasetEmbedding, Projection2D, embed_dataset, ensure_numba_cache_dir, project_2d, svm_accuracy, umap_2d,
+    DatasetEmbedding, Projection2D, embed_dataset, ensure_numba_cache_dir, project_2d, svm_accuracy, map_quality, umap_2d,
     warm_up_umap,
 )
 from crosspoint.analysis.embed import (
@@ -68,7 +68,7 @@ __all__ = [
     "SegmentationResult", "segment", "point_features", "cluster_parts", "matched_miou", "infer_category",
     "PointHeatmap", "point_heatmap", "point_heatmap_result", "image_heatmap", "similarity", "deletion_test",
     "HEAT_METHODS", "GRADCAM_LABEL", "heat_readouts", "colormap", "overlay", "CMAPS",
-    "DatasetEmbedding", "embed_dataset", "umap_2d", "project_2d", "Projection2D", "svm_accuracy",
+    "DatasetEmbedding", "embed_dataset", "umap_2d", "project_2d", "Projection2D", "svm_accuracy", "map_quality",
     "ensure_numba_cache_dir", "warm_up_umap",
     "PinholeCamera", "as_pinhole", "ViewCorrespondence", "view_correspondence", "object_views", "point_in_views",
     "DenseSimilarity", "dense_similarity", "PartEvidence", "part_occlusion", "mask_image",

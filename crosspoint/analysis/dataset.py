@@ -55,7 +55,7 @@ from crosspoint.analysis._common import (
 
 log = logging.getLogger(__name__)
 
-__all__ = ["DatasetEmbedding", "embed_dataset", "umap_2d", "project_2d", "Projection2D", "svm_accuracy",
+__all__ = ["DatasetEmbedding", "embed_dataset", "umap_2d", "project_2d", "Projection2D", "svm_accuracy", "map_quality",
            "ensure_numba_cache_dir", "warm_up_umap", "UMAP_MIN_OBJECTS"]
 
 UMAP_MIN_OBJECTS = 10
@@ -534,6 +534,35 @@ def umap_2d(features, *, seed: int = 0, n_neighbors: int = 15, min_dist: float =
     """``(M, 2)`` float32 UMAP coordinates of ``features`` (see the module docstring)."""
     return project_2d(features, seed=seed, n_neighbors=n_neighbors, min_dist=min_dist, cache_dir=cache_dir,
                       use_cache=use_cache, progress=progress).coords
+
+
+def map_quality(coords, labels, *, k: int = 5) -> dict:
+    """How well a 2-D map keeps the classes apart, on the labelled rows (label >= 0): the
+    ``silhouette`` of the classes in the 2-D coordinates (-1..1, sklearn's euclidean silhouette)
+    and ``knn_acc``, the leave-one-out accuracy of a ``k``-nearest-neighbour vote in 2-D. Compare
+    with the same map of a random-weight encoder (the explorer's "compare with random weights"):
+    a map that looks clustered is evidence only when it beats that. NaN when fewer than two
+    classes have two or more labelled rows."""
+    from sklearn.metrics import silhouette_score
+    from sklearn.neighbors import NearestNeighbors
+
+    xy = np.asarray(coords, np.float64)
+    y = np.asarray(labels).reshape(-1).astype(np.int64)
+    if xy.ndim != 2 or xy.shape[0] != y.shape[0]:
+        raise AnalysisError(f"{xy.shape[0] if xy.ndim else 0} map rows for {y.shape[0]} labels")
+    keep = y >= 0
+    classes, counts = np.unique(y[keep], return_counts=True)
+    keep &= np.isin(y, classes[counts >= 2])
+    xy, y = xy[keep], y[keep]
+    n_cls = np.unique(y).size
+    if n_cls < 2 or n_cls >= y.size:
+        return {"silhouette": float("nan"), "knn_acc": float("nan"), "k": int(k), "n": int(y.size)}
+    sil = float(silhouette_score(xy, y, metric="euclidean"))
+    kk = int(min(k, y.size - 1))
+    idx = NearestNeighbors(n_neighbors=kk + 1).fit(xy).kneighbors(xy, return_distance=False)
+    votes = y[idx[:, 1:]]  # drop each row itself (first neighbour: distance 0)
+    pred = np.array([np.bincount(v).argmax() for v in votes])
+    return {"silhouette": sil, "knn_acc": float((pred == y).mean()), "k": kk, "n": int(y.size)}
 
 
 # ------------------------------------------------------------------------------ SVM

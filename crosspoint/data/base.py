@@ -32,6 +32,7 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 __all__ = [
+    "ClassificationDataset",
     "DatasetError",
     "ObjectRef",
     "fix_point_count",
@@ -148,6 +149,31 @@ def stratified_split(
     val = np.array(sorted(val), dtype=np.int64)
     train = np.setdiff1d(np.arange(labels.size), val).astype(np.int64)
     return train, val
+
+
+class ClassificationDataset:
+    """Base of every classification dataset (h5, folder, ShapeNetRender): ``points`` ``(M, N, 3)``
+    float32 (an array, or lazy), ``labels`` ``(M,)`` int64, ``class_names``;
+    ``ds[i] -> (points (N, 3) float32, label int)``; ``objects() -> [ObjectRef]``."""
+
+    points: np.ndarray
+    labels: np.ndarray
+    class_names: list[str]
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+    def __getitem__(self, i: int):
+        if not 0 <= i < len(self):
+            raise IndexError(i)
+        return self.points[i], int(self.labels[i])
+
+    def objects(self) -> list[ObjectRef]:  # pragma: no cover - overridden
+        raise NotImplementedError
 
 
 class LazyPoints(Sequence):

@@ -46,7 +46,7 @@ from pathlib import Path
 
 import numpy as np
 
-from crosspoint.data.base import DatasetError, ObjectRef, fix_point_count
+from crosspoint.data.base import ClassificationDataset, DatasetError, ObjectRef, fix_point_count
 from crosspoint.data.layouts import CACHE_DIR_NAME
 from crosspoint.data.pretrain import PretrainDataset, read_points_file, select_split
 
@@ -276,7 +276,7 @@ class _FolderBase:
         ]
 
 
-class FolderClassification(_FolderBase):
+class FolderClassification(_FolderBase, ClassificationDataset):
     """A folder dataset as ``(points (N, 3) float32, label int)``, normalised to the unit sphere.
 
     ``split`` None (all), "train" or "val" (stratified hold-out of ``val_fraction`` for ``seed``).
@@ -305,18 +305,6 @@ class FolderClassification(_FolderBase):
             pts = [normalize_unit_sphere(p)[0] for p in pts]
         self.points = np.stack(pts).astype(np.float32) if pts else np.zeros((0, self.num_points, 3), np.float32)
         self.labels = self.index.labels[self._sel]
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.class_names)
-
-    def __len__(self) -> int:
-        return int(self.labels.shape[0])
-
-    def __getitem__(self, i: int):
-        if not 0 <= i < len(self):
-            raise IndexError(i)
-        return self.points[i], int(self.labels[i])
 
 
 class FolderPretrainDataset(_FolderBase, PretrainDataset):

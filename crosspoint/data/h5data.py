@@ -37,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from crosspoint.data.base import DatasetError, ObjectRef, fix_point_count, natural_key
+from crosspoint.data.base import ClassificationDataset, DatasetError, ObjectRef, fix_point_count, natural_key
 from crosspoint.data.layouts import (
     MODELNET40_CLASSES,
     SCANOBJECTNN_CLASSES,
@@ -151,31 +151,6 @@ def _pad_rows(data: np.ndarray, num_points: int, extra: np.ndarray | None = None
             rows.append(res[0])
             rows_extra.append(res[1])
     return np.stack(rows), (np.stack(rows_extra) if extra is not None else None)
-
-
-class ClassificationDataset:
-    """Base of the classification datasets: ``points`` ``(M, N, 3)`` float32 (an array, or lazy),
-    ``labels`` ``(M,)`` int64, ``class_names``; ``ds[i] -> (points (N, 3) float32, label int)``;
-    ``objects() -> [ObjectRef]``."""
-
-    points: np.ndarray
-    labels: np.ndarray
-    class_names: list[str]
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.class_names)
-
-    def __len__(self) -> int:
-        return int(self.labels.shape[0])
-
-    def __getitem__(self, i: int):
-        if not 0 <= i < len(self):
-            raise IndexError(i)
-        return self.points[i], int(self.labels[i])
-
-    def objects(self) -> list[ObjectRef]:  # pragma: no cover - overridden
-        raise NotImplementedError
 
 
 class _H5Classification(ClassificationDataset):

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from crosspoint.data.base import DatasetError, LazyPoints, ObjectRef, fix_point_count, format_problems
+from crosspoint.data.base import ClassificationDataset, DatasetError, LazyPoints, ObjectRef, fix_point_count, format_problems
 from crosspoint.data.layouts import SHAPENET_SYNSET_NAMES, read_demo_meta
 from crosspoint.data.pretrain import PretrainDataset, read_points_file, select_split
 
@@ -295,7 +295,7 @@ class ShapeNetRenderDataset(PretrainDataset):
         return [Path(v) for v in self._views[i]]
 
 
-class ShapeNetRenderClassification:
+class ShapeNetRenderClassification(ClassificationDataset):
     """ShapeNetRender objects as ``(points (N, 3) float32, label int)`` (label = synset index).
 
     For the linear-SVM model selection on the held-out split: ``split`` None/"train"/"val" with
@@ -332,10 +332,6 @@ class ShapeNetRenderClassification:
         self.points = LazyPoints(self._get_points, len(self._refs), self.num_points)
         _spot_check([r.ref for r in self._refs], [[] for _ in self._refs], np.random.default_rng(seed), check_sample)
 
-    @property
-    def num_classes(self) -> int:
-        return len(self.class_names)
-
     def _get_points(self, i: int) -> np.ndarray:
         if self._cache is not None and i in self._cache:
             return self._cache[i]
@@ -352,11 +348,6 @@ class ShapeNetRenderClassification:
 
     def __len__(self) -> int:
         return len(self._refs)
-
-    def __getitem__(self, i: int):
-        if not 0 <= i < len(self):
-            raise IndexError(i)
-        return self._get_points(i), int(self.labels[i])
 
     def objects(self) -> list[ObjectRef]:
         return list(self._refs)

@@ -42,7 +42,7 @@ from crosspoint.data.demo.writer import (
     demo_is_complete,
     ensure_demo,
     generate_demo,
-    read_demo_meta,
+    own_demo_meta,
     write_mesh_ply,
 )
 from crosspoint.pointcloud import Mesh, PointCloud
@@ -68,7 +68,7 @@ __all__ = [
     "demo_is_complete",
     "default_demo_dir",
     "ensure_demo",
-    "read_demo_meta",
+    "own_demo_meta",
     "write_mesh_ply",
 ]
 

@@ -52,7 +52,7 @@ from .writer import (
     demo_scan,
     ensure_demo,
     generate_demo,
-    read_demo_meta,
+    own_demo_meta,
     write_mesh_ply,
 )
 
@@ -78,6 +78,6 @@ __all__ = [
     "demo_scan",
     "ensure_demo",
     "generate_demo",
-    "read_demo_meta",
+    "own_demo_meta",
     "write_mesh_ply",
 ]

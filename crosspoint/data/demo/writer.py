@@ -43,6 +43,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from crosspoint.data.base import DatasetError
+from crosspoint.data.layouts import read_demo_meta
 from crosspoint.pointcloud import Mesh, PointCloud
 
 from .catalogue import FamilySet, get_preset
@@ -67,7 +69,7 @@ __all__ = [
     "demo_is_complete",
     "default_demo_dir",
     "ensure_demo",
-    "read_demo_meta",
+    "own_demo_meta",
     "demo_part_table_meta",
     "write_mesh_ply",
 ]
@@ -321,16 +323,15 @@ def demo_part_table_meta(preset: "str | FamilySet" = "easy") -> dict:
     return PartTable.from_demo_meta(meta).to_meta()
 
 
-def read_demo_meta(directory: str | Path) -> dict | None:
-    """The parsed ``demo_meta.json`` of a demo folder, or None when missing/unreadable/not ours."""
-    p = Path(directory) / META_NAME
+def own_demo_meta(directory: str | Path) -> dict | None:
+    """The ``demo_meta.json`` of a folder this writer made, or None (missing, unreadable, or another
+    tool's). The question "is this one of our demos?"; :func:`crosspoint.data.layouts.read_demo_meta`
+    (which raises, naming the file) is the one reader."""
     try:
-        meta = json.loads(p.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        meta = read_demo_meta(Path(directory) / META_NAME)
+    except DatasetError:
         return None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT_NAME:
-        return None
-    return meta
+    return meta if meta.get("format") == FORMAT_NAME else None
 
 
 def demo_is_complete(directory: str | Path, *, check_files: bool = True) -> bool:
@@ -341,7 +342,7 @@ def demo_is_complete(directory: str | Path, *, check_files: bool = True) -> bool
     scan's, when the demo has scans).
     """
     d = Path(directory)
-    meta = read_demo_meta(d)
+    meta = own_demo_meta(d)
     if meta is None or meta.get("format_version") != FORMAT_VERSION:
         return False
     if check_files:
@@ -432,7 +433,7 @@ def generate_demo(
                 f"{out}: folder is not empty and does not hold a previous demo dataset; "
                 "choose an empty or new folder"
             )
-        meta = read_demo_meta(out)
+        meta = own_demo_meta(out)
         if not force and meta is not None and demo_is_complete(out) and _same_params(meta, fs.name, **params):
             log.info("%s: demo dataset already complete", out)
             if progress is not None:
