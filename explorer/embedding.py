@@ -17,6 +17,7 @@ from PyQt6.QtCore import QPointF, Qt, pyqtSignal
 from PyQt6.QtGui import QBrush, QColor, QPainterPath, QPen
 from PyQt6.QtWidgets import (
     QButtonGroup,
+    QCheckBox,
     QComboBox,
     QFileDialog,
     QGraphicsPathItem,
@@ -68,6 +69,17 @@ def svm_text(acc: tuple[float, float], labels: np.ndarray, folds: int = 5) -> tu
     per_fold = max(n // folds, 1)
     return text, (f"few objects: about {per_fold} per fold, so this is a rough figure; the 95 % interval "
                   f"of an accuracy measured on {n} objects is {100 * lo:.0f}-{100 * hi:.0f} %")
+
+
+def map_text(svm, quality) -> str:
+    """One line of a map's honesty figures: SVM accuracy (CV) and how well the 2-D map separates
+    the classes (silhouette, leave-one-out 5-NN accuracy in 2-D)."""
+    parts = []
+    if svm is not None:
+        parts.append(f"SVM {100 * svm[0]:.1f} %")
+    if quality is not None:
+        parts.append(f"silhouette {quality['silhouette']:.2f}, 2-D {quality['k']}-NN {100 * quality['knn_acc']:.0f} %")
+    return "; ".join(parts) if parts else "no class labels to score the map"
 
 
 def points_in_polygon(xy: np.ndarray, poly: np.ndarray) -> np.ndarray:
@@ -160,6 +172,10 @@ class EmbeddingPanel(QWidget):
         self.source.addItem("Folder or dataset...", "folder")
         self.source.addItem("Open objects", "open")
         self.source.activated.connect(self._source_chosen)
+        self.compare = QCheckBox("Compare with random weights")
+        self.compare.setToolTip("also embed the data with a randomly initialised encoder of the same architecture and "
+                                "show its map beside this one: what pretraining changed, and the figures a "
+                                "clustered-looking map has to beat")
         self.embed_button = QPushButton("Embed + UMAP")
         self.embed_button.clicked.connect(self.run)
         self.cancel_button = QPushButton("Cancel")
@@ -203,6 +219,25 @@ class EmbeddingPanel(QWidget):
         self.plot.addItem(self.cur_item)
         self.sel_item.setZValue(10)
         self.cur_item.setZValue(11)
+        # the random-weight baseline's map (same objects, same row order), shown beside the map
+        self.baseline = None  # analysis.DatasetEmbedding of the random encoder
+        self.base_coords: np.ndarray | None = None
+        self.base_plot = pg.PlotWidget()
+        self.base_plot.setBackground("#1e2126")
+        self.base_plot.hideAxis("left")
+        self.base_plot.hideAxis("bottom")
+        self.base_items: list[pg.ScatterPlotItem] = []
+        self.base_sel_item = pg.ScatterPlotItem(size=11, pen=pg.mkPen("w", width=1.5), brush=pg.mkBrush(0, 0, 0, 0))
+        self.base_cur_item = pg.ScatterPlotItem(size=22, symbol="star", pen=pg.mkPen("#ff5252", width=2),
+                                                brush=pg.mkBrush(255, 82, 82, 120))
+        for it, z in ((self.base_sel_item, 10), (self.base_cur_item, 11)):
+            self.base_plot.addItem(it)
+            it.setZValue(z)
+        self.map_title = QLabel("")
+        self.base_title = QLabel("")
+        for t in (self.map_title, self.base_title):
+            t.setWordWrap(True)
+            t.setStyleSheet("font-weight: bold;")
         self.sel_list = QListWidget()
         self.sel_list.itemActivated.connect(self._open_item)
         self.sel_list.itemDoubleClicked.connect(self._open_item)
@@ -211,6 +246,7 @@ class EmbeddingPanel(QWidget):
         top = QHBoxLayout()
         top.addWidget(QLabel("Data:"))
         top.addWidget(self.source, 1)
+        top.addWidget(self.compare)
         top.addWidget(self.embed_button)
         top.addWidget(self.cancel_button)
         right = QWidget()
@@ -223,7 +259,20 @@ class EmbeddingPanel(QWidget):
         ll = QVBoxLayout(left)
         ll.setContentsMargins(0, 0, 0, 0)
         ll.addLayout(mode_row)
-        ll.addWidget(self.plot, 1)
+        maps = QHBoxLayout()
+        main_col, base_col = QVBoxLayout(), QVBoxLayout()
+        main_col.addWidget(self.map_title)
+        main_col.addWidget(self.plot, 1)
+        self.base_box = QWidget()
+        base_col.setContentsMargins(0, 0, 0, 0)
+        base_col.addWidget(self.base_title)
+        base_col.addWidget(self.base_plot, 1)
+        self.base_box.setLayout(base_col)
+        self.base_box.hide()
+        self.map_title.hide()
+        maps.addLayout(main_col, 1)
+        maps.addWidget(self.base_box, 1)
+        ll.addLayout(maps, 1)
         split.addWidget(left)
         split.addWidget(right)
         split.setSizes([700, 220])
@@ -320,6 +369,8 @@ class EmbeddingPanel(QWidget):
             self.error.emit("embedding", str(exc))
             return
         state = self.model_panel.state
+        compare = self.compare.isChecked()
+        state.set_settings("embedding_map", compare_random=compare)
         prov = state.provenance("embedding_map", None)
 
         def func(progress, cancel):
@@ -327,8 +378,9 @@ class EmbeddingPanel(QWidget):
             # GIL-holding Python/numba code cannot freeze the GUI (crosspoint.analysis.background)
             from crosspoint.analysis.background import embed_and_map
 
-            m = embed_and_map(session, source, progress=progress, cancel=cancel, in_process=self.in_process)
-            return m.root, m.embedding, m.projection, m.svm
+            m = embed_and_map(session, source, progress=progress, cancel=cancel, in_process=self.in_process,
+                              compare_random=compare)
+            return m
 
         def progress(done, total, text):
             if total > 0:
@@ -338,11 +390,11 @@ class EmbeddingPanel(QWidget):
                 self.progress.setRange(0, 0)
             self.status.setText(text)
 
-        def done(res):
-            root, emb, proj, acc = res
+        def done(m):
+            root, emb, proj, acc = m.root, m.embedding, m.projection, m.svm
             self.source_root = root if isinstance(root, str) else None
             self._label_names = self._demo_label_names(root) if isinstance(root, str) else {}
-            self.set_embedding(emb, proj.coords)
+            self.set_embedding(emb, proj.coords, baseline=m.baseline, quality=m.quality, svm=acc)
             n_cls = len(emb.class_names)
             msg = f"{len(emb)} objects, {n_cls} {'class' if n_cls == 1 else 'classes'}; 2D map: {proj.method}"
             if proj.note:
@@ -353,9 +405,16 @@ class EmbeddingPanel(QWidget):
             if acc is not None:
                 text, warning = svm_text(acc, emb.labels)
                 msg += f"; {text}"
+            if m.quality is not None:
+                msg += f"; map: silhouette {m.quality['silhouette']:.2f}"
+            if m.baseline is not None:
+                msg += f"\nrandom weights: {map_text(m.baseline.svm, m.baseline.quality)}"
             if emb.skipped:
                 msg += f"; {len(emb.skipped)} unreadable objects skipped"
-            state.set_result(None, "embedding_map", {"message": msg, "warning": warning, "n": len(emb)}, prov)
+            value = {"message": msg, "warning": warning, "n": len(emb), "svm": acc, "quality": m.quality}
+            if m.baseline is not None:
+                value["baseline"] = {"svm": m.baseline.svm, "quality": m.baseline.quality}
+            state.set_result(None, "embedding_map", value, prov)
 
         def failed(exc):
             if isinstance(exc, A.Cancelled):
@@ -404,13 +463,39 @@ class EmbeddingPanel(QWidget):
         return names
 
     # -- drawing ----------------------------------------------------------------------------------
-    def set_embedding(self, emb, coords: np.ndarray) -> None:
+    def set_embedding(self, emb, coords: np.ndarray, *, baseline=None, quality=None, svm=None) -> None:
+        """Show ``emb`` at ``coords``; ``baseline`` (an :class:`~crosspoint.analysis.background.EmbeddingMap`
+        of random weights on the same objects) beside it, with both maps' figures as titles."""
         self.embedding = emb
         self.coords = np.asarray(coords, np.float32)
-        for it in self.class_items:
-            self.plot.removeItem(it)
-        self.class_items = []
-        self.legend.clear()
+        self.class_items = self._draw_classes(self.plot, self.class_items, emb, self.coords, legend=self.legend)
+        same = (baseline is not None and len(baseline.embedding) == len(emb)
+                and [str(r) for r in baseline.embedding.refs] == [str(r) for r in emb.refs])
+        if baseline is not None and not same:
+            log.warning("the random-weight baseline embedded other objects; not shown")
+        self.baseline = baseline.embedding if same else None
+        self.base_coords = np.asarray(baseline.projection.coords, np.float32) if same else None
+        self.base_items = self._draw_classes(self.base_plot, self.base_items, emb,
+                                             self.base_coords if same else None)
+        if same:
+            self.map_title.setText(f"this checkpoint: {map_text(svm, quality)}")
+            self.base_title.setText(f"random weights: {map_text(baseline.svm, baseline.quality)}")
+            self._fit(self.base_plot.getViewBox(), self.base_coords, legend_room=False)
+        self.base_box.setVisible(same)
+        self.map_title.setVisible(same)
+        self.set_selection(np.zeros(0, np.int64))
+        self.mark_current(self.current_ref)
+        self._fit_view()
+
+    def _draw_classes(self, plot, old_items, emb, coords, legend=None) -> list:
+        """One scatter item per class of ``emb`` at ``coords`` in ``plot`` (replacing ``old_items``)."""
+        for it in old_items:
+            plot.removeItem(it)
+        if legend is not None:
+            legend.clear()
+        if coords is None:
+            return []
+        items = []
         labels = np.asarray(emb.labels)
         uniq = sorted(set(labels.tolist()))
         pal = colors.categorical_colors(max(len(uniq), 1))
@@ -419,26 +504,29 @@ class EmbeddingPanel(QWidget):
             name = emb.class_names[lab] if 0 <= lab < len(emb.class_names) else "unlabelled"
             r, g, b = (pal[ci] * 255).astype(int)
             item = pg.ScatterPlotItem(
-                x=self.coords[idx, 0], y=self.coords[idx, 1], data=idx, size=7, pen=None,
+                x=coords[idx, 0], y=coords[idx, 1], data=idx, size=7, pen=None,
                 brush=pg.mkBrush(int(r), int(g), int(b), 210), hoverable=True,
                 hoverPen=pg.mkPen("w", width=1.5), hoverSize=10,
-                tip=lambda x, y, data: self._tip(int(data)), name=name)
+                tip=lambda x, y, data: self._tip(int(data)), name=name if legend is not None else None)
             item.sigClicked.connect(self._on_clicked)
-            self.plot.addItem(item)
-            self.class_items.append(item)
-        self.set_selection(np.zeros(0, np.int64))
-        self.mark_current(self.current_ref)
-        self._fit_view()
+            plot.addItem(item)
+            items.append(item)
+        return items
 
     def _fit_view(self) -> None:
         """All points in view, with room on the right for the class legend (drawn top right)."""
-        if self.coords is None or not len(self.coords):
+        self._fit(self.vb, self.coords, legend_room=True)
+
+    @staticmethod
+    def _fit(vb, coords, *, legend_room: bool) -> None:
+        if coords is None or not len(coords):
             return
-        c = self.coords.astype(np.float64)  # float32 limits overflow in pyqtgraph's range checks
+        c = coords.astype(np.float64)  # float32 limits overflow in pyqtgraph's range checks
         lo, hi = c.min(axis=0), c.max(axis=0)
         span = np.maximum(hi - lo, 1e-6)
-        self.vb.setRange(xRange=(float(lo[0] - 0.04 * span[0]), float(hi[0] + 0.28 * span[0])),
-                         yRange=(float(lo[1] - 0.06 * span[1]), float(hi[1] + 0.06 * span[1])), padding=0)
+        right = 0.28 if legend_room else 0.04
+        vb.setRange(xRange=(float(lo[0] - 0.04 * span[0]), float(hi[0] + right * span[0])),
+                    yRange=(float(lo[1] - 0.06 * span[1]), float(hi[1] + 0.06 * span[1])), padding=0)
 
     def _tip(self, i: int) -> str:
         emb = self.embedding
@@ -484,6 +572,10 @@ class EmbeddingPanel(QWidget):
             return
         sel = self.selection
         self.sel_item.setData(self.coords[sel, 0], self.coords[sel, 1])
+        if self.base_coords is not None:  # the same objects in the random-weight map
+            self.base_sel_item.setData(self.base_coords[sel, 0], self.base_coords[sel, 1])
+        else:
+            self.base_sel_item.setData([], [])
         self.sel_list.clear()
         for i in sel[:2000]:
             it = QListWidgetItem(str(emb.names[i]))
@@ -514,3 +606,7 @@ class EmbeddingPanel(QWidget):
             self.cur_item.setData(self.coords[hits, 0], self.coords[hits, 1])
         else:
             self.cur_item.setData([], [])
+        if hits and self.base_coords is not None:
+            self.base_cur_item.setData(self.base_coords[hits, 0], self.base_coords[hits, 1])
+        else:
+            self.base_cur_item.setData([], [])

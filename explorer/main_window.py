@@ -441,11 +441,12 @@ class MainWindow(QMainWindow):
         self._start(work, done, failed)
 
     def open_demo(self, class_name: str | None = None, seed: int = 0) -> None:
-        """Show one procedurally generated demo object (instant; no files needed)."""
-        from crosspoint.data.synthetic import demo_object
+        """Show one procedurally generated demo object (instant; no files needed), of the demo the
+        shipped checkpoint was trained on."""
+        from crosspoint.data.demo import SHIPPED_PRESET, demo_object
 
         try:
-            cloud = demo_object(class_name, seed=seed)
+            cloud = demo_object(class_name, seed=seed, preset=SHIPPED_PRESET)
         except Exception as exc:  # the demo must never take the window down
             self.state.error.emit("demo", f"{type(exc).__name__}: {exc}")
             return

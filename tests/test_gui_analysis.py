@@ -272,6 +272,44 @@ def test_embedding_map_rectangle_and_lasso_selection_open_objects(qtbot, window,
     assert "cache" in ep.status.text()
 
 
+def test_embedding_map_compared_with_random_weights(qtbot, window, ckpts, class_folder):
+    """The comparison embeds the same objects with a seeded random encoder of the same architecture,
+    shows its map beside the checkpoint's, mirrors the selection, and its figures are the measured ones."""
+    from crosspoint.analysis.dataset import map_quality
+
+    torch.manual_seed(7)  # not the baseline's seed: "random weights" is seed 0
+    ck = save_model_bundle(class_folder.parent / "seed7.pt", point_encoder=DGCNN(k=8, emb_dims=64, projection_dim=32),
+                           image_encoder=ImageEncoder("resnet18", projection_dim=32),
+                           meta={"n_points": 512, "image_size": 64})
+    _load(qtbot, window, ck)
+    window.embedding_dock.raise_()
+    ep = window.embedding_panel
+    ep.set_source_folder(str(class_folder))
+    ep.compare.setChecked(True)
+    qtbot.mouseClick(ep.embed_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: ep.embedding is not None and not ep.busy, timeout=240_000)
+    n = len(ep.embedding)
+    assert ep.baseline is not None and ep.base_box.isVisible() and ep.map_title.isVisible()
+    assert [str(r) for r in ep.baseline.refs] == [str(r) for r in ep.embedding.refs]
+    assert ep.base_coords.shape == (n, 2) and np.isfinite(ep.base_coords).all()
+    assert not np.allclose(ep.baseline.features, ep.embedding.features), "another encoder"
+    assert "random weights" in ep.base_title.text() and "random weights" in ep.status.text()
+    r = window.state.result(None, "embedding_map").value
+    assert r["baseline"]["quality"] == map_quality(ep.base_coords, ep.embedding.labels)
+    assert r["quality"] == map_quality(ep.coords, ep.embedding.labels)
+    assert f"silhouette {r['baseline']['quality']['silhouette']:.2f}" in ep.base_title.text()
+    assert len(ep.base_items) == len(ep.class_items)
+    ep.set_selection(np.array([0, 2]))
+    np.testing.assert_array_equal(np.c_[ep.base_sel_item.data["x"], ep.base_sel_item.data["y"]],
+                                  ep.base_coords[[0, 2]])
+    # unchecked: the next map is the checkpoint's alone
+    ep.compare.setChecked(False)
+    ep.embedding = None
+    qtbot.mouseClick(ep.embed_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: ep.embedding is not None and not ep.busy, timeout=60_000)
+    assert ep.baseline is None and not ep.base_box.isVisible()
+
+
 def test_embedding_without_a_checkpoint_says_so(qtbot, window):
     window.embedding_panel.run()
     assert window.action_errors and "checkpoint" in window.action_errors[-1][1]

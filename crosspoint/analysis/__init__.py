@@ -59,10 +59,10 @@ from crosspoint.analysis.points import Prepared, prepare_points, propagation_ind
 from crosspoint.analysis.segment import (
     SegmentationResult, cluster_parts, infer_category, matched_miou, point_features, segment,
 )
-from crosspoint.analysis.session import ModelSession, default_checkpoint_path
+from crosspoint.analysis.session import ModelSession, default_checkpoint_path, random_weights_session
 
 __all__ = [
-    "AnalysisError", "Cancelled", "user_cache_dir", "ModelSession", "default_checkpoint_path",
+    "AnalysisError", "Cancelled", "user_cache_dir", "ModelSession", "random_weights_session", "default_checkpoint_path",
     "Prepared", "prepare_points", "to_full", "propagation_index",
     "embed_clouds", "project_clouds", "encode_clouds", "embed_images", "image_tensor", "retrieve", "retrieve_images",
     "SegmentationResult", "segment", "point_features", "cluster_parts", "matched_miou", "infer_category",

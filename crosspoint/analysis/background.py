@@ -75,12 +75,25 @@ def call_in_subprocess(func, *args, progress: Progress = None, cancel: Cancel = 
 
 @dataclass
 class EmbeddingMap:
-    """What "Embed + UMAP" shows: the embedding, its 2-D map and the linear-SVM CV accuracy."""
+    """What "Embed + UMAP" shows: the embedding, its 2-D map, the linear-SVM CV accuracy and how
+    well the map keeps the classes apart (:func:`~crosspoint.analysis.dataset.map_quality`); with
+    ``compare_random``, ``baseline`` is the same for random weights of the same architecture."""
 
     root: "str | None"  # the dataset folder (None for a list of files)
     embedding: "object"  # DatasetEmbedding
     projection: "object"  # Projection2D
     svm: "tuple[float, float] | None"
+    quality: "dict | None" = None  # {"silhouette", "knn_acc", "k", "n"}
+    baseline: "EmbeddingMap | None" = None
+
+
+def _quality(emb, proj) -> "dict | None":
+    from crosspoint.analysis.dataset import map_quality
+
+    if (emb.labels >= 0).sum() < 10:
+        return None
+    q = map_quality(proj.coords, emb.labels)
+    return q if q["silhouette"] == q["silhouette"] else None
 
 
 def _svm(emb) -> "tuple[float, float] | None":
@@ -112,19 +125,40 @@ def _compute(spec: dict, source, *, progress: Progress = None, n_points: int = 1
     emb = embed_dataset(session, root, n_points=n_points, progress=progress)
     ensure_numba_cache_dir()
     proj = project_2d(emb.features, progress=progress)
-    return EmbeddingMap(root if isinstance(root, str) else None, emb, proj, _svm(emb))
+    return EmbeddingMap(root if isinstance(root, str) else None, emb, proj, _svm(emb), _quality(emb, proj))
 
 
 def embed_and_map(session, source, *, n_points: int = 1024, progress: Progress = None, cancel: Cancel = None,
-                  in_process: bool = False) -> EmbeddingMap:
+                  in_process: bool = False, compare_random: bool = False) -> EmbeddingMap:
     """Embed ``source`` (a dataset folder, a list of files, or ``"demo"``) with ``session``'s point
-    encoder, map it to 2-D with UMAP, and score a linear SVM. Cached results come back at once;
-    the rest is computed in a child process (``in_process=True`` computes here)."""
+    encoder, map it to 2-D with UMAP, and score a linear SVM and the map's class separation. Cached
+    results come back at once; the rest is computed in a child process (``in_process=True`` computes
+    here). ``compare_random``: the same for a seeded random-weight encoder of the same architecture
+    (:func:`~crosspoint.analysis.session.random_weights_session`), in ``.baseline``: the picture
+    that shows what pretraining changed, and the figure a clustered-looking map must beat."""
+    m = _embed_and_map(session, source, n_points=n_points, progress=progress, cancel=cancel, in_process=in_process)
+    if compare_random:
+        from crosspoint.analysis.session import random_weights_session
+
+        check_cancel(cancel, "dataset embedding")
+        report(progress, 0, 0, "random weights: preparing the baseline encoder")
+        rnd = random_weights_session(session)
+
+        def rprogress(done, total, text=""):
+            report(progress, done, total, f"random weights: {text}")
+
+        m.baseline = _embed_and_map(rnd, source, n_points=n_points, progress=rprogress, cancel=cancel,
+                                    in_process=in_process)
+    return m
+
+
+def _embed_and_map(session, source, *, n_points: int, progress: Progress, cancel: Cancel,
+                   in_process: bool) -> EmbeddingMap:
     from crosspoint.analysis.dataset import embed_dataset, project_2d
 
     root = source
     if source == "demo":
-        from crosspoint.data.synthetic import default_demo_dir
+        from crosspoint.data.demo import default_demo_dir
 
         d = default_demo_dir(0)
         root = str(d) if (d / "demo_meta.json").is_file() else None
@@ -133,7 +167,7 @@ def embed_and_map(session, source, *, n_points: int = 1024, progress: Progress =
         if emb is not None:
             proj = project_2d(emb.features, cache_only=True, progress=progress)
             if proj is not None:
-                return EmbeddingMap(root if isinstance(root, str) else None, emb, proj, _svm(emb))
+                return EmbeddingMap(root if isinstance(root, str) else None, emb, proj, _svm(emb), _quality(emb, proj))
     check_cancel(cancel, "dataset embedding")
     if in_process:
         return _compute(session.spec, source, progress=progress, n_points=n_points)

@@ -37,11 +37,11 @@ from pathlib import Path
 
 import numpy as np
 
-from crosspoint.analysis._common import AnalysisError
+from crosspoint.analysis._common import AnalysisError, user_cache_dir
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ModelSession", "default_checkpoint_path", "DEMO_CHECKPOINT_NAME"]
+__all__ = ["ModelSession", "default_checkpoint_path", "DEMO_CHECKPOINT_NAME", "random_weights_session"]
 
 DEMO_CHECKPOINT_NAME = "demo_checkpoint.pt"
 #: the paper's input sizes, used when a checkpoint does not say what it was trained with
@@ -345,3 +345,38 @@ class ModelSession:
         if self.segmenter is not None:
             parts.append("seg head")
         return f"ModelSession({str(self.path)!r}, {' + '.join(parts)}, device={self.device})"
+
+
+def random_weights_session(like: ModelSession, *, seed: int = 0, folder=None) -> ModelSession:
+    """The baseline every analysis should beat: a session with ``like``'s architectures (point
+    encoder, and image encoder when it has one; no segmentation or dense heads) at a seeded random
+    initialisation, the same input sizes, background and device. Written once as a bundle to
+    ``<user cache>/random-weights/`` (or ``folder``) so that its embeddings are cached like any
+    checkpoint's, and so that it opens in another process (``spec``)."""
+    import torch
+
+    from crosspoint.models import build_image_encoder, build_point_encoder
+    from crosspoint.models.checkpoint import save_model_bundle
+
+    pe = like.point_encoder
+    arch = "dgcnn" if pe.arch == "dgcnn_partseg" else pe.arch
+    cfg = dict(pe.config())
+    ie = like.image_encoder
+    key = {"seed": int(seed), "pe": [arch, cfg], "ie": [ie.arch, ie.config()] if ie is not None else None,
+           "n": int(like.n_points), "size": int(like.image_size), "bg": like.background}
+    name = hashlib.sha1(repr(sorted(key.items(), key=lambda kv: kv[0])).encode()).hexdigest()[:16]
+    out = (Path(folder) if folder is not None else user_cache_dir("random-weights")) / f"random-{name}.pt"
+    if not out.is_file():
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(int(seed))
+            rpe = build_point_encoder(arch, **cfg)
+            rie = None
+            if ie is not None:
+                torch.manual_seed(int(seed) + 1)
+                rie = build_image_encoder(ie.arch, **ie.config())
+        out.parent.mkdir(parents=True, exist_ok=True)
+        save_model_bundle(out, point_encoder=rpe, image_encoder=rie,
+                          meta={"num_points": int(like.n_points), "image_size": int(like.image_size),
+                                "background": like.background, "run": f"random weights (seed {seed})",
+                                "random_weights_of": str(like.path)})
+    return ModelSession(out, device=str(like.device), k=like.k)

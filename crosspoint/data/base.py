@@ -225,7 +225,7 @@ def resolve_root(root, what: str = "data root", *, progress=None) -> Path:
     (:class:`DatasetError` "<what> '<root>': no such folder" otherwise). The one place every command
     and the explorer turn a data argument into a folder."""
     if str(root) == "demo":
-        from crosspoint.data.synthetic import ensure_demo
+        from crosspoint.data.demo import ensure_demo
 
         return Path(ensure_demo(progress))
     p = Path(str(root)).expanduser()

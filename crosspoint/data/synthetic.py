@@ -3,9 +3,10 @@
 The generator now lives in the :mod:`crosspoint.data.demo` package (shape families, the scanner,
 the layouts writer). This module keeps the names callers used before the package existed, all of
 them for the **easy** preset, the original 8-class demo, which the package reproduces byte for
-byte: ``generate_demo(...)`` and ``ensure_demo()`` without a ``preset`` still write exactly the
-same files (the shipped demo checkpoint was trained on them). For the harder 24-class benchmark
-use ``crosspoint.data.demo.generate_demo(..., preset="hard")`` or ``crosspoint make-demo OUT``.
+byte: ``generate_demo(...)`` without a ``preset`` still writes exactly the same files (the first
+demo checkpoint was trained on them). ``ensure_demo()`` and ``default_demo_dir()`` are the
+package's: they follow the shipped checkpoint, which is trained on the harder 24-class preset
+(``crosspoint.data.demo.generate_demo(..., preset="hard")``, ``crosspoint make-demo OUT``).
 
 ====== ============ =============================== ================
 class  synset (fake) parts (global ids)              optional

@@ -4,7 +4,7 @@ Generated locally in well under a minute; nothing is downloaded.
 
 Two presets (``crosspoint make-demo OUT --preset hard|easy``):
 
-``hard`` (the CLI's default; :mod:`.families`)
+``hard`` (the CLI's default and the explorer's demo, :data:`SHIPPED_PRESET`; :mod:`.families`)
     24 parametric shape families, chosen so that some are confusable in coarse shape
     (chair / armchair / sofa / bench / stool, table / desk, bookshelf / cabinet, mug / cup / bucket /
     bowl, bottle / vase / jar / rocket):
@@ -14,11 +14,11 @@ Two presets (``crosspoint make-demo OUT --preset hard|easy``):
     is then stretched per axis (+-30 %) and turned about +Y to a random heading. With
     ``scans``, every object also gets a ScanObjectNN-style partial scan (:mod:`.scanner`) in
     ``OUT/scans``. Default size: 24 x 36 objects, 6 views of 137 px each.
-``easy`` (:mod:`.easy`; ``generate_demo``'s and ``ensure_demo``'s default)
+``easy`` (:mod:`.easy`; ``generate_demo``'s default)
     The original 8-class demo (chair, table, airplane, lamp, mug, car, guitar, bottle), byte for
-    byte as ``crosspoint.data.synthetic`` wrote it before this package. The shipped demo checkpoint
-    (``assets/demo_checkpoint.pt``) was trained on it, so the explorer's demo dataset
-    (:func:`ensure_demo`) stays on it until a checkpoint retrained on the hard preset ships.
+    byte as ``crosspoint.data.synthetic`` wrote it before this package (the first demo checkpoint
+    was trained on it). The shipped demo checkpoint (``assets/demo_checkpoint.pt``) is now trained
+    on the hard preset, and the explorer's demo dataset (:func:`ensure_demo`) is the hard one.
 
 Modules, in reading order:
 
@@ -36,7 +36,7 @@ functions) for existing callers.
 
 from __future__ import annotations
 
-from .catalogue import DEFAULT_PRESET, PRESETS, Family, FamilySet, get_preset
+from .catalogue import DEFAULT_PRESET, PRESETS, SHIPPED_PRESET, Family, FamilySet, get_preset
 from .scanner import Scan, ScanSettings, scan_object
 from .writer import (
     DEFAULT_SIZE,
@@ -63,6 +63,7 @@ __all__ = [
     "Family",
     "FamilySet",
     "get_preset",
+    "SHIPPED_PRESET",
     "Scan",
     "ScanSettings",
     "scan_object",

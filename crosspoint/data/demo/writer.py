@@ -47,7 +47,7 @@ from crosspoint.data.base import DatasetError
 from crosspoint.data.layouts import read_demo_meta
 from crosspoint.pointcloud import Mesh, PointCloud
 
-from .catalogue import FamilySet, get_preset
+from .catalogue import SHIPPED_PRESET, FamilySet, get_preset
 from .scanner import ScanSettings, scan_object
 
 log = logging.getLogger(__name__)
@@ -563,7 +563,7 @@ def _write_json(path: Path, obj: dict) -> None:
     os.replace(tmp, path)
 
 
-def default_demo_dir(seed: int = 0, preset: str = "easy") -> Path:
+def default_demo_dir(seed: int = 0, preset: str = SHIPPED_PRESET) -> Path:
     """Where the app keeps a demo: ``<user cache>/crosspoint-explorer/demo-v<version>-seed<seed>``
     (the easy preset) or ``.../demo-<preset>-v<version>-seed<seed>``.
 
@@ -584,14 +584,13 @@ def ensure_demo(
     *,
     directory: str | Path | None = None,
     seed: int = 0,
-    preset: str = "easy",
+    preset: str = SHIPPED_PRESET,
     **kwargs,
 ) -> Path:
     """The demo dataset's folder, generating it first when it is missing or incomplete.
 
-    ``preset`` is "easy" by default: the demo checkpoint that ships (``assets/demo_checkpoint.pt``)
-    was trained on it, and the explorer's demo dataset must match it. Move this default to "hard"
-    when a checkpoint retrained on the hard demo ships.
+    ``preset`` is :data:`~.catalogue.SHIPPED_PRESET` ("hard") by default: the demo checkpoint that
+    ships (``assets/demo_checkpoint.pt``) was trained on it, and the explorer's demo must match it.
 
     Generates into a temporary sibling folder and renames it into place, so other processes
     never see a half-written demo. Meant for a GUI worker thread: by default it runs in this
