@@ -703,7 +703,77 @@ class MainWindow(QMainWindow):
         hm = doc.heatmap()
         if hm is not None:
             parts.append(f"heat {hm[index]:.3f}")
+        self._picked_full = int(index)
+        where = self._mark_picked()
+        if where:
+            parts.append(where)
         self.statusBar().showMessage(", ".join(parts), 10000)
+
+    # -- geometric correspondence: a point <-> its pixel in the rendered views ----------------------
+    #: a pixel of a view "sees" the visible points projecting within this many pixels of it
+    PIXEL_PROBE_RADIUS = 3.0
+
+    def _forget_correspondence(self, *_args) -> None:
+        self._picked_full = None
+        self.viewer.set_highlight(None)
+        self.views.set_marks([])
+
+    def view_correspondence(self, view_index: "int | None" = None):
+        """The :class:`~crosspoint.analysis.correspondence.ViewCorrespondence` of the current object and
+        a rendered view (default: the selected one); None for an added image without a camera."""
+        doc = self.state.current
+        views = self.views._views
+        i = self.views.current_index if view_index is None else int(view_index)
+        if doc is None or not 0 <= i < len(views) or views[i].get("camera") is None:
+            return None
+        key = (id(doc.cloud), views[i].get("key"))
+        if key not in self._corr_cache:
+            from crosspoint.analysis.correspondence import view_correspondence
+
+            cloud = doc.cloud
+            mesh = cloud.mesh if cloud.mesh is not None and cloud.mesh.n_faces > 0 else None
+            if len(self._corr_cache) > 64:
+                self._corr_cache.clear()
+            # the views render the mesh when there is one (its depth decides visibility), else the points
+            self._corr_cache[key] = view_correspondence(cloud.points, views[i]["camera"], mesh=mesh)
+        return self._corr_cache[key]
+
+    def _mark_picked(self) -> str:
+        """Mark the picked point's pixel in the selected view (green ring: visible, dashed orange:
+        occluded); returns a description of where it is in every rendered view."""
+        i = self._picked_full
+        corr = self.view_correspondence() if i is not None else None
+        if corr is None or i >= corr.n:
+            self.views.set_marks([])
+            return ""
+        marks = [(*corr.uv[i], "visible" if corr.visible[i] else "occluded")] if corr.in_frame[i] else []
+        self.views.set_marks(marks)
+        n_views = sum(1 for v in self.views._views if v.get("camera") is not None)
+        seen = [k for k in range(n_views) if (c := self.view_correspondence(k)) is not None and c.visible[i]]
+        state = "visible" if corr.visible[i] else ("occluded" if corr.in_frame[i] else "out of frame")
+        return (f"{state} in this view at pixel ({corr.uv[i][0]:.0f}, {corr.uv[i][1]:.0f})" if corr.in_frame[i]
+                else state + " in this view") + f"; visible in {len(seen)} of {n_views} views"
+
+    def _on_pixel_clicked(self, view_index: int, u: float, v: float) -> None:
+        """The points a pixel of the selected view sees light up in 3D (visible points projecting
+        within PIXEL_PROBE_RADIUS pixels); those behind them are counted."""
+        doc = self.state.current
+        corr = self.view_correspondence(view_index)
+        if doc is None or corr is None:
+            self.statusBar().showMessage("this image has no camera: points <-> pixels needs a rendered view", 8000)
+            return
+        near = corr.in_frame & (np.hypot(corr.uv[:, 0] - u, corr.uv[:, 1] - v) <= self.PIXEL_PROBE_RADIUS)
+        seen = np.flatnonzero(near & corr.visible)
+        hidden = int((near & ~corr.visible).sum())
+        self.pixel_points = seen  # full-cloud indices (tests, export)
+        shown = doc.ensure_display_index(DISPLAY_MAX_POINTS)
+        drawn = seen if shown is None else np.flatnonzero(np.isin(shown, seen))
+        self.viewer.set_highlight(drawn)
+        self.views.set_marks([(u, v, "probe")])
+        self.statusBar().showMessage(
+            f"pixel ({u:.0f}, {v:.0f}) of {self.views.current_view()[1]}: {len(seen)} visible "
+            f"{'point' if len(seen) == 1 else 'points'} within {self.PIXEL_PROBE_RADIUS:g} px (ringed in 3D)"
+            f", {hidden} more behind them (occluded)", 10000)
 
     # -- export, screenshots --------------------------------------------------------------------
     def export_current(self) -> None:
@@ -945,6 +1015,13 @@ class MainWindow(QMainWindow):
         self.state.resultChanged.connect(lambda doc, kind: self._sync_overlay() if kind == "image_heatmap" else None)
         # panels -> state: the selected view is part of the context results are compared with
         self.views.imageChanged.connect(self._view_to_state)
+        # geometric 3D <-> 2D correspondence (the renderer's camera and depth buffer; no model needed)
+        self._corr_cache: dict = {}
+        self._picked_full: int | None = None
+        self.views.imageChanged.connect(self._mark_picked)
+        self.views.viewsReady.connect(lambda _n: self._mark_picked())
+        self.views.pixelClicked.connect(self._on_pixel_clicked)
+        self.state.currentChanged.connect(self._forget_correspondence)
         self.model_panel.segmentationReady.connect(self._seg_message)
         self._not_remembered: list[str | None] = []
         self.model_panel.sessionChanged.connect(self._remember_checkpoint)

@@ -50,6 +50,7 @@ class Viewer3D(QWidget):
         self._colorbar: tuple[str, np.ndarray, float, float] | None = None
         self._colorbar_stale = ""
         self._picked: int | None = None
+        self._highlight: np.ndarray | None = None  # indices into the drawn points, ringed (pixel -> points)
         self._single: tuple[np.ndarray, int] | None = None  # (location, count) of a cloud at one place
         self.last_frame_ms = 0.0
         self.frames_rendered = 0
@@ -270,6 +271,8 @@ class Viewer3D(QWidget):
             self._draw_single_marker(p)
         if self._picked is not None and self._points is not None and self._renderer is not None:
             self._draw_pick_marker(p)
+        if self._highlight is not None and self._points is not None and self._renderer is not None:
+            self._draw_highlight(p)
         if self._legend:
             self._draw_legend(p)
         if self._colorbar is not None:
@@ -352,6 +355,26 @@ class Viewer3D(QWidget):
         p.drawText(QPointF(tx, ty), text)
         p.setPen(QColor(200, 200, 200))
         p.drawText(QPointF(tx, ty + fm.height()), where)
+
+    def set_highlight(self, indices) -> None:
+        """Ring these points (indices into the drawn points; None or empty: none), e.g. the points a
+        pixel of a 2D view sees."""
+        self._highlight = None if indices is None or len(indices) == 0 else np.asarray(indices, np.int64)
+        self.update()
+
+    @property
+    def highlight(self) -> np.ndarray | None:
+        return self._highlight
+
+    def _draw_highlight(self, p: QPainter) -> None:
+        idx = self._highlight[(self._highlight >= 0) & (self._highlight < len(self._points))]
+        uv, z = self._renderer.camera().project(self._points[idx])
+        ok = (z > 0) & np.isfinite(uv).all(axis=1)
+        dpr = self.devicePixelRatioF()
+        p.setRenderHint(QPainter.RenderHint.Antialiasing, True)
+        p.setPen(QPen(QColor(255, 235, 59), 2))
+        for x, y in uv[ok][:500] / dpr:
+            p.drawEllipse(QPointF(float(x), float(y)), 5, 5)
 
     def _draw_pick_marker(self, p: QPainter) -> None:
         uv, z = self._renderer.camera().project(self._points[self._picked:self._picked + 1])

@@ -12,8 +12,8 @@ import logging
 from pathlib import Path
 
 import numpy as np
-from PyQt6.QtCore import QSize, Qt, pyqtSignal
-from PyQt6.QtGui import QIcon, QImage, QPixmap
+from PyQt6.QtCore import QPointF, QRectF, QSize, Qt, pyqtSignal
+from PyQt6.QtGui import QColor, QIcon, QImage, QPainter, QPen, QPixmap
 from PyQt6.QtWidgets import (
     QCheckBox,
     QFileDialog,
@@ -103,7 +103,11 @@ class ElidedLabel(QLabel):
 
 
 class ImageView(QLabel):
-    """A label that keeps its image scaled to fit, aspect preserved."""
+    """A label that keeps its image scaled to fit, aspect preserved; draws pixel markers over it and
+    reports clicks in the coordinates of a reference image size (``set_source_size``: the view as
+    rendered, whatever size it is shown at)."""
+
+    pixelClicked = pyqtSignal(float, float)  # (u, v) in source-image pixels
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -112,10 +116,69 @@ class ImageView(QLabel):
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         self.setStyleSheet("background: #ffffff; border: 1px solid #444;")
         self._pix: QPixmap | None = None
+        self._source_size: tuple[int, int] | None = None  # (w, h) of the coordinates markers and clicks use
+        self.markers: list[tuple[float, float, str]] = []  # (u, v, "visible" | "occluded" | "probe")
 
     def set_image(self, rgba: np.ndarray | None) -> None:
         self._pix = None if rgba is None else QPixmap.fromImage(rgba_to_qimage(rgba))
         self._rescale()
+
+    def set_source_size(self, w: int, h: int) -> None:
+        self._source_size = (int(w), int(h))
+
+    def set_markers(self, markers) -> None:
+        self.markers = [(float(u), float(v), str(kind)) for u, v, kind in markers]
+        self.update()
+
+    def image_rect(self) -> QRectF | None:
+        """Where the (scaled) image lies in the widget."""
+        pm = self.pixmap()
+        if self._pix is None or pm is None or pm.isNull():
+            return None
+        w, h = pm.width() / pm.devicePixelRatioF(), pm.height() / pm.devicePixelRatioF()
+        return QRectF((self.width() - w) / 2, (self.height() - h) / 2, w, h)
+
+    def to_widget(self, u: float, v: float) -> QPointF | None:
+        r = self.image_rect()
+        if r is None or self._source_size is None:
+            return None
+        sw, sh = self._source_size
+        return QPointF(r.x() + (u + 0.5) * r.width() / sw, r.y() + (v + 0.5) * r.height() / sh)
+
+    def to_source(self, x: float, y: float) -> tuple[float, float] | None:
+        r = self.image_rect()
+        if r is None or self._source_size is None or not r.contains(QPointF(x, y)):
+            return None
+        sw, sh = self._source_size
+        return (x - r.x()) * sw / r.width() - 0.5, (y - r.y()) * sh / r.height() - 0.5
+
+    def mouseReleaseEvent(self, event):  # noqa: N802
+        uv = self.to_source(event.position().x(), event.position().y())
+        if uv is not None and event.button() == Qt.MouseButton.LeftButton:
+            self.pixelClicked.emit(*uv)
+        super().mouseReleaseEvent(event)
+
+    def paintEvent(self, event):  # noqa: N802
+        super().paintEvent(event)
+        if not self.markers:
+            return
+        p = QPainter(self)
+        p.setRenderHint(QPainter.RenderHint.Antialiasing, True)
+        for u, v, kind in self.markers:
+            c = self.to_widget(u, v)
+            if c is None:
+                continue
+            if kind == "visible":
+                pen = QPen(QColor(0, 200, 83), 2.5)
+            elif kind == "occluded":
+                pen = QPen(QColor(255, 145, 0), 2.0, Qt.PenStyle.DashLine)
+            else:
+                pen = QPen(QColor(33, 150, 243), 2.0)
+            p.setPen(pen)
+            p.drawEllipse(c, 7, 7)
+            p.drawLine(QPointF(c.x() - 11, c.y()), QPointF(c.x() - 4, c.y()))
+            p.drawLine(QPointF(c.x() + 4, c.y()), QPointF(c.x() + 11, c.y()))
+        p.end()
 
     def resizeEvent(self, event):  # noqa: N802
         super().resizeEvent(event)
@@ -141,6 +204,7 @@ class ViewsPanel(QWidget):
     imageChanged = pyqtSignal()  # the selected image changed (heatmaps computed for the old one are stale)
     viewsReady = pyqtSignal(int)
     error = pyqtSignal(str, str)
+    pixelClicked = pyqtSignal(int, float, float)  # (view index, u, v) in the view's pixels as rendered
 
     def __init__(self, parent=None, *, n_views: int = 6, size: int = 224):
         super().__init__(parent)
@@ -154,6 +218,7 @@ class ViewsPanel(QWidget):
         self.rendering = False
 
         self.big = ImageView()
+        self.big.pixelClicked.connect(lambda u, v: self.pixelClicked.emit(self.current_index, u, v))
         self.thumbs = QListWidget()
         self.thumbs.setViewMode(QListWidget.ViewMode.IconMode)
         self.thumbs.setFlow(QListWidget.Flow.LeftToRight)
@@ -340,7 +405,12 @@ class ViewsPanel(QWidget):
             self.big.set_image(None)
             self.caption.setFullText("no views")
 
+    def set_marks(self, markers) -> None:
+        """Markers ``[(u, v, kind)]`` on the current view (kind "visible", "occluded" or "probe")."""
+        self.big.set_markers(markers)
+
     def _on_select(self, row: int) -> None:
+        self.big.set_markers([])
         self._overlay = None
         self.show_overlay.setEnabled(False)
         self._show_current()
@@ -359,6 +429,7 @@ class ViewsPanel(QWidget):
             img = np.asarray(Image.fromarray(img).resize((s, s), Image.BILINEAR))
         self.big.set_image(img)
         h, w = v["rgba"].shape[:2]
+        self.big.set_source_size(w, h)
         self.caption.setFullText(f"{v['name']} - {w}x{h}" + (" - heat: Grad-CAM on the last ResNet stage"
                                                               if self._overlay is not None
                                                               and self.show_overlay.isChecked() else ""))

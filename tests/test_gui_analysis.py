@@ -329,3 +329,44 @@ def test_points_in_polygon_on_a_concave_lasso():
     # orientation does not matter; fewer than three vertices select nothing
     assert (points_in_polygon(xy, ell[::-1]) == truth).all()
     assert not points_in_polygon(xy, ell[:2]).any()
+
+
+def test_point_to_pixel_and_pixel_to_points_links(qtbot, window):
+    """Click a point: its pixel is marked in the selected view (visible / occluded, from the renderer's
+    camera and depth buffer); click a pixel: the visible points it sees are ringed in 3D."""
+    from crosspoint.analysis.correspondence import view_correspondence
+
+    _open_demo(qtbot, window, "chair")
+    qtbot.waitUntil(lambda: not window.views.rendering, timeout=60_000)
+    doc = window.state.current
+    cam = window.views.current_camera()
+    truth = view_correspondence(doc.cloud.points, cam, mesh=doc.cloud.mesh)
+    vis, occ = np.flatnonzero(truth.visible), np.flatnonzero(truth.in_frame & ~truth.visible)
+    assert len(vis) > 100 and len(occ) > 100  # a chair hides part of itself from any view
+
+    for i, kind in ((int(vis[0]), "visible"), (int(occ[0]), "occluded")):
+        window._on_point_picked(i)  # what a click on point i in the 3D view does
+        marks = window.views.big.markers
+        assert len(marks) == 1 and marks[0][2] == kind
+        np.testing.assert_allclose(marks[0][:2], truth.uv[i], atol=1e-4)
+        assert kind in window.statusBar().currentMessage()
+
+    # a click on the visible point's pixel, through the widget, rings it (and only visible points) in 3D
+    i = int(vis[len(vis) // 2])
+    big = window.views.big
+    pos = big.to_widget(*truth.uv[i])
+    assert pos is not None
+    with qtbot.waitSignal(window.views.pixelClicked, timeout=5000) as sig:
+        qtbot.mouseClick(big, Qt.MouseButton.LeftButton, pos=QPoint(round(pos.x()), round(pos.y())))
+    u, v = sig.args[1], sig.args[2]
+    scale = truth.shape[1] / big.image_rect().width()
+    assert abs(u - truth.uv[i][0]) <= scale and abs(v - truth.uv[i][1]) <= scale  # within one screen pixel
+    seen = window.pixel_points
+    d = np.hypot(truth.uv[:, 0] - u, truth.uv[:, 1] - v)
+    np.testing.assert_array_equal(seen, np.flatnonzero(truth.visible & (d <= window.PIXEL_PROBE_RADIUS)))
+    assert window.viewer.highlight is not None and len(window.viewer.highlight) == len(seen) > 0
+    assert "visible" in window.statusBar().currentMessage()
+    # another object forgets the links
+    window.open_demo("table")
+    qtbot.waitUntil(lambda: window.state.current is not doc, timeout=30_000)
+    assert window.viewer.highlight is None and window.views.big.markers == []
