@@ -47,11 +47,12 @@ class OrbitCamera:
 
     width: int = 800
     height: int = 600
-    fov_deg: float = 60.0  # vertical field of view (Open3D's default)
+    fov_deg: float = 60.0  # vertical field of view (Open3D's default; look_from changes it, reset restores it)
     target: np.ndarray = field(default_factory=lambda: np.zeros(3))
     distance: float = 3.0
     rotation: np.ndarray = field(default_factory=lambda: np.diag([1.0, -1.0, -1.0]))  # world-to-camera
     up_axis: int = 1  # 1: +Y up (ShapeNet), 2: +Z up
+    DEFAULT_FOV = 60.0
     #: degrees of orbit per pixel dragged
     ORBIT_DEG_PER_PX = 0.3
     #: the closest the camera may look along the up axis (cosine), so the orbit never flips over the pole
@@ -129,10 +130,52 @@ class OrbitCamera:
         if self.up_axis == 2:  # the same view of a Z-up object: (x, y, z) -> (x, -z, y)
             front = np.array([front[0], -front[2], front[1]])
         self.rotation = _look_rotation(-front, self.world_up)
+        self.fov_deg = self.DEFAULT_FOV
         self.target = center
         half_v = np.radians(self.fov_deg) / 2.0
         half_h = np.arctan(np.tan(half_v) * self.width / max(1, self.height))
         self.distance = radius / (self.FILL * np.sin(min(half_v, half_h)))
+
+    #: standard views: the direction from the object to the camera in a +Y-up frame (ShapeNet: the
+    #: object's front faces +Z); for a +Z-up object the same views of it (x, y, z) -> (x, -z, y)
+    STANDARD_VIEWS = {"front": (0.0, 0.0, 1.0), "back": (0.0, 0.0, -1.0), "right": (1.0, 0.0, 0.0),
+                      "left": (-1.0, 0.0, 0.0), "top": (0.0, 1.0, 0.0), "bottom": (0.0, -1.0, 0.0)}
+
+    def standard_view(self, name: str) -> None:
+        """Look at the target from one of :attr:`STANDARD_VIEWS` (keeping the distance); "top" and
+        "bottom" look along the up axis with the object's front at the bottom / top of the image."""
+        if name not in self.STANDARD_VIEWS:
+            raise ValueError(f"unknown view {name!r}; choose one of {', '.join(self.STANDARD_VIEWS)}")
+        front = np.asarray(self.STANDARD_VIEWS[name], np.float64)
+        up_ref = np.array([0.0, 0.0, -1.0]) if name == "top" else (
+            np.array([0.0, 0.0, 1.0]) if name == "bottom" else np.array([0.0, 1.0, 0.0]))
+        if self.up_axis == 2:
+            front = np.array([front[0], -front[2], front[1]])
+            up_ref = np.array([up_ref[0], -up_ref[2], up_ref[1]])
+        self.rotation = _look_rotation(-front, up_ref)
+
+    def look_from(self, extrinsic, image_fov_deg: float, *, image_aspect: float = 1.0, focus=None) -> None:
+        """Take another camera's pose (world-to-camera ``extrinsic``, OpenCV frame, possibly times a
+        uniform scale) and field of view
+        (vertical ``image_fov_deg`` of an image ``image_aspect`` = width / height), widened as needed
+        so that its whole image fits this viewport: "look from this 2D view". The orbit target becomes
+        the point on the view axis nearest ``focus`` (default: the current target)."""
+        e = np.asarray(extrinsic, np.float64)
+        u, sv, vt = np.linalg.svd(e[:3, :3])
+        r = u @ vt
+        # a uniform scale in the pose (the renderer normalises the object into its unit sphere) changes
+        # no pixel: [sR | t] and [R | t/s] project alike, so the camera centre is -R^T t / s
+        center = -r.T @ e[:3, 3] / float(sv.mean())
+        half_v = np.radians(float(image_fov_deg)) / 2.0
+        half_h = np.arctan(np.tan(half_v) * float(image_aspect))
+        vp = self.width / max(1, self.height)
+        # the vertical half-angle that shows the image's full height and full width in this viewport
+        need = max(np.tan(half_v), np.tan(half_h) / vp)
+        self.fov_deg = float(np.degrees(2.0 * np.arctan(need)))
+        focus = self.target if focus is None else np.asarray(focus, np.float64)
+        self.rotation = r
+        self.distance = float(max((focus - center) @ r[2], 1e-6))
+        self.target = center + self.distance * r[2]
 
     def orbit(self, dx: float, dy: float) -> None:
         """Drag by ``(dx, dy)`` pixels: turn about the world up axis (dx) and tilt about the camera's

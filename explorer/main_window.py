@@ -360,6 +360,13 @@ class MainWindow(QMainWindow):
 
         vm = mb.addMenu("&View")
         vm.addAction(QAction("&Reset View", self, shortcut="R", triggered=self.viewer.reset_view))
+        sv = vm.addMenu("&Standard Views")
+        for key, names in ((1, ("front", "back")), (3, ("right", "left")), (7, ("top", "bottom"))):
+            for name, mod in zip(names, ("", "Alt+")):
+                sv.addAction(QAction(name.capitalize(), self, shortcut=f"{mod}{key}",
+                                     triggered=lambda _=False, n=name: self.viewer.standard_view(n)))
+        vm.addAction(QAction("&Look from the Selected 2D View", self, shortcut="L",
+                             triggered=lambda: self.views._look_from()))
         self.color_menu = vm.addMenu("&Colour by")
         self.color_actions: dict[str, QAction] = {}
         for i, (mode, label) in enumerate(colors.COLOR_MODES.items(), start=1):
@@ -1021,6 +1028,7 @@ class MainWindow(QMainWindow):
         self.views.imageChanged.connect(self._mark_picked)
         self.views.viewsReady.connect(lambda _n: self._mark_picked())
         self.views.pixelClicked.connect(self._on_pixel_clicked)
+        self.views.lookFromRequested.connect(self.viewer.look_from)
         self.state.currentChanged.connect(self._forget_correspondence)
         self.model_panel.segmentationReady.connect(self._seg_message)
         self._not_remembered: list[str | None] = []

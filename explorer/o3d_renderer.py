@@ -310,6 +310,19 @@ class OffscreenRenderer:
         if self._vis is not None:
             self._apply_camera()
 
+    def standard_view(self, name: str) -> None:
+        self.cam.standard_view(name)
+        self._apply_camera()
+
+    def look_from(self, extrinsic, image_fov_deg: float, *, image_aspect: float = 1.0) -> None:
+        """Put the 3D camera where another camera is (a rendered 2D view's), see :meth:`OrbitCamera.look_from`."""
+        pts = self._framed_points()
+        focus = None
+        if pts is not None and len(pts):
+            focus = (pts.min(axis=0) + pts.max(axis=0)) / 2.0
+        self.cam.look_from(extrinsic, image_fov_deg, image_aspect=image_aspect, focus=focus)
+        self._apply_camera()
+
     def camera(self) -> CameraState:
         return CameraState(self.cam.intrinsic(), self.cam.extrinsic(), self.width, self.height)
 

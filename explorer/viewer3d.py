@@ -430,6 +430,26 @@ class Viewer3D(QWidget):
         self.request_render()
         self.viewChanged.emit()
 
+    def standard_view(self, name: str) -> None:
+        if self._renderer is not None:
+            self._renderer.standard_view(name)
+        self.request_render()
+        self.viewChanged.emit()
+
+    def look_from(self, camera) -> None:
+        """Align the 3D camera with a rendered 2D view's camera (``crosspoint.render.Camera`` or
+        anything ``crosspoint.analysis.correspondence.as_pinhole`` takes): the same pose and an angle
+        of view that shows the whole image, so 3D and 2D can be compared."""
+        if self._renderer is None:
+            return
+        from crosspoint.analysis.correspondence import as_pinhole
+
+        pin = as_pinhole(camera)
+        fov = float(np.degrees(2.0 * np.arctan((pin.height / 2.0) / pin.K[1, 1])))
+        self._renderer.look_from(pin.extrinsic, fov, image_aspect=(pin.width / pin.K[0, 0]) / (pin.height / pin.K[1, 1]))
+        self.request_render()
+        self.viewChanged.emit()
+
     def keyPressEvent(self, event):  # noqa: N802
         if event.key() == Qt.Key.Key_R:
             self.reset_view()

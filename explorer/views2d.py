@@ -205,6 +205,7 @@ class ViewsPanel(QWidget):
     viewsReady = pyqtSignal(int)
     error = pyqtSignal(str, str)
     pixelClicked = pyqtSignal(int, float, float)  # (view index, u, v) in the view's pixels as rendered
+    lookFromRequested = pyqtSignal(object)  # the selected view's camera: align the 3D camera with it
 
     def __init__(self, parent=None, *, n_views: int = 6, size: int = 224):
         super().__init__(parent)
@@ -239,6 +240,10 @@ class ViewsPanel(QWidget):
         self.show_overlay.toggled.connect(self._show_current)
         add = QPushButton("Add image...")
         add.clicked.connect(self._add_dialog)
+        self.look_button = QPushButton("Look from here")
+        self.look_button.setToolTip("put the 3D camera where this view's camera is (same pose, an angle of view "
+                                    "that shows the whole image), so the 3D view and the image can be compared")
+        self.look_button.clicked.connect(self._look_from)
         self.caption = ElidedLabel("")
 
         row = QHBoxLayout()
@@ -247,6 +252,7 @@ class ViewsPanel(QWidget):
         row.addWidget(self.encoder_view)
         row.addWidget(self.show_overlay)
         row.addStretch(1)
+        row.addWidget(self.look_button)
         row.addWidget(add)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(4, 4, 4, 4)
@@ -405,12 +411,18 @@ class ViewsPanel(QWidget):
             self.big.set_image(None)
             self.caption.setFullText("no views")
 
+    def _look_from(self) -> None:
+        cam = self.current_camera()
+        if cam is not None:
+            self.lookFromRequested.emit(cam)
+
     def set_marks(self, markers) -> None:
         """Markers ``[(u, v, kind)]`` on the current view (kind "visible", "occluded" or "probe")."""
         self.big.set_markers(markers)
 
     def _on_select(self, row: int) -> None:
         self.big.set_markers([])
+        self.look_button.setEnabled(self.current_camera() is not None)
         self._overlay = None
         self.show_overlay.setEnabled(False)
         self._show_current()

@@ -127,3 +127,54 @@ def test_reset_with_no_finite_points_frames_the_unit_sphere(bad):
     cam.reset(bad)
     np.testing.assert_array_equal(cam.target, np.zeros(3))
     assert np.isfinite(cam.extrinsic()).all()
+
+
+def test_standard_views_look_along_the_axes_with_the_up_axis_up():
+    for up in (1, 2):
+        cam = OrbitCamera(400, 300, up_axis=up)
+        cam.reset(_cloud())
+        for name, front in OrbitCamera.STANDARD_VIEWS.items():
+            cam.standard_view(name)
+            assert _is_rotation(cam.rotation)
+            f = np.asarray(front, np.float64)
+            if up == 2:
+                f = np.array([f[0], -f[2], f[1]])
+            np.testing.assert_allclose(cam.forward, -f, atol=1e-12)
+            if name not in ("top", "bottom"):  # the up axis points up in the image
+                np.testing.assert_allclose(cam.rotation[1], -cam.world_up, atol=1e-12)
+    with pytest.raises(ValueError, match="unknown view"):
+        cam.standard_view("diagonal")
+
+
+def test_look_from_another_camera_reproduces_its_image_up_to_scale():
+    """After look_from, every point lands where the other camera's image has it, scaled about the
+    image centre (the viewport has another size), and the whole image fits the viewport."""
+    from crosspoint.analysis.correspondence import as_pinhole
+    from crosspoint.render import render_views
+
+    pts = _cloud(3, 300)
+    _, cams = zip(*render_views(pts.astype(np.float32), 3, size=137, seed=0))
+    for vw, vh in ((800, 600), (300, 700)):
+        for c in cams:
+            pin = as_pinhole(c)
+            cam = OrbitCamera(vw, vh)
+            cam.reset(pts)
+            fov = np.degrees(2 * np.arctan((pin.height / 2) / pin.K[1, 1]))
+            cam.look_from(pin.extrinsic, fov, image_aspect=(pin.width / pin.K[0, 0]) / (pin.height / pin.K[1, 1]),
+                          focus=pts.mean(0))
+            cam_pts = pts @ pin.extrinsic[:3, :3].T + pin.extrinsic[:3, 3]
+            scale = np.cbrt(np.linalg.det(pin.extrinsic[:3, :3]))  # the renderer's object normalisation
+            n_img = cam_pts[:, :2] / cam_pts[:, 2:]  # normalised image coordinates of the view
+            uv, z = cam.project(pts)
+            k = cam.intrinsic()
+            n_3d = (uv - k[:2, 2]) / k[0, 0]
+            np.testing.assert_allclose(n_3d, n_img, atol=1e-12)
+            np.testing.assert_allclose(z, cam_pts[:, 2] / scale, rtol=1e-12)
+            # the image's corners are inside the viewport
+            corners = np.array([[0, 0], [pin.width, pin.height]], np.float64)
+            nc = (corners - pin.K[:2, 2]) / np.diag(pin.K)[:2]
+            pix = nc * k[0, 0] + k[:2, 2]
+            assert (pix[:, 0] >= -0.5 - 1e-9).all() and (pix[:, 0] <= vw - 0.5 + 1e-9).all()
+            assert (pix[:, 1] >= -0.5 - 1e-9).all() and (pix[:, 1] <= vh - 0.5 + 1e-9).all()
+            cam.reset(pts)
+            assert cam.fov_deg == OrbitCamera.DEFAULT_FOV
