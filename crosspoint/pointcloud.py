@@ -51,6 +51,11 @@ def to_y_up(points: np.ndarray, up_axis: int) -> np.ndarray:
     return np.ascontiguousarray(np.stack([p[:, 0], p[:, 2], -p[:, 1]], axis=1), dtype=p.dtype)
 
 
+def y_up_matrix(up_axis: int) -> np.ndarray:
+    """The 3x3 rotation :func:`to_y_up` applies (``p_model = M @ p``)."""
+    return to_y_up(np.eye(3), up_axis).T.astype(np.float64)
+
+
 def from_y_up(points: np.ndarray, up_axis: int) -> np.ndarray:
     """The inverse of :func:`to_y_up`: points in the model's +Y-up frame back to the cloud's own."""
     if int(up_axis) == 1:
@@ -128,6 +133,19 @@ class PointCloud:
         """``points`` turned +Y up (:func:`to_y_up`), the orientation CrossPoint was trained in
         (ShapeNet's): what the analyses give the model."""
         return to_y_up(self.points, self.up_axis)
+
+    def in_model_frame(self) -> "PointCloud":
+        """This cloud turned +Y up as a whole (points, normals, mesh): what the model and the 2D views
+        see; ``self`` when it already is. Point order and attributes are kept."""
+        up = int(self.up_axis)
+        if up == 1:
+            return self
+        mesh = self.mesh
+        if mesh is not None:
+            mesh = replace(mesh, vertices=to_y_up(mesh.vertices, up),
+                           vertex_normals=None if mesh.vertex_normals is None else to_y_up(mesh.vertex_normals, up))
+        return replace(self, points=to_y_up(self.points, up),
+                       normals=None if self.normals is None else to_y_up(self.normals, up), mesh=mesh, up_axis=1)
 
     def select(self, index: np.ndarray) -> "PointCloud":
         """A new cloud with the points (and their attributes) at ``index``; mesh and metadata kept."""

@@ -673,6 +673,9 @@ class MainWindow(QMainWindow):
         self.state.set_up_axis(doc, axis)
         self.viewer.reset_view()
         self._sync_up_axis_menu(doc)
+        self._forget_correspondence()
+        self._views_for(doc)  # the views show the object as the model gets it, upright by this axis
+        self._view_to_state()
 
     def _sync_up_axis_menu(self, doc: Document) -> None:
         for axis, act in self.up_actions.items():
@@ -737,7 +740,7 @@ class MainWindow(QMainWindow):
         if key not in self._corr_cache:
             from crosspoint.analysis.correspondence import view_correspondence
 
-            cloud = doc.cloud
+            cloud = doc.cloud.in_model_frame()  # the frame the views were rendered in
             mesh = cloud.mesh if cloud.mesh is not None and cloud.mesh.n_faces > 0 else None
             if len(self._corr_cache) > 64:
                 self._corr_cache.clear()
@@ -760,6 +763,18 @@ class MainWindow(QMainWindow):
         state = "visible" if corr.visible[i] else ("occluded" if corr.in_frame[i] else "out of frame")
         return (f"{state} in this view at pixel ({corr.uv[i][0]:.0f}, {corr.uv[i][1]:.0f})" if corr.in_frame[i]
                 else state + " in this view") + f"; visible in {len(seen)} of {n_views} views"
+
+    def _look_from_view(self, camera) -> None:
+        """Align the 3D camera with a rendered view's (rendered in the model's +Y-up frame; the 3D view
+        draws the file's own frame, so the pose is composed with the turn between them)."""
+        from crosspoint.analysis.correspondence import PinholeCamera, as_pinhole
+        from crosspoint.pointcloud import y_up_matrix
+
+        doc = self.state.current
+        pin = as_pinhole(camera)
+        t = np.eye(4)
+        t[:3, :3] = y_up_matrix(doc.up_axis if doc is not None else 1)
+        self.viewer.look_from(PinholeCamera(pin.K, pin.extrinsic @ t, pin.width, pin.height))
 
     def _on_pixel_clicked(self, view_index: int, u: float, v: float) -> None:
         """The points a pixel of the selected view sees light up in 3D (visible points projecting
@@ -1028,7 +1043,7 @@ class MainWindow(QMainWindow):
         self.views.imageChanged.connect(self._mark_picked)
         self.views.viewsReady.connect(lambda _n: self._mark_picked())
         self.views.pixelClicked.connect(self._on_pixel_clicked)
-        self.views.lookFromRequested.connect(self.viewer.look_from)
+        self.views.lookFromRequested.connect(self._look_from_view)
         self.state.currentChanged.connect(self._forget_correspondence)
         self.model_panel.segmentationReady.connect(self._seg_message)
         self._not_remembered: list[str | None] = []
@@ -1059,10 +1074,15 @@ class MainWindow(QMainWindow):
         self.menuBar().addMenu(self.help_menu)  # keep Help last
         self.stall_meter = StallMeter(self)
 
+    def _views_for(self, doc) -> None:
+        """The 2D views of ``doc``, rendered in the model's frame: a new up axis renders them anew (the
+        up axis is part of the views' key, so results computed on the old views are stale)."""
+        self.views.set_object(doc.cloud, doc.key if doc.up_axis == 1 else f"{doc.key}|up={'xyz'[doc.up_axis]}")
+
     def _current_to_panels(self, doc) -> None:
         if doc is None:
             return
-        self.views.set_object(doc.cloud, doc.key)
+        self._views_for(doc)
         self.embedding_panel.mark_current(doc.source)
         self._view_to_state()
 

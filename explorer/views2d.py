@@ -302,11 +302,13 @@ class ViewsPanel(QWidget):
         def work():
             from crosspoint.render import render_views
 
-            obj = cloud.mesh if cloud.mesh is not None and cloud.mesh.n_faces > 0 else cloud
-            if obj is cloud and cloud.n_points > RENDER_MAX_POINTS:
+            # the model's frame (+Y up): the views are what the image encoder gets, the object upright
+            model = cloud.in_model_frame()
+            obj = model.mesh if model.mesh is not None and model.mesh.n_faces > 0 else model
+            if obj is model and model.n_points > RENDER_MAX_POINTS:
                 # at a few hundred pixels a random subset splats the same picture (1M points: 0.9 s)
-                keep = np.random.default_rng(0).choice(cloud.n_points, RENDER_MAX_POINTS, replace=False)
-                obj = cloud.select(np.sort(keep))
+                keep = np.random.default_rng(0).choice(model.n_points, RENDER_MAX_POINTS, replace=False)
+                obj = model.select(np.sort(keep))
             return render_views(obj, n, size=size, seed=0)
 
         def done(views):
