@@ -82,6 +82,15 @@ def map_text(svm, quality) -> str:
     return "; ".join(parts) if parts else "no class labels to score the map"
 
 
+def overlay_text(ov, *, short: bool = False) -> str:
+    """The overlay's figure: how a linear SVM fit on the main data does on it (domain shift)."""
+    t = "no shared classes to score" if ov.transfer_acc is None else \
+        f"SVM fit on the data scores {100 * ov.transfer_acc:.1f} % on them"
+    if short:
+        return f"overlay: {t}"
+    return f"overlay: {len(ov.embedding)} objects (crosses) from {ov.source}; {t}"
+
+
 def points_in_polygon(xy: np.ndarray, poly: np.ndarray) -> np.ndarray:
     """Even-odd rule, vectorised over points: ``xy`` (M, 2), ``poly`` (K, 2) -> bool (M,)."""
     x, y = xy[:, 0], xy[:, 1]
@@ -172,6 +181,16 @@ class EmbeddingPanel(QWidget):
         self.source.addItem("Folder or dataset...", "folder")
         self.source.addItem("Open objects", "open")
         self.source.activated.connect(self._source_chosen)
+        self.overlay_source = QComboBox()
+        self.overlay_source.addItem("No overlay", None)
+        self.overlay_source.addItem("Overlay: its partial scans", "scans")
+        self.overlay_source.addItem("Overlay: folder or dataset...", "folder")
+        self.overlay_source.setToolTip("map a second dataset onto the same UMAP (drawn as crosses in the class "
+                                       "colours): domain shift, e.g. partial scans against whole objects")
+        self.overlay_source.activated.connect(self._overlay_chosen)
+        self.overlay = None  # analysis.background.Overlay of the map shown
+        self.overlay_items: list[pg.ScatterPlotItem] = []
+        self.base_overlay_items: list[pg.ScatterPlotItem] = []
         self.compare = QCheckBox("Compare with random weights")
         self.compare.setToolTip("also embed the data with a randomly initialised encoder of the same architecture and "
                                 "show its map beside this one: what pretraining changed, and the figures a "
@@ -246,6 +265,7 @@ class EmbeddingPanel(QWidget):
         top = QHBoxLayout()
         top.addWidget(QLabel("Data:"))
         top.addWidget(self.source, 1)
+        top.addWidget(self.overlay_source)
         top.addWidget(self.compare)
         top.addWidget(self.embed_button)
         top.addWidget(self.cancel_button)
@@ -331,6 +351,21 @@ class EmbeddingPanel(QWidget):
             i = self.source.count() - 1
         self.source.setCurrentIndex(i)
 
+    def _overlay_chosen(self, index: int) -> None:
+        if self.overlay_source.itemData(index) == "folder":
+            d = QFileDialog.getExistingDirectory(self, "Dataset or folder to overlay", str(Path.home()))
+            if d:
+                self.set_overlay_folder(d)
+            else:
+                self.overlay_source.setCurrentIndex(0)
+
+    def set_overlay_folder(self, path: str) -> None:
+        i = self.overlay_source.findData(path)
+        if i < 0:
+            self.overlay_source.addItem(f"Overlay: {path}", path)
+            i = self.overlay_source.count() - 1
+        self.overlay_source.setCurrentIndex(i)
+
     def _resolve_source(self):
         data = self.source.currentData()
         if data == "open":
@@ -370,7 +405,8 @@ class EmbeddingPanel(QWidget):
             return
         state = self.model_panel.state
         compare = self.compare.isChecked()
-        state.set_settings("embedding_map", compare_random=compare)
+        overlay = self.overlay_source.currentData()
+        state.set_settings("embedding_map", compare_random=compare, overlay=overlay)
         prov = state.provenance("embedding_map", None)
 
         def func(progress, cancel):
@@ -379,7 +415,7 @@ class EmbeddingPanel(QWidget):
             from crosspoint.analysis.background import embed_and_map
 
             m = embed_and_map(session, source, progress=progress, cancel=cancel, in_process=self.in_process,
-                              compare_random=compare)
+                              compare_random=compare, overlay=overlay)
             return m
 
         def progress(done, total, text):
@@ -394,7 +430,7 @@ class EmbeddingPanel(QWidget):
             root, emb, proj, acc = m.root, m.embedding, m.projection, m.svm
             self.source_root = root if isinstance(root, str) else None
             self._label_names = self._demo_label_names(root) if isinstance(root, str) else {}
-            self.set_embedding(emb, proj.coords, baseline=m.baseline, quality=m.quality, svm=acc)
+            self.set_embedding(emb, proj.coords, baseline=m.baseline, quality=m.quality, svm=acc, overlay=m.overlay)
             n_cls = len(emb.class_names)
             msg = f"{len(emb)} objects, {n_cls} {'class' if n_cls == 1 else 'classes'}; 2D map: {proj.method}"
             if proj.note:
@@ -407,13 +443,22 @@ class EmbeddingPanel(QWidget):
                 msg += f"; {text}"
             if m.quality is not None:
                 msg += f"; map: silhouette {m.quality['silhouette']:.2f}"
+            if m.overlay is not None:
+                msg += f"\n{overlay_text(m.overlay)}"
             if m.baseline is not None:
                 msg += f"\nrandom weights: {map_text(m.baseline.svm, m.baseline.quality)}"
+                if m.baseline.overlay is not None:
+                    msg += f"; {overlay_text(m.baseline.overlay, short=True)}"
             if emb.skipped:
                 msg += f"; {len(emb.skipped)} unreadable objects skipped"
             value = {"message": msg, "warning": warning, "n": len(emb), "svm": acc, "quality": m.quality}
+            if m.overlay is not None:
+                value["overlay"] = {"n": len(m.overlay.embedding), "transfer_acc": m.overlay.transfer_acc,
+                                    "source": m.overlay.source}
             if m.baseline is not None:
                 value["baseline"] = {"svm": m.baseline.svm, "quality": m.baseline.quality}
+                if m.baseline.overlay is not None:
+                    value["baseline"]["overlay_transfer_acc"] = m.baseline.overlay.transfer_acc
             state.set_result(None, "embedding_map", value, prov)
 
         def failed(exc):
@@ -463,7 +508,7 @@ class EmbeddingPanel(QWidget):
         return names
 
     # -- drawing ----------------------------------------------------------------------------------
-    def set_embedding(self, emb, coords: np.ndarray, *, baseline=None, quality=None, svm=None) -> None:
+    def set_embedding(self, emb, coords: np.ndarray, *, baseline=None, quality=None, svm=None, overlay=None) -> None:
         """Show ``emb`` at ``coords``; ``baseline`` (an :class:`~crosspoint.analysis.background.EmbeddingMap`
         of random weights on the same objects) beside it, with both maps' figures as titles."""
         self.embedding = emb
@@ -477,6 +522,13 @@ class EmbeddingPanel(QWidget):
         self.base_coords = np.asarray(baseline.projection.coords, np.float32) if same else None
         self.base_items = self._draw_classes(self.base_plot, self.base_items, emb,
                                              self.base_coords if same else None)
+        self.overlay = overlay
+        self.overlay_items = self._draw_classes(self.plot, self.overlay_items, overlay.embedding if overlay else None,
+                                                overlay.coords if overlay else None, symbol="x", overlay=True)
+        bov = baseline.overlay if same and baseline is not None else None
+        self.base_overlay_items = self._draw_classes(self.base_plot, self.base_overlay_items,
+                                                     bov.embedding if bov else None, bov.coords if bov else None,
+                                                     symbol="x", overlay=True)
         if same:
             self.map_title.setText(f"this checkpoint: {map_text(svm, quality)}")
             self.base_title.setText(f"random weights: {map_text(baseline.svm, baseline.quality)}")
@@ -487,31 +539,56 @@ class EmbeddingPanel(QWidget):
         self.mark_current(self.current_ref)
         self._fit_view()
 
-    def _draw_classes(self, plot, old_items, emb, coords, legend=None) -> list:
-        """One scatter item per class of ``emb`` at ``coords`` in ``plot`` (replacing ``old_items``)."""
+    def _draw_classes(self, plot, old_items, emb, coords, legend=None, *, symbol: str = "o",
+                      overlay: bool = False) -> list:
+        """One scatter item per class of ``emb`` at ``coords`` in ``plot`` (replacing ``old_items``);
+        a class keeps its colour (its label's place among the main map's classes) in every item."""
         for it in old_items:
             plot.removeItem(it)
         if legend is not None:
             legend.clear()
-        if coords is None:
+        if coords is None or emb is None:
             return []
         items = []
         labels = np.asarray(emb.labels)
         uniq = sorted(set(labels.tolist()))
-        pal = colors.categorical_colors(max(len(uniq), 1))
-        for ci, lab in enumerate(uniq):
+        main = self.embedding
+        main_uniq = sorted(set(np.asarray(main.labels).tolist())) if main is not None else uniq
+        pal = colors.categorical_colors(max(len(main_uniq), 1))
+        for lab in uniq:
             idx = np.flatnonzero(labels == lab)
             name = emb.class_names[lab] if 0 <= lab < len(emb.class_names) else "unlabelled"
-            r, g, b = (pal[ci] * 255).astype(int)
+            ci = main_uniq.index(lab) if lab in main_uniq else None
+            r, g, b = (pal[ci] * 255).astype(int) if ci is not None else (200, 200, 200)
+            brush = pg.mkBrush(int(r), int(g), int(b), 230 if overlay else 210)
+            tip = (lambda x, y, data: self._overlay_tip(int(data))) if overlay else \
+                (lambda x, y, data: self._tip(int(data)))
             item = pg.ScatterPlotItem(
-                x=coords[idx, 0], y=coords[idx, 1], data=idx, size=7, pen=None,
-                brush=pg.mkBrush(int(r), int(g), int(b), 210), hoverable=True,
-                hoverPen=pg.mkPen("w", width=1.5), hoverSize=10,
-                tip=lambda x, y, data: self._tip(int(data)), name=name if legend is not None else None)
-            item.sigClicked.connect(self._on_clicked)
+                x=coords[idx, 0], y=coords[idx, 1], data=idx, size=9 if overlay else 7, symbol=symbol,
+                pen=pg.mkPen(int(r), int(g), int(b), 230) if overlay else None, brush=brush, hoverable=True,
+                hoverPen=pg.mkPen("w", width=1.5), hoverSize=12 if overlay else 10, tip=tip,
+                name=name if legend is not None else None)
+            item.sigClicked.connect(self._on_overlay_clicked if overlay else self._on_clicked)
             plot.addItem(item)
             items.append(item)
         return items
+
+    def _overlay_tip(self, i: int) -> str:
+        ov = self.overlay.embedding
+        lab = int(ov.labels[i])
+        cls = ov.class_names[lab] if 0 <= lab < len(ov.class_names) else "?"
+        return f"overlay: {ov.names[i]}\nclass: {cls}\n{ov.refs[i]}"
+
+    def _on_overlay_clicked(self, item, points, ev=None) -> None:
+        if self.vb.mode != "pan" or not len(points) or self.overlay is None:
+            return
+        i = int(points[0].data())
+        ov = self.overlay.embedding
+        extra = {}
+        lab = int(ov.labels[i])
+        if 0 <= lab < len(ov.class_names):
+            extra["category"] = ov.class_names[lab]
+        self.openRequested.emit(str(ov.refs[i]), extra)
 
     def _fit_view(self) -> None:
         """All points in view, with room on the right for the class legend (drawn top right)."""

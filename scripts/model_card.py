@@ -23,7 +23,7 @@ def _check(ok: bool) -> str:
 
 def figures(r: dict) -> dict:
     """The headline numbers of one encoder's results (``results["trained"]`` or ``["random"]``)."""
-    c = r["correspondence"]
+    c = r["correspondence"].get("summary", r["correspondence"])
     return {
         "svm": r["svm"]["results"]["cv"]["overall_acc"],
         "svm_c": r["svm"]["results"]["cv"]["C"],

@@ -344,9 +344,12 @@ def test_faithfulness_with_trained_checkpoint():
         pytest.skip("the demo checkpoint has no image encoder")
     from crosspoint.render import render_views
 
+    from crosspoint.data.demo import SHIPPED_PRESET
+    from crosspoint.data.demo import demo_object as shipped_object
+
     drops = {"top": [], "random": [], "bottom": []}
     for c in ("chair", "airplane", "lamp", "guitar"):
-        obj = demo_object(c, 1, n_points=2048)
+        obj = shipped_object(c, 1, n_points=2048, preset=SHIPPED_PRESET)  # unseen objects of the checkpoint's demo
         img = render_views(obj, 1, size=137, seed=3)[0][0]
         r = A.deletion_test(s, obj, img, n_random=3)
         for key in drops:
@@ -586,3 +589,27 @@ def test_session_inference_is_the_one_way_in(tmp_path):
         assert torch.is_grad_enabled()
     assert s.lock.acquire(timeout=1)
     s.lock.release()
+
+
+def test_embedding_map_overlay_of_partial_scans(session, tmp_path):
+    """A second dataset (the demo's partial scans) is embedded and mapped with the first in one UMAP;
+    its labels are the first's classes by name, and its transfer figure is the SVM fit on the first."""
+    from crosspoint.analysis.background import embed_and_map
+    from crosspoint.data.demo import generate_demo
+    from crosspoint.evaluation.svm import svm_protocol
+
+    root = generate_demo(tmp_path / "d", preset="hard", per_class=4, n_points=256, n_views=1, size=32, workers=0,
+                         classes=("chair", "mug", "car"), scans=True)
+    m = embed_and_map(session, str(root), n_points=N, in_process=True, overlay=str(root / "scans"))
+    ov = m.overlay
+    n1, n2 = len(m.embedding), len(ov.embedding)
+    assert n1 == n2 == 12
+    assert m.projection.coords.shape == (n1, 2) and ov.coords.shape == (n2, 2)
+    assert np.isfinite(ov.coords).all() and "overlay" in m.projection.note
+    names = [m.embedding.class_names[k] for k in m.embedding.labels]
+    assert sorted(names) == sorted(ov.embedding.class_names[k] for k in ov.embedding.labels)
+    assert ov.n_shared == 3
+    res = svm_protocol(m.embedding.features, m.embedding.labels, ov.embedding.features, ov.embedding.labels,
+                       fixed_c=(0.1,), cv=False)
+    assert ov.transfer_acc == res["fixed"][0]["overall_acc"]
+    assert m.quality == A.map_quality(m.projection.coords, m.embedding.labels)

@@ -412,3 +412,30 @@ def test_views_of_a_z_up_file_are_rendered_as_the_model_sees_it_and_look_from_ma
                     and window.views.current_view()[0] != old, timeout=60_000)
     raw = render_views(doc.cloud.mesh, n, size=window.views.size_px, seed=0)
     np.testing.assert_array_equal(window.views._views[0]["rgba"], raw[0][0])
+
+
+def test_embedding_map_overlays_the_partial_scans(qtbot, window, ckpts, tmp_path):
+    """'Overlay: its partial scans' maps the demo's scans with its objects (crosses in the class colours)
+    and says how a linear SVM fit on the objects does on the scans."""
+    from crosspoint.data.demo import generate_demo
+
+    root = generate_demo(tmp_path / "d", preset="hard", per_class=4, n_points=256, n_views=1, size=32, workers=0,
+                         classes=("chair", "mug", "car"), scans=True)
+    _load(qtbot, window, ckpts["full"])
+    ep = window.embedding_panel
+    ep.set_source_folder(str(root))
+    ep.overlay_source.setCurrentIndex(ep.overlay_source.findData("scans"))
+    qtbot.mouseClick(ep.embed_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: ep.embedding is not None and not ep.busy, timeout=240_000)
+    ov = ep.overlay
+    assert ov is not None and len(ov.embedding) == 12 and ov.coords.shape == (12, 2)
+    assert sum(len(it.data) for it in ep.overlay_items) == 12
+    assert {it.opts["symbol"] for it in ep.overlay_items} == {"x"}
+    assert "overlay: 12 objects" in ep.status.text() and "SVM fit on the data scores" in ep.status.text()
+    r = window.state.result(None, "embedding_map").value
+    assert r["overlay"]["transfer_acc"] == ov.transfer_acc
+    # a click on a cross opens that scan
+    item = ep.overlay_items[0]
+    with qtbot.waitSignal(ep.openRequested, timeout=5000) as sig:
+        ep._on_overlay_clicked(item, [item.points()[0]])
+    assert "scans" in sig.args[0]

@@ -85,6 +85,23 @@ class EmbeddingMap:
     svm: "tuple[float, float] | None"
     quality: "dict | None" = None  # {"silhouette", "knn_acc", "k", "n"}
     baseline: "EmbeddingMap | None" = None
+    overlay: "Overlay | None" = None
+
+
+@dataclass
+class Overlay:
+    """A second dataset mapped onto the same 2-D map (domain shift made visible: a dataset's partial
+    scans over its whole objects, a folder of your meshes over a benchmark). ``embedding.labels`` are
+    in the main map's classes (by class name; -1 where the main data has no such class);
+    ``transfer_acc`` is the accuracy on the overlay (shared classes) of a linear SVM (C = 0.1) fit
+    on the main data's features, the figure that says how far the domains are apart for a
+    classifier; None without shared labelled classes."""
+
+    source: str
+    embedding: "object"  # DatasetEmbedding
+    coords: "object"  # (M2, 2) float32
+    transfer_acc: "float | None"
+    n_shared: int = 0
 
 
 def _quality(emb, proj) -> "dict | None":
@@ -128,15 +145,82 @@ def _compute(spec: dict, source, *, progress: Progress = None, n_points: int = 1
     return EmbeddingMap(root if isinstance(root, str) else None, emb, proj, _svm(emb), _quality(emb, proj))
 
 
+def _compute_overlay(spec: dict, main_features, main_labels, class_names, overlay_source, *,
+                     progress: Progress = None, n_points: int = 1024):
+    """Child-process side of the overlay: embed ``overlay_source``, map both datasets together,
+    score the transfer SVM. Returns ``(main coords, Projection2D fields, Overlay)``."""
+    import numpy as np
+
+    from crosspoint.analysis.dataset import embed_dataset, ensure_numba_cache_dir, project_2d
+    from crosspoint.analysis.session import ModelSession
+
+    report(progress, 0, 0, "overlay: loading the checkpoint")
+    session = ModelSession(spec["checkpoint"], device=spec.get("device", "auto"), k=spec.get("k"),
+                           image_checkpoint=spec.get("image_checkpoint"),
+                           image_arch=spec.get("image_arch", "resnet50"))
+    emb2 = embed_dataset(session, overlay_source, n_points=n_points,
+                         progress=lambda d, t, txt="": report(progress, d, t, f"overlay: {txt}"))
+    index = {str(name): i for i, name in enumerate(class_names)}
+    lab2 = np.array([index.get(str(emb2.class_names[k]), -1) if 0 <= k < len(emb2.class_names) else -1
+                     for k in np.asarray(emb2.labels)], np.int64)
+    emb2.labels = lab2
+    emb2.class_names = list(class_names)
+    x1 = np.asarray(main_features, np.float32)
+    ensure_numba_cache_dir()
+    proj = project_2d(np.concatenate([x1, np.asarray(emb2.features, np.float32)]), progress=progress)
+    y1 = np.asarray(main_labels, np.int64)
+    shared = np.intersect1d(np.unique(y1[y1 >= 0]), np.unique(lab2[lab2 >= 0]))
+    transfer = None
+    if shared.size >= 2 and np.unique(y1[y1 >= 0]).size >= 2:
+        from crosspoint.evaluation.svm import svm_protocol
+
+        keep1, keep2 = y1 >= 0, np.isin(lab2, shared)
+        res = svm_protocol(x1[keep1], y1[keep1], np.asarray(emb2.features)[keep2], lab2[keep2], fixed_c=(0.1,),
+                           cv=False)
+        transfer = float(res["fixed"][0]["overall_acc"])
+    coords = np.asarray(proj.coords, np.float32)
+    ov = Overlay(str(overlay_source), emb2, coords[len(x1):], transfer, int(shared.size))
+    return coords[:len(x1)], (proj.method, proj.note, proj.from_cache), ov
+
+
+def _add_overlay(m: EmbeddingMap, session, overlay_source, *, n_points: int, progress: Progress, cancel: Cancel,
+                 in_process: bool) -> None:
+    from crosspoint.analysis.dataset import Projection2D
+
+    args = (session.spec, m.embedding.features, m.embedding.labels, list(m.embedding.class_names), overlay_source)
+    if in_process:
+        main_xy, (method, note, cached), ov = _compute_overlay(*args, progress=progress, n_points=n_points)
+    else:
+        main_xy, (method, note, cached), ov = call_in_subprocess(_compute_overlay, *args, progress=progress,
+                                                                 cancel=cancel, n_points=n_points)
+    m.projection = Projection2D(main_xy, method, f"{note}; mapped together with the overlay".lstrip("; "), cached)
+    m.quality = _quality(m.embedding, m.projection)
+    m.overlay = ov
+
+
 def embed_and_map(session, source, *, n_points: int = 1024, progress: Progress = None, cancel: Cancel = None,
-                  in_process: bool = False, compare_random: bool = False) -> EmbeddingMap:
+                  in_process: bool = False, compare_random: bool = False, overlay=None) -> EmbeddingMap:
     """Embed ``source`` (a dataset folder, a list of files, or ``"demo"``) with ``session``'s point
     encoder, map it to 2-D with UMAP, and score a linear SVM and the map's class separation. Cached
     results come back at once; the rest is computed in a child process (``in_process=True`` computes
     here). ``compare_random``: the same for a seeded random-weight encoder of the same architecture
     (:func:`~crosspoint.analysis.session.random_weights_session`), in ``.baseline``: the picture
-    that shows what pretraining changed, and the figure a clustered-looking map must beat."""
+    that shows what pretraining changed, and the figure a clustered-looking map must beat.
+    ``overlay`` (a dataset folder, a list of files, or ``"scans"``: the partial scans beside the
+    data): embedded too and mapped with ``source`` in one UMAP (:class:`Overlay`, in ``.overlay``;
+    the baseline gets its own)."""
     m = _embed_and_map(session, source, n_points=n_points, progress=progress, cancel=cancel, in_process=in_process)
+    if overlay == "scans":  # the partial scans that `crosspoint make-demo` writes beside the objects
+        from pathlib import Path
+
+        scans = Path(str(m.root)) / "scans" if m.root is not None else None
+        if scans is None or not scans.is_dir():
+            raise AnalysisError(f"{m.root or 'these objects'}: no partial scans beside them (a 'scans' folder, as "
+                                "`crosspoint make-demo` writes)")
+        overlay = str(scans)
+    if overlay is not None:
+        check_cancel(cancel, "dataset embedding")
+        _add_overlay(m, session, overlay, n_points=n_points, progress=progress, cancel=cancel, in_process=in_process)
     if compare_random:
         from crosspoint.analysis.session import random_weights_session
 
@@ -149,6 +233,9 @@ def embed_and_map(session, source, *, n_points: int = 1024, progress: Progress =
 
         m.baseline = _embed_and_map(rnd, source, n_points=n_points, progress=rprogress, cancel=cancel,
                                     in_process=in_process)
+        if overlay is not None:
+            _add_overlay(m.baseline, rnd, overlay, n_points=n_points, progress=rprogress, cancel=cancel,
+                         in_process=in_process)
     return m
 
 
