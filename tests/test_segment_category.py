@@ -96,14 +96,21 @@ def test_part_discovery_reports_the_xyz_kmeans_baseline(parts):
     assert A.segment(s, chair.points, method="clusters", baseline=False).baseline_labels is None
 
 
-def test_demo_checkpoint_infers_categories_the_old_score_got_wrong():
-    """Measured on the seed-1 demo (80 objects): the old score (mean restricted max-probability) was
-    right for 0 % of airplanes, cars and bottles; the head's probability mass is right for 100 %."""
+def test_demo_checkpoint_infers_the_category_of_unseen_demo_objects():
+    """The shipped checkpoint (trained on the hard demo, seed 0) infers the category of hard-demo
+    objects of another seed from the head's probability mass: CALIBRATE."""
+    from crosspoint.data.demo import SHIPPED_PRESET, demo_object as hard_object, get_preset
+
     path = A.default_checkpoint_path()
     if not path.is_file():
         pytest.skip("no demo checkpoint")
     s = A.ModelSession(path, device="cpu")
-    for cls in ("airplane", "car", "bottle"):
-        obj = demo_object(cls, 1, index=3, n_points=2048)
+    if s.meta.get("demo_preset") != SHIPPED_PRESET:
+        pytest.skip("the shipped checkpoint predates the hard demo")
+    classes = get_preset(SHIPPED_PRESET).classes
+    right = 0
+    for cls in classes:
+        obj = hard_object(cls, 1, index=3, n_points=2048, preset=SHIPPED_PRESET)
         r = A.segment(s, obj.points)
-        assert r.category == cls, (cls, r.category_scores)
+        right += r.category == cls
+    assert right >= MIN_RIGHT, right
