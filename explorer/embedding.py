@@ -27,6 +27,7 @@ from PyQt6.QtWidgets import (
     QListWidgetItem,
     QProgressBar,
     QPushButton,
+    QSlider,
     QSplitter,
     QVBoxLayout,
     QWidget,
@@ -80,6 +81,16 @@ def map_text(svm, quality) -> str:
     if quality is not None:
         parts.append(f"silhouette {quality['silhouette']:.2f}, 2-D {quality['k']}-NN {100 * quality['knn_acc']:.0f} %")
     return "; ".join(parts) if parts else "no class labels to score the map"
+
+
+class _FrameEmbedding:
+    """The attached run's objects as the panel's ``embedding`` (labels, names, refs; no features)."""
+
+    def __init__(self, tm):
+        self.labels, self.class_names, self.names, self.refs = tm.labels, tm.class_names, tm.names, tm.refs
+
+    def __len__(self) -> int:
+        return len(self.labels)
 
 
 def overlay_text(ov, *, short: bool = False) -> str:
@@ -191,6 +202,16 @@ class EmbeddingPanel(QWidget):
         self.overlay = None  # analysis.background.Overlay of the map shown
         self.overlay_items: list[pg.ScatterPlotItem] = []
         self.base_overlay_items: list[pg.ScatterPlotItem] = []
+        self.training_button = QPushButton("Over training...")
+        self.training_button.setToolTip("attach a run folder: embed the data with each of its checkpoints (and the "
+                                        "random initialisation) and step through the maps, aligned across epochs "
+                                        "(AlignedUMAP), with the SVM accuracy per epoch")
+        self.training_button.clicked.connect(self._training_dialog)
+        self.training_maps = None  # analysis.training_maps.TrainingMaps
+        self.epoch_slider = QSlider(Qt.Orientation.Horizontal)
+        self.epoch_slider.setMinimum(0)
+        self.epoch_slider.valueChanged.connect(self.show_epoch)
+        self.epoch_label = QLabel("")
         self.compare = QCheckBox("Compare with random weights")
         self.compare.setToolTip("also embed the data with a randomly initialised encoder of the same architecture and "
                                 "show its map beside this one: what pretraining changed, and the figures a "
@@ -268,6 +289,7 @@ class EmbeddingPanel(QWidget):
         top.addWidget(self.overlay_source)
         top.addWidget(self.compare)
         top.addWidget(self.embed_button)
+        top.addWidget(self.training_button)
         top.addWidget(self.cancel_button)
         right = QWidget()
         rl = QVBoxLayout(right)
@@ -279,6 +301,14 @@ class EmbeddingPanel(QWidget):
         ll = QVBoxLayout(left)
         ll.setContentsMargins(0, 0, 0, 0)
         ll.addLayout(mode_row)
+        self.epoch_row = QWidget()
+        er = QHBoxLayout(self.epoch_row)
+        er.setContentsMargins(0, 0, 0, 0)
+        er.addWidget(QLabel("Epoch:"))
+        er.addWidget(self.epoch_slider, 1)
+        er.addWidget(self.epoch_label, 2)
+        self.epoch_row.hide()
+        ll.addWidget(self.epoch_row)
         maps = QHBoxLayout()
         main_col, base_col = QVBoxLayout(), QVBoxLayout()
         main_col.addWidget(self.map_title)
@@ -350,6 +380,97 @@ class EmbeddingPanel(QWidget):
             self.source.addItem(label, path)
             i = self.source.count() - 1
         self.source.setCurrentIndex(i)
+
+    # -- the embedding space over training ---------------------------------------------------------
+    def _training_dialog(self) -> None:
+        d = QFileDialog.getExistingDirectory(self, "Run folder (with checkpoints/)", str(Path.home()))
+        if d:
+            self.run_training_maps(d)
+
+    def run_training_maps(self, run_dir: str) -> None:
+        """Embed the chosen data with every checkpoint of ``run_dir`` (and the random initialisation)
+        in a child process, then step through the aligned maps with the slider."""
+        if self.job is not None:
+            return
+        try:
+            source = self._resolve_source()
+        except ValueError as exc:
+            self.error.emit("embedding", str(exc))
+            return
+        if not isinstance(source, str):
+            self.error.emit("embedding", "the maps over training need a dataset folder or the demo as the data")
+            return
+        from crosspoint.analysis.background import call_in_subprocess
+
+        in_process = self.in_process
+        device = str(self.model_panel.session.device) if self.model_panel.session is not None else "auto"
+
+        def func(progress, cancel):
+            from crosspoint.analysis.training_maps import compute_training_maps
+
+            if in_process:
+                return compute_training_maps(run_dir, source, device=device, progress=progress)
+            return call_in_subprocess(compute_training_maps, run_dir, source, device=device, progress=progress,
+                                      cancel=cancel)
+
+        def progress(done, total, text):
+            if total > 0:
+                self.progress.setRange(0, total)
+                self.progress.setValue(done)
+            else:
+                self.progress.setRange(0, 0)
+            self.status.setText(text)
+
+        def done(tm):
+            self.training_maps = tm
+            self.epoch_slider.blockSignals(True)
+            self.epoch_slider.setMaximum(len(tm.epochs) - 1)
+            self.epoch_slider.setValue(len(tm.epochs) - 1)
+            self.epoch_slider.blockSignals(False)
+            self.epoch_row.show()
+            self.show_epoch(len(tm.epochs) - 1)
+            curve = ", ".join(f"{e}: {'-' if a is None else f'{100 * a[0]:.0f}%'}" for e, a in zip(tm.epochs, tm.svm))
+            self.status.setText(f"{run_dir}: {len(tm.epochs)} maps ({tm.method}), {len(tm.labels)} objects; "
+                                f"SVM accuracy by epoch: {curve}")
+            self.status.setStyleSheet("")
+
+        def failed(exc):
+            self.status.setText(f"failed: {exc}")
+            self.status.setStyleSheet("color: #ff8a80;")
+            self.error.emit("embedding", str(exc))
+
+        def finished():
+            self.job = None
+            self.progress.hide()
+            self.cancel_button.hide()
+            self.embed_button.setEnabled(True)
+            self.training_button.setEnabled(True)
+
+        self.progress.show()
+        self.progress.setRange(0, 0)
+        self.cancel_button.show()
+        self.embed_button.setEnabled(False)
+        self.training_button.setEnabled(False)
+        self.job = run_job(func, name="training maps", on_result=done, on_error=failed, on_progress=progress,
+                           on_finished=finished, owner=self)
+
+    def show_epoch(self, k: int) -> None:
+        """Show the aligned map of the ``k``-th checkpoint of the attached run."""
+        tm = self.training_maps
+        if tm is None or not 0 <= k < len(tm.epochs):
+            return
+        self.embedding = _FrameEmbedding(tm)
+        self.coords = np.asarray(tm.coords[k], np.float32)
+        self.class_items = self._draw_classes(self.plot, self.class_items, self.embedding, self.coords,
+                                              legend=self.legend)
+        self.set_selection(self.selection if len(self.selection) else np.zeros(0, np.int64))
+        self.mark_current(self.current_ref)
+        lo = np.min([c.min(axis=0) for c in tm.coords], axis=0)
+        hi = np.max([c.max(axis=0) for c in tm.coords], axis=0)
+        self._fit(self.vb, np.stack([lo, hi]), legend_room=True)  # one frame for every epoch: movement shows
+        ep = tm.epochs[k]
+        name = "random initialisation" if ep == 0 and tm.checkpoints[k] == "random" else f"epoch {ep}"
+        self.epoch_label.setText(f"{name}: {map_text(tm.svm[k], tm.quality[k])}")
 
     def _overlay_chosen(self, index: int) -> None:
         if self.overlay_source.itemData(index) == "folder":

@@ -613,3 +613,33 @@ def test_embedding_map_overlay_of_partial_scans(session, tmp_path):
                        fixed_c=(0.1,), cv=False)
     assert ov.transfer_acc == res["fixed"][0]["overall_acc"]
     assert m.quality == A.map_quality(m.projection.coords, m.embedding.labels)
+
+
+def test_training_maps_align_the_checkpoints_of_a_run(session, ckpts, tmp_path):
+    """A run folder's checkpoints (epoch_NNNN.pt, last.pt at its recorded epoch) plus the random
+    initialisation, embedded and laid out with AlignedUMAP; the per-epoch figures are the measured ones."""
+    import json
+    import shutil
+
+    from crosspoint.analysis.training_maps import run_checkpoints, training_maps
+    from crosspoint.data.demo import generate_demo
+
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    shutil.copy(ckpts["full"], run / "checkpoints" / "epoch_0002.pt")
+    torch.manual_seed(5)
+    save_model_bundle(run / "checkpoints" / "last.pt", point_encoder=DGCNN(k=8, emb_dims=64, projection_dim=32),
+                      image_encoder=ImageEncoder("resnet18", projection_dim=32), meta={"num_points": N, "image_size": IMG})
+    (run / "events.jsonl").write_text("\n".join(json.dumps(e) for e in (
+        {"event": "checkpoint", "kind": "last", "epoch": 2}, {"event": "checkpoint", "kind": "last", "epoch": 4})) + "\n")
+    assert [e for e, _ in run_checkpoints(run)] == [2, 4]
+    root = generate_demo(tmp_path / "d", preset="hard", per_class=5, n_points=256, n_views=1, size=32, workers=0,
+                         classes=("chair", "mug", "car"), scans=False)
+    tm = training_maps(run, str(root), n_points=N, device="cpu", cache_dir=tmp_path / "cache")
+    assert tm.epochs == [0, 2, 4] and tm.checkpoints[0] == "random" and tm.method == "aligned-umap"
+    assert len(tm.coords) == 3 and all(c.shape == (15, 2) and np.isfinite(c).all() for c in tm.coords)
+    for c, q in zip(tm.coords, tm.quality):
+        assert q == A.map_quality(c, tm.labels)
+    assert all(s is not None for s in tm.svm)
+    with pytest.raises(A.AnalysisError, match="not a run folder"):
+        run_checkpoints(tmp_path)

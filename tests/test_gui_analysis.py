@@ -439,3 +439,27 @@ def test_embedding_map_overlays_the_partial_scans(qtbot, window, ckpts, tmp_path
     with qtbot.waitSignal(ep.openRequested, timeout=5000) as sig:
         ep._on_overlay_clicked(item, [item.points()[0]])
     assert "scans" in sig.args[0]
+
+
+def test_embedding_map_steps_through_a_runs_checkpoints(qtbot, window, ckpts, class_folder, tmp_path):
+    """'Over training...' embeds the data with each checkpoint of a run folder and the random
+    initialisation; the slider shows each aligned map with that epoch's SVM accuracy."""
+    import shutil
+
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    shutil.copy(ckpts["full"], run / "checkpoints" / "epoch_0005.pt")
+    _load(qtbot, window, ckpts["full"])
+    ep = window.embedding_panel
+    ep.in_process = True
+    ep.set_source_folder(str(class_folder))
+    ep.run_training_maps(str(run))
+    qtbot.waitUntil(lambda: ep.training_maps is not None and not ep.busy, timeout=240_000)
+    tm = ep.training_maps
+    assert tm.epochs == [0, 5] and ep.epoch_row.isVisible() and ep.epoch_slider.maximum() == 1
+    assert "epoch 5" in ep.epoch_label.text() and "SVM by epoch" not in ep.epoch_label.text()
+    np.testing.assert_array_equal(ep.coords, tm.coords[1])
+    ep.epoch_slider.setValue(0)
+    assert "random initialisation" in ep.epoch_label.text()
+    np.testing.assert_array_equal(ep.coords, tm.coords[0])
+    assert "SVM accuracy by epoch" in ep.status.text()
