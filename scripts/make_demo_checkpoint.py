@@ -32,6 +32,8 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
@@ -101,8 +103,7 @@ def curve_svg(epochs: list, path: Path) -> None:
         return
     w, h, left, right, top, bottom = 560, 260, 52, 52, 20, 40
     n = max(e for e, _ in loss or val)
-    lo = min(a for _, a in val)
-    lo = max(0.0, min(lo, 0.5) - 0.05)
+    lo = max(0.0, np.floor(min(a for _, a in val) * 10) / 10 - 0.1)  # a round 10 % below the lowest point
 
     def x(e):
         return left + (e - 1) / max(1, n - 1) * (w - left - right)
@@ -117,8 +118,8 @@ def curve_svg(epochs: list, path: Path) -> None:
 
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" '
              f'font-size="11"><rect width="{w}" height="{h}" fill="white"/>']
-    for t in range(0, 11):
-        a = lo + (1 - lo) * t / 10
+    for t in range(0, int(round((1 - lo) / 0.05)) + 1):
+        a = lo + 0.05 * t
         if t % 2 == 0:
             parts.append(f'<line x1="{left}" x2="{w - right}" y1="{ya(a):.1f}" y2="{ya(a):.1f}" stroke="#ddd"/>'
                          f'<text x="{left - 6}" y="{ya(a) + 4:.1f}" text-anchor="end" fill="#1f5fbf">'
@@ -135,8 +136,9 @@ def curve_svg(epochs: list, path: Path) -> None:
     pts = " ".join(f"{x(e):.1f},{ya(a):.1f}" for e, a in val)
     parts.append(f'<polyline points="{pts}" fill="none" stroke="#1f5fbf" stroke-width="2"/>')
     parts += [f'<circle cx="{x(e):.1f}" cy="{ya(a):.1f}" r="3" fill="#1f5fbf"/>' for e, a in val]
-    parts.append(f'<text x="{left + 8}" y="{top + 12}" fill="#1f5fbf">validation linear-SVM accuracy '
-                 f'(left axis)</text><text x="{left + 8}" y="{top + 26}" fill="#c05020">training loss, '
+    ly = h - bottom - 24
+    parts.append(f'<text x="{left + 8}" y="{ly}" fill="#1f5fbf">validation linear-SVM accuracy '
+                 f'(left axis)</text><text x="{left + 8}" y="{ly + 14}" fill="#c05020">training loss, '
                  f'all terms (dashed, right axis)</text></svg>')
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(parts) + "\n")
@@ -175,6 +177,8 @@ def main(argv=None) -> int:
     if not (seg_rand / "checkpoints" / "best.pt").is_file():
         sh("finetune-partseg", "--init", "random", "--arch", "dgcnn", "--k", "20", "--out", str(seg_rand), *common)
 
+    from crosspoint.data.shapenet_render import ShapeNetRenderClassification
+
     results = {}
     ej = runs / "eval-json"
     ej.mkdir(exist_ok=True)
@@ -203,6 +207,7 @@ def main(argv=None) -> int:
         "seconds": end[-1]["seconds"] if end else None,
         "epochs": epochs,
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.processor() or ''}".rstrip(", "),
+        "val_objects": len(ShapeNetRenderClassification(demo, "val", POINTS)),
     }
     results["times"] = times
     assets = Path(args.assets)

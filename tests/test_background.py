@@ -244,7 +244,7 @@ def test_demo_checkpoint_session_uses_white():
     if not default_checkpoint_path().is_file():
         pytest.skip("no bundled demo checkpoint")
     s = ModelSession(None, device="cpu")
-    assert (s.background, s.background_source) == ("white", "legacy default")
+    assert (s.background, s.background_source) == ("white", "checkpoint")  # recorded in its config
     info = s.info()
     assert info["background"] == "white" and info["k"] == 20 and info["k_source"] == "checkpoint"
 

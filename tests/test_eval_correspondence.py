@@ -109,8 +109,9 @@ def test_demo_objects_round_robin(demo):
 
 
 def test_demo_checkpoint_part_evidence_vs_random_weights(tmp_path):
-    """CALIBRATE: removing the most important part of unseen hard-demo chairs and tables (seed 1) changes
-    the demo checkpoint's object-view similarity by far more than a random network's."""
+    """Removing the most important part of unseen hard-demo chairs and tables (seed 1) changes the demo
+    checkpoint's object-view similarity by far more than a random network's. Measured: 1.35 (chair) and
+    0.98 (table) in 3D for the checkpoint; below 0.013 in 3D and 2D for random weights."""
     from crosspoint import analysis as A
     from crosspoint.data.demo import SHIPPED_PRESET, demo_object, get_preset
     from crosspoint.data.demo.writer import _object_seeds
@@ -132,6 +133,5 @@ def test_demo_checkpoint_part_evidence_vs_random_weights(tmp_path):
         for name, s in sessions.items():
             ev = A.part_occlusion(s, obj.points, img, cam, obj.labels, mesh=obj.mesh, n_random=0)
             drops[name] = (np.nanmax(ev.drop_3d), np.nanmax(np.abs(ev.drop_3d)), np.nanmax(np.abs(ev.drop_2d)))
-        print(cls, drops)
-        assert drops["demo"][0] > DEMO_MIN, (cls, drops)
+        assert drops["demo"][0] > 0.5, (cls, drops)
         assert drops["random"][1] < 0.05 and drops["random"][2] < 0.05, (cls, drops)

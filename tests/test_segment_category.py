@@ -98,7 +98,8 @@ def test_part_discovery_reports_the_xyz_kmeans_baseline(parts):
 
 def test_demo_checkpoint_infers_the_category_of_unseen_demo_objects():
     """The shipped checkpoint (trained on the hard demo, seed 0) infers the category of hard-demo
-    objects of another seed from the head's probability mass: CALIBRATE."""
+    objects of another seed from the head's probability mass. Measured: 16 of the 24 classes' seed-1
+    object 3 (chance: 1 in 24)."""
     from crosspoint.data.demo import SHIPPED_PRESET, demo_object as hard_object, get_preset
 
     path = A.default_checkpoint_path()
@@ -113,4 +114,4 @@ def test_demo_checkpoint_infers_the_category_of_unseen_demo_objects():
         obj = hard_object(cls, 1, index=3, n_points=2048, preset=SHIPPED_PRESET)
         r = A.segment(s, obj.points)
         right += r.category == cls
-    assert right >= MIN_RIGHT, right
+    assert right >= 12, right
