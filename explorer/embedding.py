@@ -334,13 +334,18 @@ class EmbeddingPanel(QWidget):
         lay.addWidget(split, 1)
         state = self.model_panel.state
         self.source.currentIndexChanged.connect(lambda _: self._source_to_state())
+        self.overlay_source.currentIndexChanged.connect(lambda _: self._source_to_state())
+        self.compare.toggled.connect(lambda _: self._source_to_state())
         state.contextChanged.connect(self.show_status)
         state.resultChanged.connect(lambda doc, kind: self.show_status() if kind == "embedding_map" else None)
         self._source_to_state()
 
     # -- the map's result and its provenance ------------------------------------------------------
     def _source_to_state(self) -> None:
-        self.model_panel.state.set_settings("embedding_map", source=str(self.source.currentData()))
+        """The map's settings (data source, overlay, random-weight comparison) as the controls say."""
+        self.model_panel.state.set_settings("embedding_map", source=str(self.source.currentData()),
+                                            compare_random=self.compare.isChecked(),
+                                            overlay=self.overlay_source.currentData())
 
     def show_status(self) -> None:
         """The status line from the state: the map's summary, marked stale when the checkpoint or the
@@ -527,7 +532,7 @@ class EmbeddingPanel(QWidget):
         state = self.model_panel.state
         compare = self.compare.isChecked()
         overlay = self.overlay_source.currentData()
-        state.set_settings("embedding_map", compare_random=compare, overlay=overlay)
+        self._source_to_state()
         prov = state.provenance("embedding_map", None)
 
         def func(progress, cancel):

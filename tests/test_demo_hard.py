@@ -237,14 +237,17 @@ def test_easy_preset_reproduces_the_original_demo(tmp_path):
     assert np.array_equal(synthetic.demo_object("mug", 2).points, demo_object("mug", 2).points)
 
 
-def test_explorer_demo_stays_on_the_easy_preset(monkeypatch, tmp_path):
-    """The shipped checkpoint was trained on the easy demo: ensure_demo (the explorer's and "--data
-    demo"'s dataset) and generate_demo default to it; the CLI defaults to hard."""
-    assert inspect.signature(ensure_demo).parameters["preset"].default == "easy"
+def test_explorer_demo_follows_the_shipped_checkpoints_preset(monkeypatch, tmp_path):
+    """The shipped checkpoint is trained on the hard demo: ensure_demo (the explorer's and "--data
+    demo"'s dataset) defaults to it, and so do the CLI; generate_demo keeps the easy default."""
+    from crosspoint.data.demo import SHIPPED_PRESET
+
+    assert SHIPPED_PRESET == "hard"
+    assert inspect.signature(ensure_demo).parameters["preset"].default == SHIPPED_PRESET
     assert inspect.signature(generate_demo).parameters["preset"].default == "easy"
     monkeypatch.setenv("CROSSPOINT_CACHE_DIR", str(tmp_path))
-    assert default_demo_dir() == tmp_path / "demo-v1-seed0"
-    assert default_demo_dir(0, "hard") == tmp_path / "demo-hard-v1-seed0"
+    assert default_demo_dir() == tmp_path / "demo-hard-v1-seed0"
+    assert default_demo_dir(0, "easy") == tmp_path / "demo-v1-seed0"
 
 
 # ------------------------------------------------------------------------------ layouts, determinism, CLI

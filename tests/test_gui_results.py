@@ -12,7 +12,7 @@ import torch
 from PyQt6.QtCore import QPoint, QPointF, Qt
 from PyQt6.QtGui import QWheelEvent
 
-from crosspoint.data.synthetic import CLASSES, N_PARTS, demo_part_table_meta
+from crosspoint.data.demo import SHIPPED_PRESET, demo_part_table_meta, get_preset
 from crosspoint.models import DGCNN, ImageEncoder, PartSegHead
 from crosspoint.models.checkpoint import save_model_bundle
 
@@ -25,12 +25,13 @@ def ckpts(tmp_path_factory) -> dict:
     torch.manual_seed(0)
     pe = DGCNN(k=8, emb_dims=64, projection_dim=32)
     ie = ImageEncoder("resnet18", projection_dim=32)
-    head = PartSegHead(num_parts=N_PARTS, num_categories=len(CLASSES), emb_dims=128, local_dims=512)
+    fs = get_preset(SHIPPED_PRESET)  # the explorer's demo objects are this preset's
+    head = PartSegHead(num_parts=fs.n_parts, num_categories=len(fs.classes), emb_dims=128, local_dims=512)
     meta = {"n_points": 512, "image_size": 64}
     return {
         "full": save_model_bundle(d / "full.pt", point_encoder=pe, image_encoder=ie, meta=meta),
         "seg": save_model_bundle(d / "seg.pt", point_encoder=pe, seg_head=head, image_encoder=ie,
-                                 meta={**meta, "part_table": demo_part_table_meta()}),
+                                 meta={**meta, "part_table": demo_part_table_meta(SHIPPED_PRESET)}),
     }
 
 
@@ -72,7 +73,7 @@ def _segment(qtbot, win):
 # -- item 3: the file's labels kept, compared, exported ------------------------------------------------
 def test_segmentation_keeps_the_files_labels_and_compares_with_them(qtbot, win, ckpts, tmp_path):
     _load(qtbot, win, ckpts["seg"])
-    _demo(qtbot, win, "airplane")  # the demo's airplane parts are global ids 7..10
+    _demo(qtbot, win, "airplane")
     doc = win.state.current
     gt = doc.cloud.labels.copy()
     seg = _segment(qtbot, win)
@@ -94,7 +95,7 @@ def test_segmentation_keeps_the_files_labels_and_compares_with_them(qtbot, win, 
     seg = _segment(qtbot, win)
     cmp = seg["comparison"]
     pred = seg["labels"]
-    assert set(np.unique(pred)) <= {7, 8, 9, 10}
+    assert set(np.unique(pred)) <= set(get_preset(SHIPPED_PRESET).class_part_ids("airplane"))
     assert np.array_equal(cmp["errors"], (pred != gt).astype(np.int8))
     assert cmp["miou"] == pytest.approx(np.mean([cmp_iou for _, _, cmp_iou, _, _ in cmp["parts"]]))
     assert "mIoU" in mp.iou_label.text() and "airplane" in mp.seg_note.text()

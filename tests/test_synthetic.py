@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from crosspoint.data.demo import SHIPPED_PRESET, get_preset
 from crosspoint.data import synthetic as syn
 from crosspoint.data.synthetic import (
     CLASS_PARTS,
@@ -172,13 +173,15 @@ def test_ensure_demo_cancel_and_complete(tmp_path):
     calls.clear()
     got = ensure_demo(lambda d, t: calls.append((d, t)), directory=target, per_class=1, n_points=64,
                       n_views=1, size=16, workers=0)
-    assert got == target and demo_is_complete(target) and calls[-1] == (8, 8)
+    n_classes = len(get_preset(SHIPPED_PRESET).classes)  # ensure_demo makes the shipped checkpoint's demo
+    assert got == target and demo_is_complete(target) and calls[-1] == (n_classes, n_classes)
     assert ensure_demo(directory=target) == target  # already there: nothing to do
 
 
 def test_default_demo_dir(monkeypatch, tmp_path):
     monkeypatch.setenv("CROSSPOINT_CACHE_DIR", str(tmp_path))
-    assert syn.default_demo_dir() == tmp_path / f"demo-v{syn.FORMAT_VERSION}-seed0"
+    assert syn.default_demo_dir() == tmp_path / f"demo-{SHIPPED_PRESET}-v{syn.FORMAT_VERSION}-seed0"
+    assert syn.default_demo_dir(0, "easy") == tmp_path / f"demo-v{syn.FORMAT_VERSION}-seed0"
     monkeypatch.delenv("CROSSPOINT_CACHE_DIR")
     assert "crosspoint-explorer" in str(syn.default_demo_dir(seed=2)) and str(syn.default_demo_dir(2)).endswith("seed2")
 
