@@ -23,6 +23,7 @@ PANELS: dict[str, str] = {
                     "the file's own labels",
     "heatmap": "3D-2D correspondence heatmaps on the points and on the selected view",
     "embedding": "the demo dataset's embeddings mapped to 2D with UMAP, with a selection",
+    "compare-random": "the embedding map beside the same map made with random weights, with both separations",
     "training": "the training monitor (use --attach RUN_DIR to show a run)",
 }
 
@@ -93,8 +94,10 @@ def _steps(win, panel: str | None):
             win.screenshot_widget = dlg
 
         return steps + [(open_dialog, lambda: True)]
-    if panel == "embedding":
+    if panel in ("embedding", "compare-random"):
         ep = win.embedding_panel
+        if panel == "compare-random":
+            ep.compare.setChecked(True)
 
         def select():
             if ep.coords is not None and len(ep.coords):
