@@ -56,6 +56,33 @@ def y_up_matrix(up_axis: int) -> np.ndarray:
     return to_y_up(np.eye(3), up_axis).T.astype(np.float64)
 
 
+def _rotated(x: np.ndarray | None, r: np.ndarray | None) -> np.ndarray | None:
+    """``x @ r.T`` in ``x``'s dtype; for an axis-aligned ``r`` (entries 0 and +-1) a signed copy of
+    columns, exact. ``None`` passes through; ``r`` None is the identity (``x`` itself)."""
+    if x is None or r is None:
+        return x
+    r = np.asarray(r, np.float64)
+    if np.array_equal(r, np.eye(3)):
+        return x
+    if np.all(np.isin(r, (-1.0, 0.0, 1.0))):
+        cols = [np.argmax(np.abs(r[i])) for i in range(3)]
+        return np.ascontiguousarray(np.stack([x[:, c] * (1 if r[i, c] > 0 else -1) for i, c in enumerate(cols)], 1),
+                                    dtype=x.dtype)
+    return np.ascontiguousarray(x.astype(np.float64) @ r.T, dtype=x.dtype)
+
+
+def check_rotation(r) -> np.ndarray | None:
+    """``r`` as a 3x3 float64 proper rotation (orthonormal, determinant +1), or None for None.
+    Raises ValueError for anything else (a reflection would mirror the object for the model)."""
+    if r is None:
+        return None
+    r = np.asarray(r, np.float64)
+    if r.shape != (3, 3) or not np.all(np.isfinite(r)) or not np.allclose(r @ r.T, np.eye(3), atol=1e-6) \
+            or np.linalg.det(r) < 0:
+        raise ValueError(f"a rotation must be a 3x3 orthonormal matrix with determinant +1, got {r.tolist()}")
+    return r
+
+
 def from_y_up(points: np.ndarray, up_axis: int) -> np.ndarray:
     """The inverse of :func:`to_y_up`: points in the model's +Y-up frame back to the cloud's own."""
     if int(up_axis) == 1:
@@ -90,8 +117,13 @@ class PointCloud:
     #: the axis pointing up in ``points``: 1 (+Y, ShapeNet's and the model's convention) or 2 (+Z,
     #: ModelNet's OFF files, LAS scans). :meth:`model_points` turns the cloud +Y up for the model.
     up_axis: int = 1
+    #: a rotation applied after the up axis (``p_model = rotation @ to_y_up(p)``), for an object that
+    #: is not upright in any axis-aligned convention: what :func:`crosspoint.analysis.check_orientation`
+    #: offers. None: no further turn. ``points`` stay as the file has them.
+    rotation: np.ndarray | None = None
 
     def __post_init__(self) -> None:
+        self.rotation = check_rotation(self.rotation)
         self.points = np.ascontiguousarray(self.points, dtype=np.float32).reshape(-1, 3)
         n = self.points.shape[0]
         if self.normals is not None:
@@ -129,23 +161,31 @@ class PointCloud:
             return z, z
         return self.points.min(axis=0), self.points.max(axis=0)
 
+    def model_matrix(self) -> np.ndarray:
+        """The 3x3 rotation from the cloud's own frame to the model's (``p_model = M @ p``): the up
+        axis turned +Y, then :attr:`rotation`."""
+        m = y_up_matrix(self.up_axis)
+        return m if self.rotation is None else self.rotation @ m
+
+    def _to_model(self, x: np.ndarray | None) -> np.ndarray | None:
+        return None if x is None else _rotated(to_y_up(x, self.up_axis), self.rotation)
+
     def model_points(self) -> np.ndarray:
-        """``points`` turned +Y up (:func:`to_y_up`), the orientation CrossPoint was trained in
-        (ShapeNet's): what the analyses give the model."""
-        return to_y_up(self.points, self.up_axis)
+        """``points`` turned +Y up (:func:`to_y_up`, then :attr:`rotation`), the orientation
+        CrossPoint was trained in (ShapeNet's): what the analyses give the model."""
+        return self._to_model(self.points)
 
     def in_model_frame(self) -> "PointCloud":
-        """This cloud turned +Y up as a whole (points, normals, mesh): what the model and the 2D views
-        see; ``self`` when it already is. Point order and attributes are kept."""
-        up = int(self.up_axis)
-        if up == 1:
+        """This cloud turned as the model sees it as a whole (points, normals, mesh): what the model
+        and the 2D views see; ``self`` when it already is. Point order and attributes are kept."""
+        if int(self.up_axis) == 1 and (self.rotation is None or np.array_equal(self.rotation, np.eye(3))):
             return self
         mesh = self.mesh
         if mesh is not None:
-            mesh = replace(mesh, vertices=to_y_up(mesh.vertices, up),
-                           vertex_normals=None if mesh.vertex_normals is None else to_y_up(mesh.vertex_normals, up))
-        return replace(self, points=to_y_up(self.points, up),
-                       normals=None if self.normals is None else to_y_up(self.normals, up), mesh=mesh, up_axis=1)
+            mesh = replace(mesh, vertices=self._to_model(mesh.vertices),
+                           vertex_normals=self._to_model(mesh.vertex_normals))
+        return replace(self, points=self.model_points(), normals=self._to_model(self.normals), mesh=mesh,
+                       up_axis=1, rotation=None)
 
     def select(self, index: np.ndarray) -> "PointCloud":
         """A new cloud with the points (and their attributes) at ``index``; mesh and metadata kept."""

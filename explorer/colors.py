@@ -185,7 +185,8 @@ def point_colors(cloud: PointCloud, mode: str, *, labels: np.ndarray | None = No
         return np.broadcast_to(UNIFORM_COLOR, (n, 3)).astype(np.float32)
     if n == 0:
         return np.zeros((0, 3), np.float32)
-    height = cloud.points[:, up_axis]
+    # turned for the model (the orientation check): the height is the model's +Y
+    height = cloud.model_points()[:, 1] if getattr(cloud, "rotation", None) is not None else cloud.points[:, up_axis]
     if np.isfinite(height).all() and not np.ptp(height) > 0:
         # all at one height (a single point, a flat scan): the map's middle colour, not its darkest
         # end, which is hard to see on the dark background

@@ -262,6 +262,7 @@ class MainWindow(QMainWindow):
 
     def __init__(self, state: AppState | None = None, parent=None):
         super().__init__(parent)
+        self.model_frame = False  # View > As the Model Sees It
         self.setWindowTitle("CrossPoint Explorer")
         self.setAcceptDrops(True)
         self.state = state or AppState()
@@ -365,6 +366,11 @@ class MainWindow(QMainWindow):
             for name, mod in zip(names, ("", "Alt+")):
                 sv.addAction(QAction(name.capitalize(), self, shortcut=f"{mod}{key}",
                                      triggered=lambda _=False, n=name: self.viewer.standard_view(n)))
+        self.model_frame_action = QAction("As the &Model Sees It", self, shortcut="M", checkable=True,
+                                          toggled=self.set_model_frame)
+        self.model_frame_action.setToolTip("Draw the object turned as the model gets it (+Y up, the up axis and "
+                                           "any turn from the orientation check applied)")
+        vm.addAction(self.model_frame_action)
         vm.addAction(QAction("&Look from the Selected 2D View", self, shortcut="L",
                              triggered=lambda: self.views._look_from()))
         self.color_menu = vm.addMenu("&Colour by")
@@ -540,9 +546,7 @@ class MainWindow(QMainWindow):
             return
         cloud = doc.cloud
         shown = doc.ensure_display_index(DISPLAY_MAX_POINTS)
-        pts = cloud.points if shown is None else cloud.points[shown]
-        self.viewer.set_up_axis(doc.up_axis)
-        self.viewer.set_cloud(pts, self._shown_colors(doc), mesh=cloud.mesh, reset_view=True, n_total=cloud.n_points)
+        self._draw_cloud(doc, reset_view=True)
         self._sync_up_axis_menu(doc)
         self.show_mesh.setEnabled(cloud.mesh is not None)
         self._update_color_combo(doc)
@@ -553,6 +557,47 @@ class MainWindow(QMainWindow):
         self.summary_label.setText(f"{doc.title}: {single_location_note(cloud)}{summary}" + (
             "" if shown is None else f"; drawing a random {len(shown):,} of them (analyses use all)"))
         self.setWindowTitle(f"{doc.title} - CrossPoint Explorer")
+
+    def _display_cloud(self, doc: Document) -> PointCloud:
+        """The cloud as the 3D view draws it: the file's own frame, or (View > As the Model Sees It)
+        turned as the model gets it (up axis and rotation applied). Same points in the same order."""
+        return doc.cloud.in_model_frame() if self.model_frame else doc.cloud
+
+    def _draw_cloud(self, doc: Document, *, reset_view: bool) -> None:
+        cloud = self._display_cloud(doc)
+        shown = doc.ensure_display_index(DISPLAY_MAX_POINTS)
+        pts = cloud.points if shown is None else cloud.points[shown]
+        self.viewer.set_up_axis(1 if self.model_frame else doc.up_axis)
+        self.viewer.set_cloud(pts, self._shown_colors(doc), mesh=cloud.mesh, reset_view=reset_view,
+                              n_total=cloud.n_points)
+
+    def set_model_frame(self, on: bool) -> None:
+        """Draw the object as the model sees it (True) or as the file has it (False)."""
+        on = bool(on)
+        self.model_frame_action.setChecked(on)
+        if on == self.model_frame:
+            return
+        self.model_frame = on
+        doc = self.state.current
+        if doc is not None:
+            self._draw_cloud(doc, reset_view=True)
+            self._mark_picked()
+        self.statusBar().showMessage("3D view: as the model sees it (+Y up, turned)" if on
+                                     else "3D view: as the file has it", 5000)
+
+    def set_rotation(self, rotation) -> None:
+        """Turn the current object for the model (the orientation check's offer; None: no turn): the
+        model, the 2D views and the model-frame drawing follow; earlier results are removed."""
+        doc = self.state.current
+        if doc is None:
+            return
+        self.state.set_rotation(doc, rotation)
+        self._forget_correspondence()
+        if self.model_frame:
+            self._draw_cloud(doc, reset_view=True)
+        self._update_legend(doc)
+        self._views_for(doc)
+        self._view_to_state()
 
     def _on_document_updated(self, doc: Document) -> None:
         if doc is not self.state.current:
@@ -642,9 +687,12 @@ class MainWindow(QMainWindow):
             bar = (seg.get("uncertainty_title") or "uncertainty", colors.colormap_lut(colors.UNCERTAINTY_CMAP), 0.0, 1.0,
                    self.state.stale_reason(doc, "segmentation"))
         elif mode == "height":
-            y = doc.cloud.points[:, doc.up_axis] if doc.cloud.n_points else np.zeros(1)
+            turned = doc.cloud.rotation is not None
+            y = (doc.cloud.model_points()[:, 1] if turned else doc.cloud.points[:, doc.up_axis]) \
+                if doc.cloud.n_points else np.zeros(1)
             if float(y.max()) > float(y.min()):  # one height for all (a single point): no bar from v to v
-                bar = (f"height ({'xyz'[doc.up_axis]})", colors.colormap_lut("viridis"), float(y.min()),
+                bar = ("height (turned upright)" if turned else f"height ({'xyz'[doc.up_axis]})",
+                       colors.colormap_lut("viridis"), float(y.min()),
                        float(y.max()), "")
         self.viewer.set_legend(legend)
         if bar is None:
@@ -669,9 +717,8 @@ class MainWindow(QMainWindow):
         doc = self.state.current
         if doc is None:
             return
-        self.viewer.set_up_axis(int(axis))
         self.state.set_up_axis(doc, axis)
-        self.viewer.reset_view()
+        self._draw_cloud(doc, reset_view=True)
         self._sync_up_axis_menu(doc)
         self._forget_correspondence()
         self._views_for(doc)  # the views show the object as the model gets it, upright by this axis
@@ -768,12 +815,12 @@ class MainWindow(QMainWindow):
         """Align the 3D camera with a rendered view's (rendered in the model's +Y-up frame; the 3D view
         draws the file's own frame, so the pose is composed with the turn between them)."""
         from crosspoint.analysis.correspondence import PinholeCamera, as_pinhole
-        from crosspoint.pointcloud import y_up_matrix
 
         doc = self.state.current
         pin = as_pinhole(camera)
         t = np.eye(4)
-        t[:3, :3] = y_up_matrix(doc.up_axis if doc is not None else 1)
+        if doc is not None and not self.model_frame:
+            t[:3, :3] = doc.cloud.model_matrix()
         self.viewer.look_from(PinholeCamera(pin.K, pin.extrinsic @ t, pin.width, pin.height))
 
     def _on_pixel_clicked(self, view_index: int, u: float, v: float) -> None:
@@ -1046,6 +1093,7 @@ class MainWindow(QMainWindow):
         self.views.lookFromRequested.connect(self._look_from_view)
         self.state.currentChanged.connect(self._forget_correspondence)
         self.model_panel.segmentationReady.connect(self._seg_message)
+        self.model_panel.rotationRequested.connect(self.set_rotation)
         self._not_remembered: list[str | None] = []
         self.model_panel.sessionChanged.connect(self._remember_checkpoint)
         self.model_panel.error.connect(self._on_model_error)
@@ -1062,6 +1110,7 @@ class MainWindow(QMainWindow):
         mm.addAction(QAction("&Segment Parts", self, shortcut="Ctrl+G", triggered=self.model_panel.run_segmentation))
         mm.addAction(QAction("3D-2D &Heatmap", self, shortcut="Ctrl+H", triggered=self.model_panel.run_heatmap))
         mm.addAction(QAction("&Retrieve Objects for the View", self, triggered=self.model_panel.run_retrieval))
+        mm.addAction(QAction("Check &Orientation", self, triggered=self.model_panel.run_orientation_check))
         mm.addAction(QAction("&Embed Dataset + UMAP", self, triggered=self.embedding_panel.run))
         mm.addAction(QAction("&Cancel", self, shortcut="Esc", triggered=lambda: (self.model_panel.cancel(),
                                                                                      self.embedding_panel.cancel())))
@@ -1077,7 +1126,10 @@ class MainWindow(QMainWindow):
     def _views_for(self, doc) -> None:
         """The 2D views of ``doc``, rendered in the model's frame: a new up axis renders them anew (the
         up axis is part of the views' key, so results computed on the old views are stale)."""
-        self.views.set_object(doc.cloud, doc.key if doc.up_axis == 1 else f"{doc.key}|up={'xyz'[doc.up_axis]}")
+        key = doc.key if doc.up_axis == 1 else f"{doc.key}|up={'xyz'[doc.up_axis]}"
+        if doc.cloud.rotation is not None:
+            key += "|rot=" + ",".join(f"{v:g}" for v in doc.cloud.rotation.reshape(-1))
+        self.views.set_object(doc.cloud, key)
 
     def _current_to_panels(self, doc) -> None:
         if doc is None:

@@ -55,6 +55,7 @@ class ModelPanel(QWidget):
     segmentationReady = pyqtSignal(object, object)  # (Document, the state's "segmentation" value)
     heatmapReady = pyqtSignal(object, object, object)  # (Document, point heat (N,), image heat (H, W) | None)
     retrievalReady = pyqtSignal(object)  # [(document index, similarity)]
+    rotationRequested = pyqtSignal(object)  # a 3x3 turn for the current object (None: no turn)
     error = pyqtSignal(str, str)
     busyChanged = pyqtSignal(bool)
 
@@ -173,6 +174,29 @@ class ModelPanel(QWidget):
         cf.addRow(self.results_note)
         cf.addRow(self.results)
 
+        # -- orientation group
+        self.orient_button = QPushButton("Check orientation")
+        self.orient_button.setToolTip("Score the object's 24 axis-aligned turns by how typical each looks to the "
+                                      "encoder (similarity to its nearest upright demo objects) and offer the best")
+        self.orient_button.clicked.connect(self.run_orientation_check)
+        self.orient_apply = QPushButton("Turn upright")
+        self.orient_apply.setToolTip("Give the model (and the 2D views) the object turned by the best rotation")
+        self.orient_apply.clicked.connect(self.apply_orientation)
+        self.orient_reset = QPushButton("Undo turn")
+        self.orient_reset.setToolTip("Back to the file's up axis with no turn")
+        self.orient_reset.clicked.connect(lambda: self.rotationRequested.emit(None))
+        self.orient_note = QLabel("")
+        self.orient_note.setWordWrap(True)
+        self.orient_note.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        og = QGroupBox("Orientation")
+        of = QFormLayout(og)
+        orow = QHBoxLayout()
+        orow.addWidget(self.orient_button)
+        orow.addWidget(self.orient_apply)
+        orow.addWidget(self.orient_reset)
+        of.addRow(self._wrap(orow))
+        of.addRow(self.orient_note)
+
         # -- progress
         self.progress = QProgressBar()
         self.progress.setRange(0, 100)
@@ -189,6 +213,7 @@ class ModelPanel(QWidget):
         lay.addWidget(mg)
         lay.addWidget(sg)
         lay.addWidget(cg)
+        lay.addWidget(og)
         prow = QHBoxLayout()
         prow.addWidget(self.progress, 1)
         prow.addWidget(self.cancel_button)
@@ -396,6 +421,7 @@ class ModelPanel(QWidget):
         else:
             self._mark(self.similarity, f"cosine similarity of the object and {hm.provenance.view_label or 'the view'}"
                        f": {hm.value['similarity']:+.3f}", st.stale_reason(doc, "heatmap"))
+        self._show_orientation(doc)
         # retrieval (of no single object: ranks the open objects for one view)
         r = st.result(None, "retrieval")
         self.results.clear()
@@ -430,6 +456,7 @@ class ModelPanel(QWidget):
         img_ok = bool(s) and s.image_encoder is not None
         self.heat_button.setEnabled(img_ok and has_doc and not busy)
         self.retrieve_button.setEnabled(img_ok and not busy and len(self.state.documents) > 0)
+        self.orient_button.setEnabled(bool(s) and has_doc and not busy)
         self.category.setEnabled(bool(s) and s.segmenter is not None)
         self.k_parts.setEnabled(bool(s) and s.segmenter is None)
         if s is not None and s.image_encoder is None:
@@ -555,6 +582,71 @@ class ModelPanel(QWidget):
                                        else -1, sim) for i, sim in hits])
 
         self._start("retrieval", func, done)
+
+    def run_orientation_check(self) -> None:
+        """Score the current object's 24 axis-aligned turns (``crosspoint.analysis.check_orientation``,
+        against the demo dataset embedded with this checkpoint: cached after the first time)."""
+        from crosspoint import analysis as A
+
+        doc = self.state.current
+        if doc is None or self.session is None:
+            return
+        s = self.session
+        prov = self.state.provenance("orientation", doc)
+
+        def func(progress, cancel):
+            return A.check_orientation(s, doc.cloud, progress=progress, cancel=cancel)
+
+        def done(res):
+            self.state.set_result(doc, "orientation", {"check": res, "applied": False}, prov)
+
+        self._start("orientation check", func, done)
+
+    def apply_orientation(self) -> None:
+        """Turn the current object by the orientation check's best rotation."""
+        doc = self.state.current
+        r = self.state.result(doc, "orientation") if doc is not None else None
+        if r is None or r.value.get("applied"):
+            return
+        check = r.value["check"]
+        prov = r.provenance
+        self.rotationRequested.emit(check.rotation)  # removes the object's results, this one too
+        self.state.set_result(doc, "orientation", {"check": check, "applied": True}, prov)
+
+    def _show_orientation(self, doc) -> None:
+        from crosspoint.analysis.orientation import up_direction
+
+        r = self.state.result(doc, "orientation") if doc is not None else None
+        turned = doc is not None and doc.cloud.rotation is not None
+        self.orient_reset.setEnabled(turned)
+        if r is None:
+            self.orient_note.setText("turned by the orientation check" if turned else "")
+            self.orient_note.setStyleSheet("")
+            self.orient_apply.setEnabled(False)
+            return
+        c, applied = r.value["check"], r.value["applied"]
+        ranked = sorted(c.up_scores.items(), key=lambda kv: -kv[1])
+        best_up = up_direction(c.rotations[c.best])
+        scores = ", ".join(f"{u} {v:.3f}" for u, v in ranked)
+        if applied:
+            head = f"turned: its {best_up} axis is up now (typicality {c.scores[c.best]:.3f}, was {c.current_score:.3f})"
+        elif c.is_current_best:
+            head = f"upright as it is: +Y up scores best ({c.scores[c.best]:.3f}; margin {c.margin:.3f})"
+        else:
+            head = (f"looks upright with its {best_up} axis up: typicality {c.scores[c.best]:.3f} vs "
+                    f"{c.current_score:.3f} as it is (margin {c.margin:.3f} over the next up axis)")
+        from crosspoint.analysis.orientation import MEASURED_BY_MARGIN
+
+        ok, n = MEASURED_BY_MARGIN["below" if c.weak else "above"]
+        from crosspoint.analysis.orientation import MEASURED_UPRIGHT as M
+
+        trust = (f"{'a weak' if c.weak else 'a clear'} margin: right for {ok} of {n} held-out demo objects with "
+                 f"{'such' if c.weak else 'a'} margin ({M['trained']:.0%} overall; random weights "
+                 f"{M['random_weights']:.0%}, chance {M['chance']:.0%})")
+        axes = "Best per up axis (before the turn)" if applied else "Best per up axis"
+        self._mark(self.orient_note, f"{head}; {trust}. {axes}: {scores}.", self.state.stale_reason(doc, "orientation"))
+        self.orient_note.setToolTip(c.note)
+        self.orient_apply.setEnabled(not applied and not c.is_current_best and self.session is not None)
 
     def _open_result(self, item) -> None:
         key = item.data(Qt.ItemDataRole.UserRole)

@@ -34,6 +34,8 @@ EXTRA_PANELS: dict[str, str] = {
     "uncertainty": "the segmentation's panel, the points coloured by the prediction's uncertainty",
     "heatmap-stale": "a heatmap computed for view 0, then view 1 selected: marked stale, not overlaid",
     "training-dialog": "the New pretraining run dialog (the screenshot is of the dialog)",
+    "orientation": "the object laid on its side (+X up), the orientation check run and its turn applied, "
+                   "drawn as the model sees it",
 }
 
 
@@ -85,6 +87,20 @@ def _steps(win, panel: str | None):
 
         return steps + [(None, model_ready), (mp.run_heatmap, lambda: not mp.busy), (None, frame_ready),
                         (next_view, frame_ready)]
+    if panel == "orientation":
+        def lay_down():
+            doc = win.state.current
+            if doc is not None:  # its +Y axis sideways: what a file with another up convention gives the model
+                win.set_rotation(np.array([[0.0, 1.0, 0.0], [-1.0, 0.0, 0.0], [0.0, 0.0, 1.0]]))
+
+        def turn():
+            mp.apply_orientation()
+            win.set_model_frame(True)
+            show_in_panel(mp.orient_note, 0.4)
+
+        return steps + [(None, model_ready), (lay_down, views_ready), (mp.run_orientation_check, lambda: not mp.busy),
+                        (lambda: show_in_panel(mp.orient_note, 0.4), lambda: True),
+                        (turn, frame_ready), (None, views_ready)]
     if panel == "training-dialog":
         def open_dialog():
             from explorer.training import TrainingDialog

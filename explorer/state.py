@@ -43,6 +43,7 @@ DEPENDS: dict[str, tuple[str, ...]] = {
     "heatmap": ("view", "checkpoint", "settings"),
     "image_heatmap": ("view", "checkpoint", "settings"),
     "embedding": ("checkpoint",),
+    "orientation": ("checkpoint",),
     "retrieval": ("view", "checkpoint", "settings"),
     "embedding_map": ("checkpoint", "settings"),
 }
@@ -275,6 +276,20 @@ class AppState:
         if doc.up_axis != int(axis) or doc.cloud.up_axis != int(axis):
             doc.up_axis = int(axis)
             doc.cloud.up_axis = int(axis)
+            for kind in list(doc.results):
+                self.set_result(doc, kind, None)
+            self.documentUpdated.emit(doc)
+
+    def set_rotation(self, doc: Document, rotation) -> None:
+        """Turn ``doc`` for the model (``cloud.rotation``, after its up axis; None: no turn), e.g. the
+        orientation check's best turn. Like the up axis, one property of the object that the model,
+        the 2D views and the "as the model sees it" drawing use; results made before are removed."""
+        from crosspoint.pointcloud import check_rotation
+
+        r = check_rotation(rotation)
+        old = doc.cloud.rotation
+        if (r is None) != (old is None) or (r is not None and not np.array_equal(r, old)):
+            doc.cloud.rotation = r
             for kind in list(doc.results):
                 self.set_result(doc, kind, None)
             self.documentUpdated.emit(doc)

@@ -463,3 +463,58 @@ def test_embedding_map_steps_through_a_runs_checkpoints(qtbot, window, ckpts, cl
     assert "random initialisation" in ep.epoch_label.text()
     np.testing.assert_array_equal(ep.coords, tm.coords[0])
     assert "SVM accuracy by epoch" in ep.status.text()
+
+
+def test_orientation_check_turns_the_object_for_the_model_and_the_views(qtbot, window, ckpts, shared_data, monkeypatch):
+    """Model > Check Orientation scores the 24 axis-aligned turns (the library's check; whether it finds
+    the true up axis is measured in test_demo_checkpoint.py) and "Turn upright" makes its best turn one
+    property of the object: the model's points, the 2D views (rendered anew), the "as the model sees
+    it" drawing; results made before are removed, "Undo turn" goes back."""
+    from crosspoint import analysis as A
+    from crosspoint.render import render_views
+
+    _load(qtbot, window, ckpts["full"])
+    window.open_file(str(shared_data / "modelnet40_off" / "chair_0001.off"))
+    qtbot.waitUntil(lambda: window.state.current is not None and window.viewer.has_frame, timeout=60_000)
+    qtbot.waitUntil(lambda: window.views.image_count() > 0 and not window.views.rendering, timeout=60_000)
+    doc = window.state.current
+    mp = window.model_panel
+    # upright references: this chair itself turned +Y up (+Z of the file) and a few noise features, so
+    # that the +Z-up turns score best whatever the (random) weights
+    upright = A.embed_clouds(mp.session, [doc.cloud.in_model_frame()], n_points=1024)
+    refs = np.concatenate([upright, np.random.default_rng(0).standard_normal((3, upright.shape[1]))])
+    window.set_up_axis(1)  # wrong by hand: the chair lies for the model
+    qtbot.waitUntil(lambda: window.views.image_count() > 0 and not window.views.rendering, timeout=60_000)
+    real = A.check_orientation
+    monkeypatch.setattr(A, "check_orientation", lambda s, c, reference=None, **kw: real(s, c, refs, k=1, **kw))
+    mp.run_orientation_check()
+    qtbot.waitUntil(lambda: not mp.busy, timeout=60_000)
+    r = window.state.result(doc, "orientation")
+    assert r is not None, window.action_errors
+    check = r.value["check"]
+    assert A.up_direction(check.rotations[check.best]) == "+Z" and not check.is_current_best
+    assert "+Z axis up" in mp.orient_note.text() and mp.orient_apply.isEnabled()
+
+    window.state.set_result(doc, "embedding", {"feature": np.ones(4), "projection": np.ones(4)})  # an earlier result
+    old_view = window.views.current_view()[0]
+    mp.orient_apply.click()
+    assert doc.cloud.rotation is not None and np.array_equal(doc.cloud.model_matrix()[1], [0.0, 0.0, 1.0])
+    assert "turned" in mp.orient_note.text() and not mp.orient_apply.isEnabled() and mp.orient_reset.isEnabled()
+    assert window.state.result(doc, "embedding") is None
+    qtbot.waitUntil(lambda: window.views.image_count() > 0 and not window.views.rendering
+                    and window.views.current_view()[0] != old_view, timeout=60_000)
+    model = doc.cloud.in_model_frame()
+    expected = render_views(model.mesh, window.views.n_views.value(), size=window.views.size_px, seed=0)
+    np.testing.assert_array_equal(window.views._views[0]["rgba"], expected[0][0])
+    corr = window.view_correspondence()
+    assert corr is not None and corr.n == doc.cloud.n_points
+
+    # the 3D view as the model sees it: the same points, turned; and back to the file's frame
+    window.model_frame_action.setChecked(True)
+    assert window.model_frame and np.array_equal(window.viewer._points, model.points)
+    assert window.viewer._up_axis == 1
+    window.model_frame_action.setChecked(False)
+    assert np.array_equal(window.viewer._points, doc.cloud.points)
+
+    mp.orient_reset.click()
+    assert doc.cloud.rotation is None and window.state.result(doc, "orientation") is None

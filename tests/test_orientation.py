@@ -59,3 +59,47 @@ def test_the_model_sees_modelnets_z_up_meshes_standing(shared_data):
     upright = PointCloud(cloud.model_points())
     np.testing.assert_array_equal(A.embed_clouds(session, [cloud], n_points=512)[0],
                                   A.embed_clouds(session, [upright], n_points=512)[0])
+
+
+def test_a_rotation_after_the_up_axis_is_one_property_of_the_cloud():
+    from crosspoint import analysis as A
+    from crosspoint.pointcloud import Mesh, check_rotation
+
+    rots = A.axis_rotations()
+    assert rots.shape == (24, 3, 3) and np.array_equal(rots[0], np.eye(3))
+    assert len({r.tobytes() for r in rots}) == 24 and all(np.linalg.det(r) == 1.0 for r in rots)
+    ups = [A.up_direction(r) for r in rots]
+    assert sorted(set(ups)) == ["+X", "+Y", "+Z", "-X", "-Y", "-Z"] and all(ups.count(u) == 4 for u in set(ups))
+    rng = np.random.default_rng(1)
+    p = rng.standard_normal((40, 3)).astype(np.float32)
+    mesh = Mesh(p[:6], np.array([[0, 1, 2], [3, 4, 5]]))
+    for r in rots:
+        c = PointCloud(p, normals=p, up_axis=2, rotation=r, mesh=mesh)
+        m = c.model_matrix()
+        assert np.array_equal(m, r @ np.array([[1, 0, 0], [0, 0, 1], [0, -1, 0]], np.float64))
+        # axis-aligned turns are signed copies of columns: exact in float32
+        assert np.array_equal(c.model_points(), (p.astype(np.float64) @ m.T).astype(np.float32))
+        f = c.in_model_frame()
+        assert f.up_axis == 1 and f.rotation is None
+        assert np.array_equal(f.points, c.model_points()) and np.array_equal(f.normals, c.model_points())
+        assert np.array_equal(f.mesh.vertices, c.model_points()[:6])
+    c = PointCloud(p, up_axis=1, rotation=np.eye(3))
+    assert c.in_model_frame() is c and c.model_points() is c.points
+    with pytest.raises(ValueError, match="determinant"):
+        PointCloud(p, rotation=np.diag([1.0, 1.0, -1.0]))  # a mirror, not a rotation
+    with pytest.raises(ValueError):
+        check_rotation(np.ones((3, 3)))
+    # a turned cloud is what the analyses embed
+    from crosspoint.analysis.points import cloud_points
+
+    assert np.array_equal(cloud_points(PointCloud(p, rotation=rots[5])), PointCloud(p, rotation=rots[5]).model_points())
+
+
+def test_typicality_is_the_mean_cosine_to_the_nearest_references():
+    from crosspoint.analysis.orientation import typicality
+
+    ref = np.array([[1.0, 0, 0], [0, 1.0, 0], [0, 0, 2.0], [1.0, 1.0, 0]])
+    x = np.array([[2.0, 0, 0], [0, 0, -1.0]])
+    t = typicality(x, ref, k=2)
+    assert np.allclose(t, [(1 + 1 / np.sqrt(2)) / 2, (0 + 0) / 2], rtol=0, atol=1e-15)
+    assert np.allclose(typicality(x, ref, k=99), [(1 + 0 + 0 + 1 / np.sqrt(2)) / 4, -1 / 4], rtol=0, atol=1e-15)

@@ -31,10 +31,13 @@ Quick start::
     ds = A.dense_similarity(s, points, image, camera)   # point x pixel similarity (dense heads if trained)
     ro = A.heat_readouts(s, points, image, camera, other_image=img2)  # what the Grad-CAM heatmaps are worth
 
+    # which way is up for the model: the 24 axis-aligned turns scored against upright references
+    oc = A.check_orientation(s, cloud)                  # oc.summary(); cloud.rotation = oc.rotation
+
 Modules: :mod:`.session` (loading), :mod:`.points` (prepare / propagate back), :mod:`.embed`
 (embeddings, retrieval), :mod:`.segment`, :mod:`.heatmap` (Grad-CAM: what drives the object-view
 similarity, and its readouts), :mod:`.correspondence` (exact point <-> pixel geometry, occlusion
-evidence, dense similarity), :mod:`.dataset` (dataset embeddings, UMAP, SVM), :mod:`.colors`
+evidence, dense similarity), :mod:`.dataset` (dataset embeddings, UMAP, SVM), :mod:`.orientation` (the up-axis check), :mod:`.colors`
 (colour maps, overlays).
 """
 
@@ -55,6 +58,7 @@ from crosspoint.analysis.heatmap import (
     GRADCAM_LABEL, HEAT_METHODS, PointHeatmap, deletion_test, heat_readouts, image_heatmap, point_heatmap,
     point_heatmap_result, similarity,
 )
+from crosspoint.analysis.orientation import OrientationCheck, axis_rotations, check_orientation, up_direction
 from crosspoint.analysis.points import Prepared, prepare_points, propagation_index, to_full
 from crosspoint.analysis.segment import (
     SegmentationResult, cluster_parts, infer_category, matched_miou, point_features, segment,
@@ -72,4 +76,5 @@ __all__ = [
     "ensure_numba_cache_dir", "warm_up_umap",
     "PinholeCamera", "as_pinhole", "ViewCorrespondence", "view_correspondence", "object_views", "point_in_views",
     "DenseSimilarity", "dense_similarity", "PartEvidence", "part_occlusion", "mask_image",
+    "OrientationCheck", "check_orientation", "axis_rotations", "up_direction",
 ]
