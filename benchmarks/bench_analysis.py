@@ -12,6 +12,10 @@ Interactive actions on one object (the GUI wants each to finish in about a secon
 - a 100k-point cloud: FPS to 2048 + segment + propagation back to every point, with the
   propagation chunked (ours) against an unchunked tree query and a blocked brute-force search.
 
+``--million`` (only this section): each analysis end to end on a 1,000,000-point cloud (segment
+by k-means and by the head, the point and image heatmaps) with the stages timed alone (subsample,
+model, propagate) and the export of the labels (``write_point_cloud`` .ply / .npz / .pcd).
+
 Dataset views: ``embed_dataset`` throughput (objects/s) on a small generated demo (80 objects),
 then the cached call; ``umap_2d`` for 500 and 2000 objects (first fit in the process, which
 includes numba compiling umap-learn, a second fit, and the cached call).
@@ -21,7 +25,7 @@ paper's) and a segmentation head on the DGCNN with the demo's 8-category part ta
 ``--checkpoint`` names a bundle (then its models are used; the head part is skipped when it has
 none). Speed does not depend on the weights.
 
-Run: ``python benchmarks/bench_analysis.py [--repeats 3] [--checkpoint ckpt.pt] [--image-arch resnet18]``.
+Run: ``python benchmarks/bench_analysis.py [--repeats 3] [--checkpoint ckpt.pt] [--image-arch resnet18] [--million]``.
 """
 
 from __future__ import annotations
@@ -172,6 +176,71 @@ def bench_large(session, repeats: int, n_large: int) -> None:
     _row(f"to_full to {huge.shape[0]:,} points (chunked)", t)
 
 
+def bench_million(session, seg_session, tmp: Path, repeats: int, n: int = 1_000_000) -> None:
+    """Issue 13 item 1: each analysis on a 1M-point cloud end to end (goal <= 5 s on the CPU), with
+    its stages timed alone: subsample (FPS to the model's points + unit sphere), the model, the
+    propagation to every point (one nearest-neighbour search), and the export of the result."""
+    from crosspoint import analysis as A
+    from crosspoint.analysis.points import propagation_index
+    from crosspoint.data.synthetic import demo_object
+    from crosspoint.io import write_point_cloud
+    from crosspoint.pointcloud import PointCloud
+    from crosspoint.render import render_views
+
+    t = time.perf_counter()
+    cloud = demo_object("chair", 0, n_points=n)
+    img = render_views(demo_object("chair", 0, n_points=2048), 1, size=137, seed=0)[0][0]
+    print(f"\na {n:,}-point cloud (demo chair, made in {time.perf_counter() - t:.1f} s); best of {repeats}; "
+          "goal <= 5 s each end to end")
+    pts = cloud.points
+    t_sub, prep = _best(lambda: A.prepare_points(cloud, session.points_for(None)), repeats)
+    t_prop, idx = _best(lambda: propagation_index(prep, pts), repeats)
+    _row("  stage: subsample (FPS to 2048 + unit sphere)", t_sub)
+    _row("  stage: propagate (nearest picked point of every point)", t_prop)
+    labels = np.zeros(n, np.int64)
+
+    def export(ext, values):
+        return write_point_cloud(tmp / f"million{ext}", PointCloud(pts, labels=values))
+
+    t_exp = {}
+    for ext in (".ply", ".npz", ".pcd"):
+        t_exp[ext], _ = _best(lambda: export(ext, labels), repeats)
+        size = (tmp / f"million{ext}").stat().st_size / 2 ** 20
+        _row(f"  stage: export write_point_cloud {ext} (points + labels, {size:.0f} MiB)", t_exp[ext])
+
+    def timed(name, fn, model_fn, propagates=True):
+        """``fn`` end to end on the cloud; ``model_fn`` the same on the prepared 2048 points alone
+        (no FPS, no propagation): the model stage."""
+        total, out = _best(fn, repeats)
+        model, _ = _best(model_fn, repeats)
+        tail = f"= subsample {t_sub:.2f} + model {model:.2f}" + (f" + propagate {t_prop:.2f}" if propagates else "")
+        _row(name, total, f"{tail} s (stages alone); + export .ply {t_exp['.ply']:.2f} s -> "
+                          f"{total + t_exp['.ply']:.2f} s")
+        return out
+
+    r = timed("segment: k-means parts (k=4, with the xyz baseline)", lambda: A.segment(session, cloud, k_parts=4),
+              lambda: A.segment(session, prep, k_parts=4))
+    assert r.labels.shape == (n,)
+    timed("segment: k-means parts (k=4, no baseline)", lambda: A.segment(session, cloud, k_parts=4, baseline=False),
+          lambda: A.segment(session, prep, k_parts=4, baseline=False))
+    if seg_session is not None:
+        timed("segment: head, category given", lambda: A.segment(seg_session, cloud, category="chair"),
+              lambda: A.segment(seg_session, prep, category="chair"))
+        r = timed("segment: head, category inferred (from the bare points)", lambda: A.segment(seg_session, pts),
+                  lambda: A.segment(seg_session, prep))
+        print(f"    (inferred over {len(r.category_scores)} categories: {r.category})")
+    if session.has_image_encoder:
+        q = A.embed_images(session, [img])[0]
+        h = timed("point_heatmap gradcam (image projection given)", lambda: A.point_heatmap(session, cloud, q),
+                  lambda: A.point_heatmap(session, prep, q))
+        assert h.shape == (n,)
+        timed("point_heatmap gradcam (image embedded in the call)", lambda: A.point_heatmap(session, cloud, img),
+              lambda: A.point_heatmap(session, prep, img))
+        timed("image_heatmap gradcam (no propagation: the heat is on the image)",
+              lambda: A.image_heatmap(session, cloud, img), lambda: A.image_heatmap(session, prep, img),
+              propagates=False)
+
+
 def bench_dataset(session, tmp: Path, repeats: int) -> None:
     from crosspoint import analysis as A
     from crosspoint.data.synthetic import generate_demo
@@ -216,6 +285,8 @@ def main(argv=None) -> int:
     ap.add_argument("--image-arch", default="resnet18")
     ap.add_argument("--large", type=int, default=100_000, help="points of the large cloud")
     ap.add_argument("--skip-dataset", action="store_true")
+    ap.add_argument("--million", action="store_true",
+                    help="only the 1M-point section (issue 13: segment, heatmaps, export on 1,000,000 points)")
     args = ap.parse_args(argv)
 
     import torch
@@ -236,6 +307,9 @@ def main(argv=None) -> int:
         print(f"models: {info['point_arch']} k={info['k']} + {info['image_arch']}; torch threads "
               f"{torch.get_num_threads()}; device {info['device']}")
         A.segment(session, np.random.default_rng(0).normal(size=(600, 3)).astype(np.float32), n_points=256)  # warm-up
+        if args.million:
+            bench_million(session, seg_session, tmp, args.repeats)
+            return 0
         bench_object(session, seg_session, args.repeats)
         bench_large(session, args.repeats, args.large)
         if not args.skip_dataset:

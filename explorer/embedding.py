@@ -13,8 +13,9 @@ from pathlib import Path
 
 import numpy as np
 import pyqtgraph as pg
-from PyQt6.QtCore import QPointF, Qt, pyqtSignal
-from PyQt6.QtGui import QBrush, QColor, QPainterPath, QPen
+from pyqtgraph.graphicsItems.ScatterPlotItem import _DEFAULT_STYLE
+from PyQt6.QtCore import QPointF, QRectF, Qt, pyqtSignal
+from PyQt6.QtGui import QBrush, QColor, QPainter, QPainterPath, QPen, QPixmap
 from PyQt6.QtWidgets import (
     QButtonGroup,
     QCheckBox,
@@ -102,26 +103,115 @@ def overlay_text(ov, *, short: bool = False) -> str:
     return f"overlay: {len(ov.embedding)} objects (crosses) from {ov.source}; {t}"
 
 
-def points_in_polygon(xy: np.ndarray, poly: np.ndarray) -> np.ndarray:
-    """Even-odd rule, vectorised over points: ``xy`` (M, 2), ``poly`` (K, 2) -> bool (M,)."""
-    x, y = xy[:, 0], xy[:, 1]
+def points_in_polygon(xy: np.ndarray, poly: np.ndarray, *, order: "np.ndarray | None" = None,
+                      sorted_xy: "np.ndarray | None" = None) -> np.ndarray:
+    """Even-odd rule, vectorised over points: ``xy`` (M, 2), ``poly`` (K, 2) -> bool (M,).
+
+    The points are taken in order of y (``order``: ``np.argsort(xy[:, 1])`` computed before, as
+    the map keeps it), so each edge only looks at the contiguous run of points in its band of y:
+    a lasso of K edges costs about the points in the bands, not K passes over every point.
+    ``sorted_xy``: ``xy[order].T`` computed before."""
+    xy = np.asarray(xy)
     inside = np.zeros(len(xy), bool)
-    if len(poly) < 3:
+    poly = np.asarray(poly, np.float64)
+    if len(poly) < 3 or not len(xy):
         return inside
+    if order is None:
+        order = np.argsort(xy[:, 1], kind="stable")
+    xs, ys = sorted_xy if sorted_xy is not None else (xy[order, 0], xy[order, 1])
+    flip = np.zeros(len(xy), bool)  # in y order
     px, py = poly[:, 0], poly[:, 1]
     qx, qy = np.roll(px, -1), np.roll(py, -1)
     for x0, y0, x1, y1 in zip(px, py, qx, qy):
-        cond = (y0 > y) != (y1 > y)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            xc = x0 + (y - y0) * (x1 - x0) / (y1 - y0)
-        inside ^= cond & (x < xc)
+        if not y0 != y1:  # horizontal (or NaN) edges cross no ray
+            continue
+        # the points with (y0 > y) != (y1 > y), i.e. min(y0, y1) <= y < max(y0, y1)
+        a, b = np.searchsorted(ys, (min(y0, y1), max(y0, y1)), side="left")
+        if a == b:
+            continue
+        xc = x0 + (ys[a:b] - y0) * (x1 - x0) / (y1 - y0)
+        flip[a:b] ^= xs[a:b] < xc
+    inside[order] = flip
     return inside
+
+
+class MapIndex:
+    """Look-ups on a map's points without a pass over every point: the point(s) under the cursor
+    (a :class:`scipy.spatial.cKDTree` on the coordinates scaled to the map's extent) and the
+    order by y that :func:`points_in_polygon` slices."""
+
+    def __init__(self, coords):
+        from scipy.spatial import cKDTree
+
+        self.xy = np.asarray(coords, np.float64).reshape(-1, 2)
+        self.order = np.argsort(self.xy[:, 1], kind="stable")
+        self.sorted_xy = np.ascontiguousarray(self.xy[self.order].T)  # (2, M): x and y in order of y
+        if len(self.xy):
+            lo, hi = self.xy.min(axis=0), self.xy.max(axis=0)
+            self.scale = np.where(hi - lo > 0, hi - lo, 1.0)
+        else:
+            self.scale = np.ones(2)
+        self.tree = cKDTree(self.xy / self.scale) if len(self.xy) else None
+
+    def __len__(self) -> int:
+        return int(self.xy.shape[0])
+
+    def near(self, x: float, y: float, rx: float, ry: float) -> tuple[np.ndarray, np.ndarray]:
+        """Rows with ``|dx| <= rx`` and ``|dy| <= ry`` (a symbol's box around the cursor, in data
+        units), nearest first, and their distances in units of the box."""
+        if self.tree is None or not (rx > 0 and ry > 0):
+            return np.zeros(0, np.int64), np.zeros(0)
+        r = max(rx / self.scale[0], ry / self.scale[1])
+        cand = np.asarray(self.tree.query_ball_point((x / self.scale[0], y / self.scale[1]), r, p=np.inf),
+                          np.int64)
+        if not cand.size:
+            return cand, np.zeros(0)
+        d = np.abs(self.xy[cand] - (x, y)) / (rx, ry)
+        keep = (d <= 1).all(axis=1)
+        cand, dist = cand[keep], np.hypot(d[keep, 0], d[keep, 1])
+        o = np.lexsort((cand, dist))
+        return cand[o], dist[o]
+
+    def in_polygon(self, poly: np.ndarray) -> np.ndarray:
+        return points_in_polygon(self.xy, poly, order=self.order, sorted_xy=self.sorted_xy)
+
+
+class FastScatterPlotItem(pg.ScatterPlotItem):
+    """pyqtgraph's scatter item for points that all share the item's style: the symbol atlas is
+    asked once for the whole item instead of once per point (pyqtgraph's per-point Python loop
+    took ~5 s for 500,000 points)."""
+
+    #: False: clicks go through to the view box (the map finds the point with its MapIndex)
+    clickable = True
+
+    def mouseClickEvent(self, ev):  # noqa: N802
+        if not self.clickable:
+            ev.ignore()
+            return
+        super().mouseClickEvent(ev)
+
+    def updateSpots(self, dataSet=None):  # noqa: N802
+        if dataSet is None:
+            dataSet = self.data
+        if not (self.opts["pxMode"] and self.opts["useCache"]) or self.opts["hoverable"]:
+            return super().updateSpots(dataSet)
+        idx = np.flatnonzero(dataSet["sourceRect"]["w"] == 0)
+        if idx.size < 64 or not all(np.equal(dataSet[o][idx], _DEFAULT_STYLE[o]).all()
+                                    for o in ("symbol", "size", "pen", "brush")):
+            return super().updateSpots(dataSet)
+        style = (self.opts["symbol"], self.opts["size"], self.opts["pen"], self.opts["brush"])
+        rect = np.array([tuple(self.fragmentAtlas[[style]][0])], dtype=dataSet["sourceRect"].dtype)
+        dataSet["sourceRect"][idx] = rect[0]
+        self._maybeRebuildAtlas()
+        self._updateMaxSpotSizes(data=dataSet)
+        self.invalidate()
 
 
 class SelectViewBox(pg.ViewBox):
     """A ViewBox whose left-drag draws a selection rectangle or lasso when a mode is active."""
 
     selected = pyqtSignal(object)  # polygon (K, 2) in data coordinates
+    clicked = pyqtSignal(object)  # QPointF in data coordinates (a left click; the map finds the point)
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -149,6 +239,13 @@ class SelectViewBox(pg.ViewBox):
             self._path = []
             self.selected.emit(poly)
 
+    def mouseClickEvent(self, ev):  # noqa: N802
+        if ev.button() == Qt.MouseButton.LeftButton:
+            ev.accept()
+            self.clicked.emit(self.mapSceneToView(ev.scenePos()))
+            return
+        super().mouseClickEvent(ev)
+
     def polygon(self) -> np.ndarray:
         if not self._path:
             return np.zeros((0, 2))
@@ -167,6 +264,79 @@ class SelectViewBox(pg.ViewBox):
             path.closeSubpath()
         self._item.setPath(path)
         self._item.show()
+
+
+class PointMarks(pg.GraphicsObject):
+    """One symbol of a fixed size in pixels at each of many points (the selection marks), drawn
+    from one pre-rendered image with ``QPainter.drawPixmapFragments``. Unlike pyqtgraph's scatter
+    item it keeps no record per point, so ``setData`` of 100,000 points costs a copy, not ~50 ms.
+    ``data``: the points, a record array with fields ``x`` and ``y`` (as the scatter item's)."""
+
+    def __init__(self, size: float = 11, pen=None, brush=None, symbol: str = "o"):
+        super().__init__()
+        from pyqtgraph.graphicsItems.ScatterPlotItem import renderSymbol
+
+        self._size = float(size)
+        self._image = renderSymbol(symbol, self._size, pg.mkPen(pen), pg.mkBrush(brush))
+        self._pixmap = None
+        self._frags = pg.Qt.internals.PrimitiveArray(QPainter.PixmapFragment, 10)
+        self.data = np.zeros(0, dtype=[("x", np.float64), ("y", np.float64)])
+        self._bounds = None
+
+    def setData(self, x, y) -> None:  # noqa: N802
+        x = np.asarray(x, np.float64).reshape(-1)
+        y = np.asarray(y, np.float64).reshape(-1)
+        self.prepareGeometryChange()
+        data = np.empty(x.size, dtype=self.data.dtype)
+        data["x"], data["y"] = x, y
+        self.data = data
+        self._bounds = (x.min(), x.max(), y.min(), y.max()) if x.size else None
+        self.informViewBoundsChanged()
+        self.update()
+
+    def dataBounds(self, ax, frac=1.0, orthoRange=None):  # noqa: N802
+        if self._bounds is None:
+            return [None, None]
+        return list(self._bounds[2 * ax:2 * ax + 2])
+
+    def pixelPadding(self) -> float:  # noqa: N802
+        return self._size / 2 + 1
+
+    def viewTransformChanged(self) -> None:  # noqa: N802
+        self.prepareGeometryChange()  # the symbols' margin in data units changed
+
+    def boundingRect(self):  # noqa: N802
+        if self._bounds is None:
+            return QRectF()
+        x0, x1, y0, y1 = self._bounds
+        px, py = self.pixelVectors()
+        pad_x = abs(px.x()) * self.pixelPadding() if px is not None else 0.0
+        pad_y = abs(py.y()) * self.pixelPadding() if py is not None else 0.0
+        return QRectF(x0 - pad_x, y0 - pad_y, x1 - x0 + 2 * pad_x, y1 - y0 + 2 * pad_y)
+
+    def paint(self, p, option, widget=None):
+        n = self.data.size
+        if not n:
+            return
+        if self._pixmap is None:
+            self._pixmap = QPixmap.fromImage(self._image)
+        tr = p.transform()
+        x, y = self.data["x"], self.data["y"]
+        dx = tr.m11() * x + tr.m21() * y + tr.dx()
+        dy = tr.m12() * x + tr.m22() * y + tr.dy()
+        dev = p.device()
+        m = self._size
+        vis = (dx > -m) & (dy > -m) & (dx < dev.width() + m) & (dy < dev.height() + m)
+        dx, dy = dx[vis], dy[vis]
+        if not dx.size:
+            return
+        p.resetTransform()
+        self._frags.resize(dx.size)
+        f = self._frags.ndarray()
+        f[:, 0], f[:, 1] = dx, dy
+        f[:, 2:6] = (0.0, 0.0, self._pixmap.width(), self._pixmap.height())
+        f[:, 6:10] = (1.0, 1.0, 0.0, 1.0)
+        p.drawPixmapFragments(*self._frags.drawargs(), self._pixmap)
 
 
 class EmbeddingPanel(QWidget):
@@ -252,27 +422,37 @@ class EmbeddingPanel(QWidget):
         self.plot.setAspectLocked(False)
         self.legend = self.plot.addLegend(offset=(-10, 10), labelTextSize="8pt")
         self.class_items: list[pg.ScatterPlotItem] = []
-        self.sel_item = pg.ScatterPlotItem(size=11, pen=pg.mkPen("w", width=1.5), brush=pg.mkBrush(0, 0, 0, 0))
-        self.cur_item = pg.ScatterPlotItem(size=22, symbol="star", pen=pg.mkPen("#ff5252", width=2),
-                                           brush=pg.mkBrush(255, 82, 82, 120))
-        self.plot.addItem(self.sel_item)
-        self.plot.addItem(self.cur_item)
-        self.sel_item.setZValue(10)
-        self.cur_item.setZValue(11)
+        self.sel_item = PointMarks(size=11, pen=pg.mkPen("w", width=1.5), brush=pg.mkBrush(0, 0, 0, 0))
+        self.cur_item = FastScatterPlotItem(size=22, symbol="star", pen=pg.mkPen("#ff5252", width=2),
+                                            brush=pg.mkBrush(255, 82, 82, 120))
+        self.hover_item = FastScatterPlotItem(size=10, pen=pg.mkPen("w", width=1.5), brush=pg.mkBrush(0, 0, 0, 0))
+        for it, z in ((self.sel_item, 10), (self.cur_item, 11), (self.hover_item, 12)):
+            self.plot.addItem(it)
+            it.setZValue(z)
+        # hover and click look-ups (MapIndex) of the map, its overlay, the baseline map and its overlay
+        self._index: dict = {}
+        self._ref_rows: "dict | None" = None  # str(ref) and displayed ref -> rows (mark_current)
+        self.vb.clicked.connect(lambda pos: self._on_view_clicked("main", pos))
+        self.plot.scene().sigMouseMoved.connect(lambda pos: self._hover("main", pos))
         # the random-weight baseline's map (same objects, same row order), shown beside the map
         self.baseline = None  # analysis.DatasetEmbedding of the random encoder
         self.base_coords: np.ndarray | None = None
-        self.base_plot = pg.PlotWidget()
+        self.base_vb = SelectViewBox()  # always "pan": the selection is drawn on the main map
+        self.base_plot = pg.PlotWidget(viewBox=self.base_vb)
         self.base_plot.setBackground("#1e2126")
         self.base_plot.hideAxis("left")
         self.base_plot.hideAxis("bottom")
         self.base_items: list[pg.ScatterPlotItem] = []
-        self.base_sel_item = pg.ScatterPlotItem(size=11, pen=pg.mkPen("w", width=1.5), brush=pg.mkBrush(0, 0, 0, 0))
-        self.base_cur_item = pg.ScatterPlotItem(size=22, symbol="star", pen=pg.mkPen("#ff5252", width=2),
-                                                brush=pg.mkBrush(255, 82, 82, 120))
-        for it, z in ((self.base_sel_item, 10), (self.base_cur_item, 11)):
+        self.base_sel_item = PointMarks(size=11, pen=pg.mkPen("w", width=1.5), brush=pg.mkBrush(0, 0, 0, 0))
+        self.base_cur_item = FastScatterPlotItem(size=22, symbol="star", pen=pg.mkPen("#ff5252", width=2),
+                                                 brush=pg.mkBrush(255, 82, 82, 120))
+        self.base_hover_item = FastScatterPlotItem(size=10, pen=pg.mkPen("w", width=1.5),
+                                                   brush=pg.mkBrush(0, 0, 0, 0))
+        for it, z in ((self.base_sel_item, 10), (self.base_cur_item, 11), (self.base_hover_item, 12)):
             self.base_plot.addItem(it)
             it.setZValue(z)
+        self.base_vb.clicked.connect(lambda pos: self._on_view_clicked("base", pos))
+        self.base_plot.scene().sigMouseMoved.connect(lambda pos: self._hover("base", pos))
         self.map_title = QLabel("")
         self.base_title = QLabel("")
         for t in (self.map_title, self.base_title):
@@ -468,6 +648,8 @@ class EmbeddingPanel(QWidget):
         self.coords = np.asarray(tm.coords[k], np.float32)
         self.class_items = self._draw_classes(self.plot, self.class_items, self.embedding, self.coords,
                                               legend=self.legend)
+        self._index = {"main": MapIndex(self.coords)}
+        self._ref_rows = None
         self.set_selection(self.selection if len(self.selection) else np.zeros(0, np.int64))
         self.mark_current(self.current_ref)
         lo = np.min([c.min(axis=0) for c in tm.coords], axis=0)
@@ -639,6 +821,7 @@ class EmbeddingPanel(QWidget):
         of random weights on the same objects) beside it, with both maps' figures as titles."""
         self.embedding = emb
         self.coords = np.asarray(coords, np.float32)
+        self._ref_rows = None
         self.class_items = self._draw_classes(self.plot, self.class_items, emb, self.coords, legend=self.legend)
         same = (baseline is not None and len(baseline.embedding) == len(emb)
                 and [str(r) for r in baseline.embedding.refs] == [str(r) for r in emb.refs])
@@ -661,6 +844,15 @@ class EmbeddingPanel(QWidget):
             self._fit(self.base_plot.getViewBox(), self.base_coords, legend_room=False)
         self.base_box.setVisible(same)
         self.map_title.setVisible(same)
+        self._index = {"main": MapIndex(self.coords)}
+        if overlay is not None:
+            self._index["overlay"] = MapIndex(overlay.coords)
+        if same:
+            self._index["base"] = MapIndex(self.base_coords)
+            if bov is not None:
+                self._index["base_overlay"] = MapIndex(bov.coords)
+        for it in (self.hover_item, self.base_hover_item):
+            it.setData([], [])
         self.set_selection(np.zeros(0, np.int64))
         self.mark_current(self.current_ref)
         self._fit_view()
@@ -687,17 +879,80 @@ class EmbeddingPanel(QWidget):
             ci = main_uniq.index(lab) if lab in main_uniq else None
             r, g, b = (pal[ci] * 255).astype(int) if ci is not None else (200, 200, 200)
             brush = pg.mkBrush(int(r), int(g), int(b), 230 if overlay else 210)
-            tip = (lambda x, y, data: self._overlay_tip(int(data))) if overlay else \
-                (lambda x, y, data: self._tip(int(data)))
-            item = pg.ScatterPlotItem(
+            # hover and click go through the panel's MapIndex (_hover, _on_view_clicked), not
+            # pyqtgraph's per-item look-ups (a pass over every point, per item, per mouse move)
+            item = FastScatterPlotItem(
                 x=coords[idx, 0], y=coords[idx, 1], data=idx, size=9 if overlay else 7, symbol=symbol,
-                pen=pg.mkPen(int(r), int(g), int(b), 230) if overlay else None, brush=brush, hoverable=True,
-                hoverPen=pg.mkPen("w", width=1.5), hoverSize=12 if overlay else 10, tip=tip,
-                name=name if legend is not None else None)
-            item.sigClicked.connect(self._on_overlay_clicked if overlay else self._on_clicked)
+                pen=pg.mkPen(int(r), int(g), int(b), 230) if overlay else None, brush=brush, hoverable=False,
+                tip=None, name=name if legend is not None else None)
+            item.clickable = False
+            # repaints of the marks above it (hover, selection, current object) reuse the drawn
+            # points instead of drawing every point again (Qt drops the cache on zoom)
+            item.setCacheMode(item.CacheMode.DeviceCoordinateCache)
             plot.addItem(item)
             items.append(item)
         return items
+
+    #: half the clickable box of a point, in pixels (symbols of 7 px, overlay crosses of 9 px)
+    HIT_RADIUS = {"main": 4.0, "overlay": 5.0}
+
+    def points_at(self, pos, which: str = "main") -> list:
+        """``[(kind, row), ...]`` under ``pos`` (data coordinates, a QPointF or (x, y)) in the map
+        (``which`` "main") or the random-weight map ("base"), nearest first; ``kind`` is "main" (a
+        row of the embedding) or "overlay" (a row of the overlay's embedding)."""
+        vb = self.vb if which == "main" else self.base_vb
+        x, y = (pos.x(), pos.y()) if hasattr(pos, "x") else (float(pos[0]), float(pos[1]))
+        px, py = vb.viewPixelSize()
+        hits = []
+        for kind, key in (("main", which), ("overlay", "overlay" if which == "main" else "base_overlay")):
+            index = self._index.get(key)
+            if index is None:
+                continue
+            r = self.HIT_RADIUS[kind]
+            rows, dist = index.near(x, y, r * px, r * py)
+            hits += [(float(d), kind, int(i)) for i, d in zip(rows[:4], dist[:4])]
+        hits.sort(key=lambda t: t[0])
+        return [(kind, i) for _, kind, i in hits]
+
+    def point_at(self, pos, which: str = "main") -> "int | None":
+        """The row of the embedding under ``pos`` (data coordinates) in the map, or None."""
+        rows = [i for kind, i in self.points_at(pos, which) if kind == "main"]
+        return rows[0] if rows else None
+
+    def _hover(self, which: str, scene_pos) -> None:
+        """The mouse moved over a map: mark the point under it and show its tooltip (up to three)."""
+        from PyQt6.QtWidgets import QApplication
+
+        vb, marker = (self.vb, self.hover_item) if which == "main" else (self.base_vb, self.base_hover_item)
+        hits = []
+        if (self.embedding is not None and QApplication.mouseButtons() == Qt.MouseButton.NoButton
+                and vb.sceneBoundingRect().contains(scene_pos)):
+            hits = self.points_at(vb.mapSceneToView(scene_pos), which)
+        if hits:
+            tips = [self._overlay_tip(i) if kind == "overlay" else self._tip(i) for kind, i in hits[:3]]
+            if len(hits) > 3:
+                tips.append(f"({len(hits) - 3} others...)")
+            vb.setToolTip("\n\n".join(tips))
+            kind, i = hits[0]
+            key = ("overlay" if which == "main" else "base_overlay") if kind == "overlay" else which
+            x, y = self._index[key].xy[i]
+            marker.setData([x], [y])
+        elif marker.data.size or vb.toolTip():
+            vb.setToolTip("")
+            marker.setData([], [])
+
+    def _on_view_clicked(self, which: str, pos) -> None:
+        """A left click on a map: open the object under it (pan mode only)."""
+        if self.vb.mode != "pan" or self.embedding is None:
+            return
+        hits = self.points_at(pos, which)
+        if not hits:
+            return
+        kind, i = hits[0]
+        if kind == "overlay":
+            self._open_overlay(i)
+        else:
+            self.open_index(i)
 
     def _overlay_tip(self, i: int) -> str:
         ov = self.overlay.embedding
@@ -708,7 +963,11 @@ class EmbeddingPanel(QWidget):
     def _on_overlay_clicked(self, item, points, ev=None) -> None:
         if self.vb.mode != "pan" or not len(points) or self.overlay is None:
             return
-        i = int(points[0].data())
+        self._open_overlay(int(points[0].data()))
+
+    def _open_overlay(self, i: int) -> None:
+        if self.overlay is None:
+            return
         ov = self.overlay.embedding
         extra = {}
         lab = int(ov.labels[i])
@@ -765,7 +1024,9 @@ class EmbeddingPanel(QWidget):
     def _on_polygon(self, poly: np.ndarray) -> None:
         if self.coords is None or len(poly) < 3:
             return
-        self.set_selection(np.flatnonzero(points_in_polygon(self.coords, poly)))
+        index = self._index.get("main")
+        inside = index.in_polygon(poly) if index is not None else points_in_polygon(self.coords, poly)
+        self.set_selection(np.flatnonzero(inside))
 
     def set_selection(self, indices) -> None:
         self.selection = np.asarray(indices, np.int64)
@@ -779,12 +1040,14 @@ class EmbeddingPanel(QWidget):
             self.base_sel_item.setData(self.base_coords[sel, 0], self.base_coords[sel, 1])
         else:
             self.base_sel_item.setData([], [])
+        self.sel_list.setUpdatesEnabled(False)
         self.sel_list.clear()
-        for i in sel[:2000]:
+        for i in sel[:2000].tolist():
             it = QListWidgetItem(str(emb.names[i]))
-            it.setData(Qt.ItemDataRole.UserRole, int(i))
-            it.setToolTip(self._tip(int(i)))
+            it.setData(Qt.ItemDataRole.UserRole, i)
+            it.setToolTip(self._tip(i))
             self.sel_list.addItem(it)
+        self.sel_list.setUpdatesEnabled(True)
         if len(sel):
             counts = np.bincount(np.asarray(emb.labels)[sel].clip(min=0))
             top = [(emb.class_names[c] if c < len(emb.class_names) else "?", n) for c, n in
@@ -793,6 +1056,21 @@ class EmbeddingPanel(QWidget):
         else:
             self.sel_label.setText("Selection: none")
         self.selectionChanged.emit(sel)
+
+    def _rows_of_ref(self, ref: str) -> list:
+        """Rows whose ref, or displayed ref (:meth:`_display_ref`), is ``ref``; a dictionary built
+        once per map (a pass over every ref per current object took seconds at 500,000)."""
+        if self._ref_rows is None:
+            rows: dict = {}
+            for i, r in enumerate(self.embedding.refs):
+                r = str(r)
+                rows.setdefault(r, []).append(i)
+                if r.endswith(".ply") and "ShapeNet" in r:  # only these have another displayed ref
+                    d = self._display_ref(r)
+                    if d != r:
+                        rows.setdefault(d, []).append(i)
+            self._ref_rows = rows
+        return sorted(set(self._ref_rows.get(str(ref), [])))
 
     def _open_item(self, item) -> None:
         self.open_index(int(item.data(Qt.ItemDataRole.UserRole)))
@@ -804,7 +1082,7 @@ class EmbeddingPanel(QWidget):
         if emb is None or ref is None or self.coords is None:
             self.cur_item.setData([], [])
             return
-        hits = [i for i, r in enumerate(emb.refs) if str(r) == ref or self._display_ref(str(r)) == ref]
+        hits = self._rows_of_ref(ref)
         if hits:
             self.cur_item.setData(self.coords[hits, 0], self.coords[hits, 1])
         else:

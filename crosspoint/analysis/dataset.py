@@ -19,7 +19,9 @@ final file is written atomically after the last chunk (the parts are then remove
 with the same inputs loads the file (``from_cache=True``).
 
 :func:`umap_2d`: standardise the features, PCA to at most 50 dimensions, umap-learn (seeded, so
-single-threaded and deterministic); cached by a hash of the features and parameters under
+single-threaded and deterministic); above :data:`UMAP_LARGE_OBJECTS` (20,000) objects in float32
+and with 100 epochs (:data:`UMAP_LARGE_SETTINGS`, measured in docs/RESULTS.md "Scale"); cached by
+a hash of the features and parameters (the large-map settings included) under
 ``<user cache>/crosspoint-explorer/umap/``. umap-learn's first fit in a process compiles numba
 code (~8 s here). ``NUMBA_CACHE_DIR`` is pointed at ``<user cache>/crosspoint-explorer/numba`` when
 unset, and -- since umap-learn does not ask numba to cache its functions -- their on-disk caching
@@ -56,9 +58,18 @@ from crosspoint.analysis._common import (
 log = logging.getLogger(__name__)
 
 __all__ = ["DatasetEmbedding", "embed_dataset", "umap_2d", "project_2d", "Projection2D", "svm_accuracy", "map_quality",
-           "ensure_numba_cache_dir", "warm_up_umap", "UMAP_MIN_OBJECTS"]
+           "ensure_numba_cache_dir", "warm_up_umap", "UMAP_MIN_OBJECTS", "UMAP_LARGE_OBJECTS", "UMAP_LARGE_SETTINGS",
+           "map_settings"]
 
 UMAP_MIN_OBJECTS = 10
+#: above this many objects :func:`project_2d` uses :data:`UMAP_LARGE_SETTINGS` (issue 13: a map of
+#: 50,000 objects within a minute on 2 cores); smaller maps keep umap-learn's defaults exactly
+UMAP_LARGE_OBJECTS = 20_000
+#: the large-map settings: standardise and PCA in float32 (half the memory of float64) and 100
+#: optimisation epochs instead of umap-learn's 200 for more than 10,000 points (the layout's
+#: stochastic gradient descent was ~85 % of umap-learn's time at 50,000). Still seeded: deterministic, and
+#: so single-threaded -- a second thread gained nothing on the 2 shared cores it was measured on.
+UMAP_LARGE_SETTINGS = {"float32": True, "n_epochs": 100}
 
 
 @dataclass
@@ -466,12 +477,28 @@ def _pca(x: np.ndarray, d: int, seed: int) -> np.ndarray:
     return PCA(n_components=d, random_state=int(seed)).fit_transform(x)
 
 
-def _compute_2d(x: np.ndarray, seed: int, n_neighbors: int, min_dist: float, progress) -> tuple[np.ndarray, str, str]:
+def map_settings(m: int, large: "bool | None" = None) -> dict:
+    """The settings :func:`project_2d` uses for ``m`` objects: ``{}`` (umap-learn's defaults) up to
+    :data:`UMAP_LARGE_OBJECTS`, :data:`UMAP_LARGE_SETTINGS` above (``large`` True / False forces)."""
+    if large is None:
+        large = int(m) > UMAP_LARGE_OBJECTS
+    return dict(UMAP_LARGE_SETTINGS) if large else {}
+
+
+def _compute_2d(x: np.ndarray, seed: int, n_neighbors: int, min_dist: float, progress,
+                settings: "dict | None" = None) -> tuple[np.ndarray, str, str]:
+    settings = settings or {}
     m = x.shape[0]
     if m == 0:
         return np.zeros((0, 2), np.float32), "none", "no objects"
-    std = x.std(axis=0)
-    x = (x - x.mean(axis=0)) / np.where(std > 0, std, 1.0)
+    if settings.get("float32"):
+        x = np.array(x, np.float32)  # a copy, standardised in place
+        mean, std = x.mean(axis=0, dtype=np.float64), x.std(axis=0, dtype=np.float64)
+        x -= mean.astype(np.float32)
+        x /= np.where(std > 0, std, 1.0).astype(np.float32)
+    else:
+        std = x.std(axis=0)
+        x = (x - x.mean(axis=0)) / np.where(std > 0, std, 1.0)
     if m < UMAP_MIN_OBJECTS:
         y = _pca(x, 2, seed) if m > 1 else np.zeros((m, 0))
         if y.shape[1] < 2:
@@ -479,32 +506,47 @@ def _compute_2d(x: np.ndarray, seed: int, n_neighbors: int, min_dist: float, pro
         return y.astype(np.float32), "pca", f"{m} objects: too few for UMAP, PCA to 2-D instead"
     report(progress, 1, 3, "PCA")
     z = _pca(x, 50, seed)
+    del x
     report(progress, 2, 3, "UMAP")
     umap = _import_umap()
     nn = int(max(2, min(int(n_neighbors), m - 1)))
+    extra = {"n_epochs": int(settings["n_epochs"])} if settings.get("n_epochs") else {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         reducer = umap.UMAP(n_neighbors=nn, min_dist=float(min_dist), n_components=2, random_state=int(seed),
-                            transform_seed=int(seed))
+                            transform_seed=int(seed), **extra)
         y = reducer.fit_transform(z)
-    note = f"UMAP of {m} objects (standardised, PCA to {z.shape[1]} dims, {nn} neighbours, min_dist {min_dist:g})"
+    note = f"UMAP of {m} objects (standardised, PCA to {z.shape[1]} dims, {nn} neighbours, min_dist {min_dist:g}"
+    if settings:
+        note += (f"; large-map settings: {'float32, ' if settings.get('float32') else ''}"
+                 f"{settings.get('n_epochs', 'default')} epochs")
+    note += ")"
     return np.ascontiguousarray(y, np.float32), "umap", note
 
 
 def project_2d(features, *, seed: int = 0, n_neighbors: int = 15, min_dist: float = 0.1, cache_dir=None,
-               use_cache: bool = True, cache_only: bool = False, progress: Progress = None) -> "Projection2D | None":
+               use_cache: bool = True, cache_only: bool = False, progress: Progress = None,
+               large: "bool | None" = None) -> "Projection2D | None":
     """:func:`umap_2d` with how it was made (method, note) and whether it came from the cache.
-    ``cache_only``: return the cached map, or None when there is none (computes nothing)."""
-    x = np.asarray(features, np.float64)
+    ``cache_only``: return the cached map, or None when there is none (computes nothing).
+    ``large``: the large-map settings (:func:`map_settings`; default: above
+    :data:`UMAP_LARGE_OBJECTS` objects); they are part of the cache key."""
+    shape = np.shape(features)
+    settings = map_settings(shape[0] if len(shape) else 0, large)
+    # the large-map settings work in float32 (no float64 copy of 50,000 x 2048 features: 0.8 GB)
+    x = np.asarray(features, np.float32 if settings.get("float32") else np.float64)
     if x.ndim != 2:
         raise AnalysisError(f"features must be (M, D), got shape {x.shape}")
     if not np.isfinite(x).all():
         raise AnalysisError("features contain NaN or inf")
     report(progress, 0, 3, "2-D map")
     h = hashlib.sha1()
-    h.update(json.dumps({"v": CACHE_VERSION, "shape": list(x.shape), "seed": int(seed), "nn": int(n_neighbors),
-                         "md": float(min_dist), "umap": _umap_version()}).encode())
-    h.update(np.ascontiguousarray(x).tobytes())
+    head = {"v": CACHE_VERSION, "shape": list(x.shape), "seed": int(seed), "nn": int(n_neighbors),
+            "md": float(min_dist), "umap": _umap_version()}
+    if settings:  # only then: the keys of maps made with the defaults stay as they were
+        head["settings"] = settings
+    h.update(json.dumps(head).encode())
+    h.update(memoryview(np.ascontiguousarray(x)).cast("B"))  # no copy of the features
     key = h.hexdigest()[:24]
     folder = Path(cache_dir) if cache_dir is not None else user_cache_dir("umap")
     path = folder / f"{key}.npz"
@@ -519,7 +561,7 @@ def project_2d(features, *, seed: int = 0, n_neighbors: int = 15, min_dist: floa
             log.warning("%s: unreadable 2-D map cache (%s); recomputing", path, exc)
     if cache_only:
         return None
-    y, method, note = _compute_2d(x, int(seed), n_neighbors, min_dist, progress)
+    y, method, note = _compute_2d(x, int(seed), n_neighbors, min_dist, progress, settings)
     if use_cache:
         try:
             atomic_savez(path, coords=y, method=np.array(method), note=np.array(note))
@@ -530,10 +572,10 @@ def project_2d(features, *, seed: int = 0, n_neighbors: int = 15, min_dist: floa
 
 
 def umap_2d(features, *, seed: int = 0, n_neighbors: int = 15, min_dist: float = 0.1, cache_dir=None,
-            use_cache: bool = True, progress: Progress = None) -> np.ndarray:
+            use_cache: bool = True, progress: Progress = None, large: "bool | None" = None) -> np.ndarray:
     """``(M, 2)`` float32 UMAP coordinates of ``features`` (see the module docstring)."""
     return project_2d(features, seed=seed, n_neighbors=n_neighbors, min_dist=min_dist, cache_dir=cache_dir,
-                      use_cache=use_cache, progress=progress).coords
+                      use_cache=use_cache, progress=progress, large=large).coords
 
 
 def map_quality(coords, labels, *, k: int = 5) -> dict:

@@ -1,0 +1,151 @@
+"""Issue 13 (scale): the large-map settings of the 2-D map and the embedding map's look-ups.
+
+No timings here: the speed goals live in benchmarks/bench_umap_scale.py and bench_map_scale.py.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from crosspoint.analysis import dataset as D
+
+
+def _features(m=40, d=12, seed=0):
+    rng = np.random.default_rng(seed)
+    y = np.arange(m) % 2
+    return (rng.normal(size=(m, d)) + 6 * y[:, None]).astype(np.float32)
+
+
+def test_map_settings_switch_at_the_threshold():
+    assert D.map_settings(D.UMAP_LARGE_OBJECTS) == {}
+    assert D.map_settings(D.UMAP_LARGE_OBJECTS + 1) == D.UMAP_LARGE_SETTINGS
+    assert D.map_settings(10, large=True) == D.UMAP_LARGE_SETTINGS
+    assert D.map_settings(10 ** 6, large=False) == {}
+
+
+@pytest.mark.slow  # umap-learn's first fit in a process loads or compiles its numba code
+def test_large_map_settings_are_used_above_the_threshold_and_keyed_apart(tmp_path, monkeypatch):
+    x = _features()
+    small = D.project_2d(x, cache_dir=tmp_path, n_neighbors=5)
+    assert "large-map" not in small.note and len(list(tmp_path.glob("*.npz"))) == 1
+    seen = []
+    real = D._compute_2d
+    monkeypatch.setattr(D, "_compute_2d", lambda *a, **k: seen.append(a[-1]) or real(*a, **k))
+    monkeypatch.setattr(D, "UMAP_LARGE_OBJECTS", 30)  # 40 objects are now "large"
+    large = D.project_2d(x, cache_dir=tmp_path, n_neighbors=5)
+    assert seen == [D.UMAP_LARGE_SETTINGS] and not large.from_cache
+    assert "large-map settings: float32, 100 epochs" in large.note
+    assert len(list(tmp_path.glob("*.npz"))) == 2  # its own cache entry, not the default map's
+    assert D.project_2d(x, cache_dir=tmp_path, n_neighbors=5).from_cache
+    forced = D.project_2d(x, cache_dir=tmp_path, n_neighbors=5, large=False)
+    assert forced.from_cache and np.array_equal(forced.coords, small.coords)
+    assert large.coords.shape == (40, 2) and np.isfinite(large.coords).all()
+    # the two classes stay apart with the large-map settings too
+    q = D.map_quality(large.coords, np.arange(40) % 2)
+    assert q["knn_acc"] == 1.0
+
+
+def _edges_polygon(xy, poly):
+    """The even-odd rule as it was: one pass over every point per edge."""
+    x, y = xy[:, 0], xy[:, 1]
+    inside = np.zeros(len(xy), bool)
+    px, py = poly[:, 0], poly[:, 1]
+    qx, qy = np.roll(px, -1), np.roll(py, -1)
+    for x0, y0, x1, y1 in zip(px, py, qx, qy):
+        cond = (y0 > y) != (y1 > y)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            xc = x0 + (y - y0) * (x1 - x0) / (y1 - y0)
+        inside ^= cond & (x < xc)
+    return inside
+
+
+def test_banded_points_in_polygon_matches_the_per_edge_rule():
+    from explorer.embedding import MapIndex, points_in_polygon
+
+    rng = np.random.default_rng(0)
+    xy = rng.normal(size=(20000, 2)).astype(np.float32)
+    xy[:50] = np.round(xy[:50])  # points exactly on vertices and edges
+    index = MapIndex(xy)
+    for k in (3, 4, 13, 200):
+        ang = np.sort(rng.uniform(0, 2 * np.pi, k))
+        r = rng.uniform(0.3, 2.0, k)
+        poly = np.c_[r * np.cos(ang), r * np.sin(ang)]
+        if k == 4:
+            poly = np.array([[-1, -1], [1, -1], [1, 1], [-1, 1]], float)  # a rectangle on the grid points
+        expect = _edges_polygon(xy, poly)
+        assert np.array_equal(points_in_polygon(xy, poly), expect)
+        assert np.array_equal(index.in_polygon(poly), expect)
+        assert np.array_equal(index.in_polygon(poly[::-1]), expect)
+
+
+def test_map_index_finds_the_points_in_a_symbols_box():
+    from explorer.embedding import MapIndex
+
+    rng = np.random.default_rng(1)
+    xy = rng.uniform(0, 100, (5000, 2)) * (1, 0.01)  # very different scales on the two axes
+    index = MapIndex(xy)
+    for x, y, rx, ry in ((50, 0.5, 2, 0.02), (10, 0.9, 0.5, 0.1), (0, 0, 5, 0.05)):
+        rows, dist = index.near(x, y, rx, ry)
+        truth = np.flatnonzero((np.abs(xy[:, 0] - x) <= rx) & (np.abs(xy[:, 1] - y) <= ry))
+        assert sorted(rows.tolist()) == truth.tolist()
+        assert np.all(np.diff(dist) >= 0)
+    assert MapIndex(np.zeros((0, 2))).near(0, 0, 1, 1)[0].size == 0
+
+
+def test_fast_scatter_item_gets_the_same_symbols_as_pyqtgraph(qtbot):
+    import pyqtgraph as pg
+
+    from explorer.embedding import FastScatterPlotItem
+
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(2, 500))
+    kw = dict(size=7, pen=None, brush=pg.mkBrush(10, 200, 30, 210))
+    ours, theirs = FastScatterPlotItem(x=x, y=y, **kw), pg.ScatterPlotItem(x=x, y=y, **kw)
+    assert (ours.data["sourceRect"]["w"] > 0).all()
+    assert np.array_equal(ours.data["sourceRect"], theirs.data["sourceRect"])  # the one symbol, same atlas place
+    assert ours.fragmentAtlas.pixmap.toImage() == theirs.fragmentAtlas.pixmap.toImage()
+
+
+def test_embedding_panel_hover_click_and_selection_use_the_index(qtbot):
+    from PyQt6.QtCore import QPointF
+
+    from explorer.embedding import EmbeddingPanel
+    from explorer.state import AppState
+
+    class _MP:
+        state = AppState()
+
+    n = 3000
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 3, n)
+    coords = (np.array([[0, 0], [10, 0], [0, 10]])[labels] + rng.normal(size=(n, 2))).astype(np.float32)
+    emb = D.DatasetEmbedding(np.zeros((n, 1), np.float32), np.zeros((n, 1), np.float32), labels,
+                             ["a", "b", "c"], [f"o{i}" for i in range(n)], [f"/d/o{i}.ply" for i in range(n)], "fp")
+    p = EmbeddingPanel(_MP())
+    qtbot.addWidget(p)
+    p.resize(900, 600)
+    p.show()
+    p.set_embedding(emb, coords)
+    # a far-away point is found under its own position, with its tooltip
+    far = int(np.argmax(np.hypot(*(coords - coords.mean(0)).T)))
+    pos = QPointF(*map(float, coords[far]))
+    assert p.point_at(pos) == far
+    p._hover("main", p.vb.mapViewToScene(pos))
+    assert "o%d\n" % far in p.vb.toolTip() + "\n" and len(p.hover_item.data) == 1
+    p._hover("main", p.vb.mapViewToScene(QPointF(1e6, 1e6)))
+    assert p.vb.toolTip() == "" and len(p.hover_item.data) == 0
+    with qtbot.waitSignal(p.openRequested, timeout=2000) as sig:
+        p._on_view_clicked("main", pos)
+    assert sig.args[0] == f"/d/o{far}.ply"
+    p.set_mode("rect")  # clicks open nothing while selecting
+    with qtbot.assertNotEmitted(p.openRequested):
+        p._on_view_clicked("main", pos)
+    rect = np.array([[5, -5], [15, -5], [15, 5], [5, 5]], float)
+    p._on_polygon(rect)
+    assert np.array_equal(p.selection, np.flatnonzero(_edges_polygon(coords, rect)))
+    assert len(p.sel_item.data) == len(p.selection) and p.sel_list.count() == min(len(p.selection), 2000)
+    np.testing.assert_array_equal(np.c_[p.sel_item.data["x"], p.sel_item.data["y"]], coords[p.selection])
+    p.mark_current(f"/d/o{far}.ply")
+    assert len(p.cur_item.data) == 1
+    p.grab()  # paints the marks
