@@ -619,7 +619,8 @@ class MainWindow(QMainWindow):
             return
         doc = self.state.current
         r = self.state.fresh(doc, "image_heatmap") if doc is not None else None
-        self.views.set_overlay(None if r is None else r.value["values"])
+        self.views.set_overlay(None if r is None else r.value["values"],
+                               r.value.get("label", "Grad-CAM on the last ResNet stage") if r is not None else "")
 
     def _shown_colors(self, doc: Document):
         """The colours of the points drawn (all, or the display subset of a huge cloud)."""
@@ -1110,6 +1111,7 @@ class MainWindow(QMainWindow):
         mm.addAction(QAction("&Segment Parts", self, shortcut="Ctrl+G", triggered=self.model_panel.run_segmentation))
         mm.addAction(QAction("3D-2D &Heatmap", self, shortcut="Ctrl+H", triggered=self.model_panel.run_heatmap))
         mm.addAction(QAction("&Retrieve Objects for the View", self, triggered=self.model_panel.run_retrieval))
+        mm.addAction(QAction("Part &Evidence (Occlusion)", self, triggered=self.model_panel.run_part_evidence))
         mm.addAction(QAction("Check &Orientation", self, triggered=self.model_panel.run_orientation_check))
         mm.addAction(QAction("&Embed Dataset + UMAP", self, triggered=self.embedding_panel.run))
         mm.addAction(QAction("&Cancel", self, shortcut="Esc", triggered=lambda: (self.model_panel.cancel(),

@@ -155,6 +155,16 @@ class ModelPanel(QWidget):
         self.method = QComboBox()
         self.method.addItem("Grad-CAM", "gradcam")
         self.method.addItem("gradient x input", "grad_x_input")
+        self.evidence_button = QPushButton("Part evidence")
+        self.evidence_button.setToolTip(
+            "For each part (the segmentation's, else the file's labels): how much the object-view similarity drops "
+            "when the part is removed from the points (3D) and when its pixels are masked in the view (2D), beside "
+            "a random contiguous blob of the same size on each side")
+        self.evidence_button.clicked.connect(self.run_part_evidence)
+        self.evidence_plot = self._make_evidence_plot()
+        self.evidence_note = QLabel("")
+        self.evidence_note.setWordWrap(True)
+        self.evidence_note.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.retrieve_button = QPushButton("Retrieve objects for this view")
         self.retrieve_button.clicked.connect(self.run_retrieval)
         self.similarity = QLabel("")
@@ -170,6 +180,9 @@ class ModelPanel(QWidget):
         cf.addRow("Method", self.method)
         cf.addRow(self.heat_button)
         cf.addRow(self.similarity)
+        cf.addRow(self.evidence_button)
+        cf.addRow(self.evidence_plot)
+        cf.addRow(self.evidence_note)
         cf.addRow(self.retrieve_button)
         cf.addRow(self.results_note)
         cf.addRow(self.results)
@@ -422,6 +435,7 @@ class ModelPanel(QWidget):
             self._mark(self.similarity, f"cosine similarity of the object and {hm.provenance.view_label or 'the view'}"
                        f": {hm.value['similarity']:+.3f}", st.stale_reason(doc, "heatmap"))
         self._show_orientation(doc)
+        self._show_evidence(doc)
         # retrieval (of no single object: ranks the open objects for one view)
         r = st.result(None, "retrieval")
         self.results.clear()
@@ -455,6 +469,7 @@ class ModelPanel(QWidget):
         self.seg_button.setEnabled(bool(s) and has_doc and not busy)
         img_ok = bool(s) and s.image_encoder is not None
         self.heat_button.setEnabled(img_ok and has_doc and not busy)
+        self.evidence_button.setEnabled(img_ok and has_doc and not busy)
         self.retrieve_button.setEnabled(img_ok and not busy and len(self.state.documents) > 0)
         self.orient_button.setEnabled(bool(s) and has_doc and not busy)
         self.category.setEnabled(bool(s) and s.segmenter is not None)
@@ -582,6 +597,112 @@ class ModelPanel(QWidget):
                                        else -1, sim) for i, sim in hits])
 
         self._start("retrieval", func, done)
+
+    @staticmethod
+    def _make_evidence_plot():
+        import pyqtgraph as pg
+
+        w = pg.PlotWidget(background="#1f2126")
+        w.setMinimumHeight(170)
+        w.setMaximumHeight(210)
+        w.setMouseEnabled(False, False)
+        w.hideButtons()
+        w.setMenuEnabled(False)
+        w.getPlotItem().setLabel("left", "similarity drop")
+        legend = w.getPlotItem().addLegend(offset=(5, 2), labelTextSize="8pt", brush=(31, 33, 38, 200))
+        legend.setLabelTextColor("#dddddd")
+        w.hide()
+        return w
+
+    def run_part_evidence(self) -> None:
+        """Evidence by occlusion for the current object and view (``crosspoint.analysis.part_occlusion``):
+        per part, the similarity drop when it is removed (3D) and masked in the view (2D), against a
+        random contiguous blob of the same size. The parts: the segmentation's, else the file's labels."""
+        from crosspoint import analysis as A
+
+        doc = self.state.current
+        if doc is None or self.session is None:
+            return
+        image, camera = self.views.current_image(), self.views.current_camera()
+        if image is None or camera is None:
+            self.error.emit("part evidence", "needs a rendered view of the object (an added image has no camera)")
+            return
+        pred = doc.prediction()
+        labels, source = (pred, "the segmentation") if pred is not None else (doc.label_array(), "the file's labels")
+        if labels is None:
+            self.error.emit("part evidence", "no parts: segment the object first (or open a file with part labels)")
+            return
+        names = doc.prediction_names() if pred is not None else doc.label_names()
+        s = self.session
+        prov = self.state.provenance("part_evidence", doc)
+        model = doc.cloud.in_model_frame()  # the frame the views were rendered in
+
+        def func(progress, cancel):
+            progress(0, 2, "view geometry")
+            mesh = model.mesh if model.mesh is not None and model.mesh.n_faces > 0 else None
+            view = A.view_correspondence(model.points, camera, mesh=mesh)
+            check_cancel = cancel
+            if check_cancel():
+                raise A.Cancelled("part evidence")
+            progress(1, 2, "occluding parts")
+            ev = A.part_occlusion(s, model.points, image, camera, labels, names=names, mesh=mesh, view=view)
+            # the drops as colours: each point / pixel gets its part's drop (0 where no part was scored)
+            lab = np.asarray(labels)
+            d3 = np.zeros(lab.shape[0], np.float32)
+            d2 = np.zeros(view.shape, np.float32)
+            for k, p in enumerate(ev.labels):
+                d3[lab == p] = max(float(ev.drop_3d[k]), 0.0)
+                if np.isfinite(ev.drop_2d[k]):
+                    d2[view.pixel_mask(lab == p)] = max(float(ev.drop_2d[k]), 0.0)
+            return ev, d3, d2
+
+        def done(res):
+            ev, d3, d2 = res
+            top = max(float(d3.max()), float(d2.max()), 1e-12)  # one scale for both sides
+            self.state.set_result(doc, "part_evidence", {"evidence": ev, "source": source}, prov)
+            self.state.set_result(doc, "image_heatmap", {"values": d2 / top, "label": "similarity drop when the "
+                                                          "part's pixels are masked (part evidence)"}, prov)
+            self.state.set_result(doc, "heatmap", {"values": d3, "title": "similarity drop when the part is removed",
+                                                   "similarity": float(ev.similarity)}, prov, color_mode="heatmap")
+
+        self._start("part evidence", func, done)
+
+    def _show_evidence(self, doc) -> None:
+        import pyqtgraph as pg
+
+        r = self.state.result(doc, "part_evidence") if doc is not None else None
+        plot = self.evidence_plot.getPlotItem()
+        plot.clear()
+        if r is None:
+            self.evidence_plot.hide()
+            self.evidence_note.setText("")
+            self.evidence_note.setStyleSheet("")
+            return
+        ev = r.value["evidence"]
+        n = len(ev.labels)
+        x = np.arange(n, dtype=float)
+        finite = lambda a: np.nan_to_num(np.asarray(a, float), nan=0.0)  # noqa: E731
+        plot.addItem(pg.BarGraphItem(x=x - 0.2, height=finite(ev.drop_3d), width=0.36, brush="#4c8bd6",
+                                     name="3D: part removed"))
+        plot.addItem(pg.BarGraphItem(x=x + 0.2, height=finite(ev.drop_2d), width=0.36, brush="#e08a3c",
+                                     name="2D: part masked"))
+        plot.addItem(pg.ScatterPlotItem(x=np.concatenate([x - 0.2, x + 0.2]),
+                                        y=np.concatenate([finite(ev.blob_3d), finite(ev.blob_2d)]),
+                                        symbol="_", size=22, pen=pg.mkPen("w", width=2), brush=None,
+                                        name="random blob, same size"))
+        plot.getAxis("bottom").setTicks([[(float(i), str(ev.names[i])[:12]) for i in range(n)]])
+        plot.addLine(y=0, pen=pg.mkPen("#888"))
+        self.evidence_plot.show()
+        a3, a2 = ev.top_part("3d"), ev.top_part("2d")
+        name = {int(lab): str(nm) for lab, nm in zip(ev.labels, ev.names)}
+        beat3 = int(np.sum(finite(ev.drop_3d) > finite(ev.blob_3d)))
+        beat2 = int(np.sum(np.isfinite(ev.drop_2d) & (finite(ev.drop_2d) > finite(ev.blob_2d))))
+        text = (f"parts from {r.value['source']}; similarity {ev.similarity:+.3f}. Most important part: 3D "
+                f"{name.get(a3, '-')}, 2D {name.get(a2, '-')}"
+                + ("" if ev.agree is None else (" (agree)" if ev.agree else " (differ)"))
+                + f". Parts whose drop beats a random blob of their size: {beat3} of {n} in 3D, {beat2} of "
+                f"{int(np.isfinite(ev.drop_2d).sum())} visible in 2D.")
+        self._mark(self.evidence_note, text, self.state.stale_reason(doc, "part_evidence"))
 
     def run_orientation_check(self) -> None:
         """Score the current object's 24 axis-aligned turns (``crosspoint.analysis.check_orientation``,

@@ -44,6 +44,7 @@ DEPENDS: dict[str, tuple[str, ...]] = {
     "image_heatmap": ("view", "checkpoint", "settings"),
     "embedding": ("checkpoint",),
     "orientation": ("checkpoint",),
+    "part_evidence": ("view", "checkpoint"),
     "retrieval": ("view", "checkpoint", "settings"),
     "embedding_map": ("checkpoint", "settings"),
 }

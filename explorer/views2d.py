@@ -368,9 +368,11 @@ class ViewsPanel(QWidget):
     def image_count(self) -> int:
         return len(self._views)
 
-    def set_overlay(self, heat: np.ndarray | None) -> None:
-        """A heat map ``(H, W)`` in [0, 1] for the current image (None removes it)."""
+    def set_overlay(self, heat: np.ndarray | None, label: str = "Grad-CAM on the last ResNet stage") -> None:
+        """A heat map ``(H, W)`` in [0, 1] for the current image (None removes it); ``label`` says what
+        it is in the caption."""
         self._overlay = heat
+        self._overlay_label = label
         self.show_overlay.setEnabled(heat is not None)
         self._show_current()
 
@@ -444,7 +446,7 @@ class ViewsPanel(QWidget):
         self.big.set_image(img)
         h, w = v["rgba"].shape[:2]
         self.big.set_source_size(w, h)
-        self.caption.setFullText(f"{v['name']} - {w}x{h}" + (" - heat: Grad-CAM on the last ResNet stage"
+        self.caption.setFullText(f"{v['name']} - {w}x{h}" + (f" - heat: {getattr(self, '_overlay_label', '')}"
                                                               if self._overlay is not None
                                                               and self.show_overlay.isChecked() else ""))
 

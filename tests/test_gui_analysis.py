@@ -518,3 +518,43 @@ def test_orientation_check_turns_the_object_for_the_model_and_the_views(qtbot, w
 
     mp.orient_reset.click()
     assert doc.cloud.rotation is None and window.state.result(doc, "orientation") is None
+
+
+def test_part_evidence_bar_chart_and_colours(qtbot, window, ckpts):
+    """Model > Part Evidence: per part of the file's labels, the similarity drops by occlusion in 3D and
+    2D (the library's part_occlusion, same call, same numbers), drawn as a bar chart with the random-blob
+    baseline, and as colours on the points and the view; a new view marks it stale."""
+    from crosspoint import analysis as A
+
+    _load(qtbot, window, ckpts["full"])
+    _open_demo(qtbot, window, "chair")
+    qtbot.waitUntil(lambda: not window.views.rendering, timeout=60_000)
+    doc, mp = window.state.current, window.model_panel
+    assert doc.label_array() is not None
+    mp.run_part_evidence()
+    qtbot.waitUntil(lambda: not mp.busy, timeout=120_000)
+    r = window.state.result(doc, "part_evidence")
+    assert r is not None, window.action_errors
+    ev = r.value["evidence"]
+    model = doc.cloud.in_model_frame()
+    want = A.part_occlusion(mp.session, model.points, window.views.current_image(), window.views.current_camera(),
+                            doc.label_array(), names=doc.label_names(), mesh=model.mesh)
+    np.testing.assert_array_equal(ev.labels, want.labels)
+    np.testing.assert_array_equal(ev.pixels_2d, want.pixels_2d)
+    # float32 model on the worker thread vs this one: ~1e-7 apart here (GEMM blocking); the drops are ~1e-2
+    for a in ("drop_3d", "drop_2d", "blob_3d", "blob_2d"):
+        np.testing.assert_allclose(getattr(ev, a), getattr(want, a), rtol=0, atol=1e-5)
+    assert len(ev.labels) == 3 and mp.evidence_plot.isVisible()
+    bars = [it for it in mp.evidence_plot.getPlotItem().items if type(it).__name__ == "BarGraphItem"]
+    assert len(bars) == 2
+    np.testing.assert_array_equal(bars[0].opts["height"], np.nan_to_num(ev.drop_3d, nan=0.0))
+    assert "Most important part: 3D" in mp.evidence_note.text() and "random blob" in mp.evidence_note.text()
+    # colours: every point of a part carries its part's (non-negative) 3D drop
+    heat = doc.heatmap()
+    lab = doc.label_array()
+    for k, p in enumerate(ev.labels):
+        assert np.all(heat[lab == p] == np.float32(max(ev.drop_3d[k], 0.0)))
+    assert doc.color_mode == "heatmap" and window.views._overlay is not None
+    # another view: the evidence is for the old one
+    window.views.thumbs.setCurrentRow(1)
+    qtbot.waitUntil(lambda: "STALE" in mp.evidence_note.text(), timeout=5_000)
