@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 from PyQt6.QtCore import Qt, pyqtSignal
 from PyQt6.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QFileDialog,
     QFormLayout,
@@ -137,15 +138,27 @@ class ModelPanel(QWidget):
             b.clicked.connect(lambda _=False, m=mode: self.state.set_color_mode(m))
             mgrid.addWidget(b, k // 2, k % 2)
             self.mode_buttons[mode] = b
+        self.compare_seg = QCheckBox("Compare with random weights")
+        self.compare_seg.setToolTip("Also discover parts (k-means on point features) with this checkpoint and with a "
+                                    "random-weight encoder of the same architecture, and k-means on xyz alone: "
+                                    "the baselines a segmentation must beat, side by side from the selected view")
+        self.compare_text = QLabel("")
+        self.compare_text.setWordWrap(True)
+        self.compare_text.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.compare_image = QLabel("")
+        self.compare_image.setAlignment(Qt.AlignmentFlag.AlignCenter)
         sg = QGroupBox("Part segmentation")
         sf = QFormLayout(sg)
         self.seg_form = sf
         sf.addRow("Parts (clustering)", self.k_parts)
         sf.addRow("Category (head)", self.category)
         sf.addRow(self.seg_button)
+        sf.addRow(self.compare_seg)
         sf.addRow(self.seg_note)
         sf.addRow("Show", self.seg_modes)
         sf.addRow(self.iou_label)
+        sf.addRow(self.compare_text)
+        sf.addRow(self.compare_image)
 
         # -- correspondence group
         self.heat_button = QPushButton("3D-2D heatmap")
@@ -423,6 +436,8 @@ class ModelPanel(QWidget):
             text = describe(v.get("comparison"))
             self.iou_label.setText(text or ("the file has no labels to compare with" if doc.label_array() is None
                                             else ""))
+        self._show_baselines(seg.value.get("baselines") if seg is not None else None,
+                             st.stale_reason(doc, "segmentation") if seg is not None else "")
         self._sync_mode_buttons()
         self.seg_modes.setVisible(seg is not None)
         self.seg_form.labelForField(self.seg_modes).setVisible(seg is not None)
@@ -531,12 +546,17 @@ class ModelPanel(QWidget):
         s, k, cat = self.session, self.k_parts.value(), self.category.currentData()
         prov = self.state.provenance("segmentation", doc, **self._seg_settings())
         gt, gt_names = doc.label_array(), doc.label_names()
+        with_baselines, camera = self.compare_seg.isChecked(), self.views.current_camera()
 
         def func(progress, cancel):
-            from explorer.segcompare import segmentation_value
+            from explorer.segcompare import compare_parts, segmentation_value
 
             res = A.segment(s, doc.cloud, category=cat, k_parts=k, progress=progress, cancel=cancel)
-            return segmentation_value(res, gt, gt_names)  # the comparison runs here, off the GUI thread
+            value = segmentation_value(res, gt, gt_names)  # the comparison runs here, off the GUI thread
+            if with_baselines:
+                progress(0, 0, "baselines: part discovery with this checkpoint, random weights, xyz")
+                value["baselines"] = compare_parts(s, doc.cloud, gt, k, camera=camera, cancel=cancel)
+            return value
 
         def done(value):
             self.state.set_result(doc, "segmentation", value, prov, color_mode="prediction")
@@ -597,6 +617,33 @@ class ModelPanel(QWidget):
                                        else -1, sim) for i, sim in hits])
 
         self._start("retrieval", func, done)
+
+    def _show_baselines(self, cmp, stale: str) -> None:
+        """The segmentation's baselines (:func:`explorer.segcompare.compare_parts`): a line each and the
+        labellings side by side as seen from the view they were rendered from."""
+        from PyQt6.QtGui import QImage, QPixmap
+
+        from explorer.segcompare import describe_parts
+
+        if not cmp:
+            self.compare_text.setText("")
+            self.compare_image.clear()
+            self.compare_image.hide()
+            return
+        images = cmp.get("images") or []
+        text = describe_parts(cmp) + ("\npictures, left to right, in that order (from the view selected then)"
+                                      if images else "")
+        self._mark(self.compare_text, text, stale)
+        if not images:
+            self.compare_image.hide()
+            return
+        strip = np.concatenate([np.asarray(img[..., :3], np.uint8) for _, img in images], axis=1)
+        strip = np.ascontiguousarray(strip)
+        h, w = strip.shape[:2]
+        qimg = QImage(strip.data, w, h, 3 * w, QImage.Format.Format_RGB888).copy()
+        self.compare_image.setPixmap(QPixmap.fromImage(qimg))
+        self.compare_image.setToolTip("left to right: " + "; ".join(name for name, _ in images))
+        self.compare_image.show()
 
     @staticmethod
     def _make_evidence_plot():

@@ -34,6 +34,8 @@ EXTRA_PANELS: dict[str, str] = {
     "uncertainty": "the segmentation's panel, the points coloured by the prediction's uncertainty",
     "heatmap-stale": "a heatmap computed for view 0, then view 1 selected: marked stale, not overlaid",
     "training-dialog": "the New pretraining run dialog (the screenshot is of the dialog)",
+    "segmentation-compare": "the segmentation beside part discovery with this checkpoint, with random weights "
+                            "and k-means on xyz (mIoU against the file's labels, side by side from the view)",
     "part-evidence": "evidence by occlusion per part (bar chart, 3D and 2D against a random blob) and its colours",
     "orientation": "the object laid on its side (+X up), the orientation check run and its turn applied, "
                    "drawn as the model sees it",
@@ -88,6 +90,10 @@ def _steps(win, panel: str | None):
 
         return steps + [(None, model_ready), (mp.run_heatmap, lambda: not mp.busy), (None, frame_ready),
                         (next_view, frame_ready)]
+    if panel == "segmentation-compare":
+        return steps + [(None, model_ready), (lambda: (mp.compare_seg.setChecked(True), mp.run_segmentation()),
+                                              lambda: not mp.busy), (None, frame_ready),
+                        (lambda: show_in_panel(mp.compare_image, 0.3), lambda: True)]
     if panel == "part-evidence":
         return steps + [(None, model_ready), (mp.run_part_evidence, lambda: not mp.busy), (None, frame_ready),
                         (lambda: show_in_panel(mp.evidence_note, 0.42), lambda: True)]

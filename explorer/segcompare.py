@@ -133,3 +133,56 @@ def describe(cmp: dict | None) -> str:
     if cmp.get("note"):
         lines.append(cmp["note"])
     return "\n".join(lines)
+
+
+def compare_parts(session, cloud, ground_truth: np.ndarray | None, k: int, *, camera=None, size: int = 150,
+                  cancel=None) -> dict:
+    """The segmentation beside the baselines that could match it (the model panel's "compare with
+    random weights"): unsupervised part discovery with this checkpoint's point features, with a
+    random-weight encoder of the same architecture (``crosspoint.analysis.random_weights_session``),
+    and k-means on the position alone. ``k``: the file's number of parts when it has labels, else
+    ``k``. With ``camera`` (the selected view's, model frame) each labelling is also rendered as
+    splats from it, ``size`` px, for a side-by-side picture.
+
+    Returns ``{"k", "rows": [{"name", "labels" (N,), "miou" or None}], "images": [(name, RGBA)]}``;
+    ``miou`` is the Hungarian-matched mIoU against the file's labels (None without them)."""
+    from crosspoint import analysis as A
+    from explorer.colors import label_colors
+
+    gt = None if ground_truth is None else np.asarray(ground_truth).reshape(-1)
+    valid = None if gt is None else gt >= 0
+    kk = int(np.unique(gt[valid]).size) if gt is not None and valid.any() else int(k)
+    kk = max(kk, 2)
+    rnd = A.random_weights_session(session)
+    rows = []
+    mine = A.segment(session, cloud, method="clusters", k_parts=kk, cancel=cancel)
+    other = A.segment(rnd, cloud, method="clusters", k_parts=kk, cancel=cancel)
+    for name, labels in (("part discovery, this checkpoint", mine.labels),
+                         ("part discovery, random weights", other.labels),
+                         ("k-means on xyz alone", mine.baseline_labels)):
+        miou = None
+        if gt is not None and valid.any() and labels is not None and labels.shape == gt.shape:
+            miou = float(A.matched_miou(labels[valid], gt[valid]))
+        rows.append({"name": name, "labels": labels, "miou": miou})
+    images = []
+    if camera is not None:
+        from crosspoint.render.splats import render_points
+        from PIL import Image
+
+        pts = cloud.model_points() if hasattr(cloud, "model_points") else np.asarray(cloud)[:, :3]
+        for r in rows:
+            if r["labels"] is None:
+                continue
+            img = render_points(pts, camera, colors=label_colors(r["labels"]), background=(1.0, 1.0, 1.0))
+            images.append((r["name"], np.asarray(Image.fromarray(img).resize((size, size), Image.BILINEAR))))
+    return {"k": kk, "rows": rows, "images": images}
+
+
+def describe_parts(cmp: dict | None) -> str:
+    """One line per labelling of :func:`compare_parts`."""
+    if not cmp:
+        return ""
+    lines = [f"{cmp['k']} parts each; matched mIoU against the file's labels:"]
+    for r in cmp["rows"]:
+        lines.append(f"  {r['name']}: " + ("no file labels" if r["miou"] is None else f"{r['miou']:.3f}"))
+    return "\n".join(lines)

@@ -558,3 +558,36 @@ def test_part_evidence_bar_chart_and_colours(qtbot, window, ckpts):
     # another view: the evidence is for the old one
     window.views.thumbs.setCurrentRow(1)
     qtbot.waitUntil(lambda: "STALE" in mp.evidence_note.text(), timeout=5_000)
+
+
+def test_segmentation_beside_random_weights_and_xyz_kmeans(qtbot, window, ckpts):
+    """"Compare with random weights": the segmentation comes with part discovery by this checkpoint's
+    features, by a random-weight encoder's, and k-means on xyz alone, each scored against the file's
+    labels (matched mIoU), and drawn side by side from the selected view."""
+    from crosspoint import analysis as A
+    from crosspoint.analysis.segment import cluster_parts
+
+    _load(qtbot, window, ckpts["seg"])
+    _open_demo(qtbot, window, "chair")
+    qtbot.waitUntil(lambda: not window.views.rendering, timeout=60_000)
+    doc, mp = window.state.current, window.model_panel
+    mp.compare_seg.setChecked(True)
+    mp.run_segmentation()
+    qtbot.waitUntil(lambda: not mp.busy, timeout=120_000)
+    seg = window.state.result(doc, "segmentation")
+    assert seg is not None, window.action_errors
+    cmp = seg.value["baselines"]
+    gt = doc.label_array()
+    assert cmp["k"] == len(np.unique(gt)) == 3
+    names = [r["name"] for r in cmp["rows"]]
+    assert names == ["part discovery, this checkpoint", "part discovery, random weights", "k-means on xyz alone"]
+    for r in cmp["rows"]:
+        assert r["labels"].shape == gt.shape and 0.0 <= r["miou"] <= 1.0
+        assert r["miou"] == A.matched_miou(r["labels"], gt)
+    # the xyz baseline does not depend on any model: the same k-means on the same prepared points
+    prep = A.prepare_points(doc.cloud, mp.session.points_for(None), 0)
+    base, _ = cluster_parts(np.zeros((prep.n, 1)), prep.points, 3, xyz_weight=1.0, seed=0)
+    assert np.array_equal(cmp["rows"][2]["labels"][prep.index], base)
+    assert len(cmp["images"]) == 3 and all(img.shape[:2] == (150, 150) for _, img in cmp["images"])
+    assert mp.compare_image.isVisible() and mp.compare_image.pixmap().width() == 450
+    assert "random weights" in mp.compare_text.text()
