@@ -49,6 +49,17 @@ def figures(r: dict) -> dict:
     }
 
 
+def _category_text(c: "dict | None") -> str:
+    """The category inference of the segmentation head (for a file without a category)."""
+    if not c:
+        return ""
+    return (f"\nCategory inference for the segmentation head (a file that does not say its category), on {c['n']} "
+            f"held-out meshes: the bundle's category probe (logistic regression on the global feature, fitted "
+            f"on the {c['fitted_on']} seed-0 demo objects) **{100 * c['probe_acc']:.0f} %**; the head's own score "
+            f"(the probability mass on each category's parts) {100 * c['head_score_acc']:.0f} %; chance "
+            f"{100 / 24:.0f} %.\n")
+
+
 def write_model_card(results: dict, out: Path, checkpoint: Path) -> None:
     t, z = figures(results["trained"]), figures(results["random"])
     pre = results["pretrain"]
@@ -150,6 +161,7 @@ same architecture, evaluated by the same command (`--checkpoint random`).
 | most important part agrees in 3D and 2D (chance {pct(t['part_agree_chance'])}) | {pct(t['part_agree'])} | {pct(z['part_agree'])} |
 
 Part segmentation per category (instance mIoU, pretrained / random): {per_cat}.
+""" + _category_text(results.get("category")) + """
 
 ## The goals of issue 12 (and the dense goals of issue 11), checked
 

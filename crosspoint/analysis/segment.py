@@ -11,13 +11,15 @@ category, else it is inferred (``category_source`` "given" | "cloud" | "inferred
 * without one, the **head's score**: the head is run with each category's one-hot and scored by
   the mean over points of the probability mass (softmax over *all* parts) falling on that
   category's parts; ``category_confidence`` is the margin between the best and the second-best
-  score (under :data:`LOW_MARGIN` = 0.05 the note warns: on the demo every wrong inference had a
-  margin under 0.02, every object with a margin of at least 0.05 -- 70 of 80 -- was right). The
-  score used before (the mean maximal probability with the softmax restricted to the
-  category's parts) favoured categories with few parts: on 80 objects of a demo generated with
-  seed 1 (demo checkpoint) it was right 51 % of the time (every airplane, car, guitar and bottle
-  wrong), the probability mass 95 % (guitars 6/10; every other class 10/10). The note says how
-  reliable the inference is; give the category when you know it.
+  score. On the easy demo (seed 1, 80 objects) this score was right 95 % of the time and every
+  wrong inference had a margin under 0.02; on the **hard** demo with the shipped checkpoint it is
+  right for 21 of 48 held-out meshes (44 %), and wrong inferences have margins up to 0.08, so the
+  margin does not warn (:data:`LOW_MARGIN` is kept only as the easy demo's figure). The probe the
+  shipped checkpoint carries (fitted on the seed-0 demo's global features) is right for 39 of the
+  same 48 (81 %; ``scripts/make_demo_checkpoint.py --probe-only``). The score used before the
+  probability mass (the mean maximal probability with the softmax restricted to the category's
+  parts) favoured categories with few parts (51 % on the easy demo). The note says how reliable
+  the inference is; give the category when you know it.
 
 ``category_method`` says which ("probe" | "head score"), ``category_scores`` holds the scores
 (probabilities for the probe). The backbone runs once; only the head runs per candidate category.
@@ -219,10 +221,11 @@ def _resolve_category(session, category, cloud) -> "tuple[int | None, str | None
 #: the bundle key of a category probe: ``{"weight" (C, F), "bias" (C,), "categories" [names]}``, a linear
 #: classifier on the point encoder's global feature (:func:`fit_category_probe` makes one)
 PROBE_KEY = "category_probe"
-#: the head-score inference's measured accuracy (demo checkpoint, demo seed 1, 80 objects; docs/RESULTS.md)
-HEAD_SCORE_ACCURACY = 0.95
-#: a head-score margin below this is a warning: on the demo every wrong inference had a margin under 0.02,
-#: and every one of the 70 of 80 objects with a margin of at least 0.05 was right
+#: the head-score inference's measured accuracy (shipped checkpoint, held-out hard demo, 48 meshes; the
+#: easy demo gave 0.95 with the checkpoint trained on it)
+HEAD_SCORE_ACCURACY = 21 / 48
+#: on the easy demo every wrong head-score inference had a margin under 0.02 and every one of the 70 of 80
+#: objects with a margin of at least 0.05 was right; on the hard demo wrong ones reach 0.08 (see the module)
 LOW_MARGIN = 0.05
 _PROBES: dict = {}
 
@@ -241,8 +244,9 @@ def _as_probe(raw, session) -> "dict | None":
                     session.path, w.shape, cats)
         return None
     order = [cats.index(n) for n in names]  # rows in the part table's category order
-    return {"weight": w[order], "bias": b[order], "categories": names,
-            "accuracy": raw.get("accuracy") if isinstance(raw.get("accuracy"), (int, float)) else None}
+    num = lambda k: raw.get(k) if isinstance(raw.get(k), (int, float)) else None  # noqa: E731
+    return {"weight": w[order], "bias": b[order], "categories": names, "accuracy": num("accuracy"),
+            "heldout_accuracy": num("heldout_accuracy"), "heldout_note": str(raw.get("heldout_note") or "")}
 
 
 def category_probe(session) -> "dict | None":
@@ -322,18 +326,23 @@ def _head_scores(seg, table, g, rows, candidates, device, cancel=None):
     return out
 
 
-def infer_category(session, cloud, *, n_points: "int | None" = None, seed: int = 0) -> dict:
+def infer_category(session, cloud, *, n_points: "int | None" = None, seed: int = 0, method: str = "auto") -> dict:
     """The category of ``cloud`` for the segmentation head: ``{"category", "index", "confidence",
     "method", "scores", "note"}``. With a category probe (:func:`category_probe`) it is the probe's
     arg-max on the global feature, ``confidence`` its probability; without one, the head's score
     (:func:`_head_scores`; right 95 % of the time on the demo), ``confidence`` the margin between
-    the best and the second-best score."""
+    the best and the second-best score. ``method``: "auto", or "head score" to ignore a probe (to
+    compare the two)."""
     if not session.has_seg_head:
         raise AnalysisError(f"{session.path} has no part-segmentation head: no category to infer for it")
-    return _segment_head(session, cloud, None, n_points, seed, None, None, None, infer_only=True)
+    if method not in ("auto", "head score"):
+        raise AnalysisError(f"method must be 'auto' or 'head score', got {method!r}")
+    return _segment_head(session, cloud, None, n_points, seed, None, None, None, infer_only=True,
+                         use_probe=method == "auto")
 
 
-def _segment_head(session, cloud, category, n_points, seed, progress, cancel, full_points, infer_only=False):
+def _segment_head(session, cloud, category, n_points, seed, progress, cancel, full_points, infer_only=False,
+                  use_probe=True):
     import torch
 
     seg = session.segmenter
@@ -341,7 +350,7 @@ def _segment_head(session, cloud, category, n_points, seed, progress, cancel, fu
     prep = prepare_points(cloud, session.points_for(n_points), seed)
     cat, how = (None, None) if infer_only else _resolve_category(session, category, cloud)
     names = [str(n) for n in table.category_names]
-    probe = category_probe(session) if cat is None else None
+    probe = category_probe(session) if cat is None and use_probe else None
     method, confidence, scores = None, None, {}
     report(progress, 0, 1, "segmenting")
     with session.inference():
@@ -389,14 +398,19 @@ def _category_note(name, method, confidence, scores, probe) -> str:
     ranked = sorted(scores.items(), key=lambda kv: -kv[1])
     runner = f"; next: {ranked[1][0]} {ranked[1][1]:.2f}" if len(ranked) > 1 else ""
     if method == "probe":
+        held = probe.get("heldout_accuracy") if probe else None
         acc = probe.get("accuracy") if probe else None
-        extra = f", the probe was {100 * acc:.0f} % right on its training data" if acc is not None else ""
+        if held is not None:
+            extra = f"; the probe was right for {100 * held:.0f} % of held-out objects" + (
+                f" ({probe['heldout_note']})" if probe.get("heldout_note") else "")
+        else:
+            extra = f", the probe was {100 * acc:.0f} % right on its training data" if acc is not None else ""
         return f"category inferred by the checkpoint's probe: {name} (probability {confidence:.2f}{runner}{extra})"
-    warn = (f"; LOW MARGIN (under {LOW_MARGIN:g}): unreliable, every wrong inference on the demo had one"
-            if confidence < LOW_MARGIN else "")
+    warn = (f"; low margin (under {LOW_MARGIN:g})" if confidence < LOW_MARGIN else "")
     return (f"category inferred from the segmentation head's scores: {name} (score {scores[name]:.2f}, margin "
             f"{confidence:.2f}{runner}{warn}); this checkpoint has no category probe, and the head's scores were "
-            f"right {100 * HEAD_SCORE_ACCURACY:.0f} % of the time on the demo: give the category when you know it")
+            f"right {100 * HEAD_SCORE_ACCURACY:.0f} % of the time on held-out demo objects: give the category when "
+            "you know it")
 
 
 # ------------------------------------------------------------------------------ entry point
