@@ -11,6 +11,7 @@ comes from the state, marked stale when the object's view, the checkpoint or the
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +36,13 @@ from PyQt6.QtWidgets import (
 from explorer.workers import freeze_heap, run_in_thread, run_job
 
 log = logging.getLogger(__name__)
+
+
+def cuda_maybe() -> bool:
+    """Could this machine have a CUDA device? Answered without importing torch (2 s on 2 cores, which
+    would delay the first frame): the NVIDIA driver's device nodes (``/dev/dxg``: WSL). The model
+    load, which imports torch in a worker anyway, confirms it (:func:`cuda_available`)."""
+    return any(os.path.exists(p) for p in ("/dev/nvidiactl", "/dev/nvidia0", "/dev/dxg"))
 
 
 def cuda_available() -> bool:
@@ -83,9 +91,8 @@ class ModelPanel(QWidget):
         self.device.addItem("auto", "auto")
         self.device.addItem("CPU", "cpu")
         self.device.addItem("CUDA", "cuda")
-        if not cuda_available():
-            self.device.model().item(2).setEnabled(False)
-            self.device.setItemData(2, "no CUDA device on this machine", Qt.ItemDataRole.ToolTipRole)
+        if not cuda_maybe():
+            self._no_cuda()
         self.device.currentIndexChanged.connect(lambda _: self.load(self.checkpoint) if self.session else None)
         self.info = QLabel("")
         self.info.setWordWrap(True)
@@ -272,6 +279,10 @@ class ModelPanel(QWidget):
         if path:
             self.load(path)
 
+    def _no_cuda(self) -> None:
+        self.device.model().item(2).setEnabled(False)
+        self.device.setItemData(2, "no CUDA device on this machine", Qt.ItemDataRole.ToolTipRole)
+
     def show_no_checkpoint(self) -> None:
         """No model loaded and no bundled demo checkpoint: say how to get one."""
         self.ckpt_label.setText("(none): open a checkpoint")
@@ -291,6 +302,8 @@ class ModelPanel(QWidget):
             return ModelSession(checkpoint, device=device)
 
         def done(session):
+            if self.device.model().item(2).isEnabled() and not cuda_available():  # torch is imported now
+                self._no_cuda()
             self.session = session
             self.checkpoint = checkpoint
             name = "demo checkpoint" if checkpoint is None else Path(str(session.path)).name

@@ -57,6 +57,48 @@ def _hidden_display():
         os.environ.update(saved)
 
 
+def _skip_plotly_import() -> None:
+    """Open3D's ``visualization`` package imports ``draw_plotly``, which imports Dash and Plotly:
+    1.3 of the 1.8 s that ``import open3d`` takes on 2 cores, before the first frame, for functions
+    this app never calls. Register a stand-in that loads the real module only if one of them is
+    called (``get_plotly_fig``, ``draw_plotly``, ``draw_plotly_server``). No effect once Open3D
+    is imported."""
+    import importlib.util
+    import sys
+    import types
+
+    name = "open3d.visualization.draw_plotly"
+    if "open3d" in sys.modules or name in sys.modules:
+        return
+    spec = importlib.util.find_spec("open3d")
+    if spec is None or not spec.submodule_search_locations:
+        return
+    from pathlib import Path
+
+    path = Path(list(spec.submodule_search_locations)[0]) / "visualization" / "draw_plotly.py"
+    if not path.is_file():
+        return
+    stub = types.ModuleType(name)
+    stub.__file__ = str(path)
+
+    def real():
+        mod_spec = importlib.util.spec_from_file_location(name + "_real", path)
+        mod = importlib.util.module_from_spec(mod_spec)
+        mod_spec.loader.exec_module(mod)
+        return mod
+
+    def forward(attr):
+        def call(*args, **kwargs):
+            return getattr(real(), attr)(*args, **kwargs)
+
+        call.__name__ = attr
+        return call
+
+    for attr in ("get_plotly_fig", "draw_plotly", "draw_plotly_server"):
+        setattr(stub, attr, forward(attr))
+    sys.modules[name] = stub
+
+
 class RendererUnavailable(RuntimeError):
     """Open3D could not create an offscreen OpenGL context (no EGL and no display)."""
 
@@ -88,6 +130,7 @@ class OffscreenRenderer:
 
     def __init__(self, width: int = 800, height: int = 600, *, background=(0.11, 0.12, 0.14),
                  point_size: float = 3.0, backend: str | None = None):
+        _skip_plotly_import()
         import open3d as o3d
 
         self._o3d = o3d
