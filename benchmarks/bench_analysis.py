@@ -305,7 +305,8 @@ def main(argv=None) -> int:
             seg_session = A.ModelSession(seg, device="cpu")
         info = session.info()
         print(f"models: {info['point_arch']} k={info['k']} + {info['image_arch']}; torch threads "
-              f"{torch.get_num_threads()}; device {info['device']}")
+              f"{torch.get_num_threads()}; device {info['device']}; OMP_WAIT_POLICY "
+              f"{os.environ.get('OMP_WAIT_POLICY', 'unset')}; load {os.getloadavg()[0]:.2f}")
         A.segment(session, np.random.default_rng(0).normal(size=(600, 3)).astype(np.float32), n_points=256)  # warm-up
         if args.million:
             bench_million(session, seg_session, tmp, args.repeats)

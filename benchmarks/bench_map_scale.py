@@ -10,8 +10,10 @@ For each size: a synthetic embedding (40 Gaussian blobs, one class each) is show
   look-up alone (``point_at``);
 - click: a left click on a point through Qt, until ``openRequested`` is emitted;
 - rectangle selection (a quarter of the map) and lasso selection (a 200-vertex ring around a
-  blob) through ``_on_polygon`` -- point-in-polygon, selection marks, list and summary;
-- pan/zoom: ``setRange`` to a zoomed-in view, then a paint (``grab``), and back to the whole map.
+  blob, and one around most of the map) through ``_on_polygon`` -- point-in-polygon, selection
+  marks, list and summary -- and the same followed by the repaint (``processEvents``);
+- pan/zoom: ``setRange`` to a zoomed-in view, then a paint (``grab``), back to the whole map, and
+  pans by 10 % (each timed step changes the view).
 
 Baselines from the same run: pyqtgraph's own look-up (``ScatterPlotItem.pointsAt`` over every
 class item, what hover and click used before) and the per-edge even-odd point-in-polygon over
@@ -175,6 +177,17 @@ def bench_size(app, n: int, repeats: int) -> None:
     rect = np.array([[lo[0], lo[1]], [mid[0], lo[1]], [mid[0], mid[1]], [lo[0], mid[1]]], float)
     t, _ = _best(lambda: panel._on_polygon(rect), repeats)
     _row("rectangle selection (a quarter of the map)", t, f"{len(panel.selection):,} selected")
+
+    def with_repaint(poly):
+        panel.set_selection(np.zeros(0, np.int64))
+        app.processEvents()
+        t0 = time.perf_counter()
+        panel._on_polygon(poly)
+        app.processEvents()
+        return time.perf_counter() - t0
+
+    t = min(with_repaint(rect) for _ in range(repeats))
+    _row("rectangle selection + repaint of the marks (processEvents)", t)
     c = centers[0]
     ang = np.linspace(0, 2 * np.pi, 200, endpoint=False)
     ring = np.c_[c[0] + 4 * np.cos(ang) * (1 + 0.2 * np.sin(5 * ang)), c[1] + 4 * np.sin(ang)]
@@ -187,6 +200,8 @@ def bench_size(app, n: int, repeats: int) -> None:
     big = np.c_[mid[0] + 0.45 * (hi[0] - lo[0]) * np.cos(ang), mid[1] + 0.45 * (hi[1] - lo[1]) * np.sin(ang)]
     t, _ = _best(lambda: panel._on_polygon(big), repeats)
     _row("lasso selection (200 vertices, most of the map)", t, f"{len(panel.selection):,} selected")
+    t = min(with_repaint(big) for _ in range(repeats))
+    _row("lasso (most of the map) + repaint of the marks", t)
     t, _ = _best(lambda: panel.set_selection(np.zeros(0, np.int64)), repeats)
     _row("clear selection", t)
     t, _ = _best(lambda: panel.mark_current(emb.refs[5]), repeats)

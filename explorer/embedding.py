@@ -13,7 +13,6 @@ from pathlib import Path
 
 import numpy as np
 import pyqtgraph as pg
-from pyqtgraph.graphicsItems.ScatterPlotItem import _DEFAULT_STYLE
 from PyQt6.QtCore import QPointF, QRectF, Qt, pyqtSignal
 from PyQt6.QtGui import QBrush, QColor, QPainter, QPainterPath, QPen, QPixmap
 from PyQt6.QtWidgets import (
@@ -36,6 +35,11 @@ from PyQt6.QtWidgets import (
 
 from explorer import colors
 from explorer.workers import run_job
+
+try:  # what an unset per-point style holds (pyqtgraph internals; FastScatterPlotItem falls back without)
+    from pyqtgraph.graphicsItems.ScatterPlotItem import _DEFAULT_STYLE
+except ImportError:  # pragma: no cover
+    _DEFAULT_STYLE = None
 
 log = logging.getLogger(__name__)
 
@@ -193,7 +197,8 @@ class FastScatterPlotItem(pg.ScatterPlotItem):
     def updateSpots(self, dataSet=None):  # noqa: N802
         if dataSet is None:
             dataSet = self.data
-        if not (self.opts["pxMode"] and self.opts["useCache"]) or self.opts["hoverable"]:
+        if (_DEFAULT_STYLE is None or not (self.opts["pxMode"] and self.opts["useCache"]) or self.opts["hoverable"]
+                or not hasattr(self, "_maybeRebuildAtlas")):
             return super().updateSpots(dataSet)
         idx = np.flatnonzero(dataSet["sourceRect"]["w"] == 0)
         if idx.size < 64 or not all(np.equal(dataSet[o][idx], _DEFAULT_STYLE[o]).all()
