@@ -149,3 +149,39 @@ def test_embedding_panel_hover_click_and_selection_use_the_index(qtbot):
     p.mark_current(f"/d/o{far}.ply")
     assert len(p.cur_item.data) == 1
     p.grab()  # paints the marks
+
+
+def test_the_random_weight_map_beside_it_hovers_and_opens_its_own_points(qtbot):
+    from types import SimpleNamespace as NS
+
+    from PyQt6.QtCore import QPointF
+
+    from explorer.embedding import EmbeddingPanel
+    from explorer.state import AppState
+
+    class _MP:
+        state = AppState()
+
+    n = 500
+    rng = np.random.default_rng(2)
+    coords = rng.normal(size=(n, 2)).astype(np.float32)
+    base = (rng.normal(size=(n, 2)) * 5 + 50).astype(np.float32)  # elsewhere: its own index
+    emb = D.DatasetEmbedding(np.zeros((n, 1), np.float32), np.zeros((n, 1), np.float32), np.zeros(n, np.int64),
+                             ["a"], [f"o{i}" for i in range(n)], [f"/d/o{i}.ply" for i in range(n)], "fp")
+    baseline = NS(embedding=emb, projection=NS(coords=base), svm=None, quality=None, overlay=None)
+    p = EmbeddingPanel(_MP())
+    qtbot.addWidget(p)
+    p.resize(1200, 600)
+    p.show()
+    p.set_embedding(emb, coords, baseline=baseline)
+    assert p.base_box.isVisible()
+    i = int(np.argmax(base[:, 0]))
+    pos = QPointF(*map(float, base[i]))
+    assert p.point_at(pos, "base") == i and p.point_at(pos) in (None,) + tuple(range(n))
+    p._hover("base", p.base_vb.mapViewToScene(pos))
+    assert f"o{i}\n" in p.base_vb.toolTip() and len(p.base_hover_item.data) == 1
+    with qtbot.waitSignal(p.openRequested, timeout=2000) as sig:
+        p._on_view_clicked("base", pos)
+    assert sig.args[0] == f"/d/o{i}.ply"
+    p._on_polygon(np.array([[-9, -9], [9, -9], [9, 9], [-9, 9]], float))  # all of the main map
+    assert len(p.selection) == n and len(p.base_sel_item.data) == n
