@@ -6,7 +6,8 @@
 A frame = Open3D render + read back + conversion to a QImage + the widget's paint. Measured for
 2k, 100k and 1M points in the explorer's own renderer (EGL offscreen context) and, as the
 baseline in the same run, Open3D's default route (a hidden GLX window when a display exists).
-Goals: <= 30 ms per frame at 100k points; open-to-first-frame <= 2 s for a 1M-point binary PLY.
+Goals: <= 30 ms per frame at 100k points; >= 30 frames/s at 1M points while the camera moves (the
+level of detail, ``explorer/viewer3d.py``); open-to-first-frame <= 2 s for a 1M-point binary PLY.
 """
 
 from __future__ import annotations
@@ -61,6 +62,18 @@ def frame_times(backend: str, sizes, repeats: int, width: int, height: int) -> d
             v.repaint()  # synchronous paint of the new frame
             times.append((time.perf_counter() - t0) * 1000)
         out[n] = statistics.median(times)
+        if n >= 1_000_000 and backend == "auto":  # the same cloud while the camera moves: the level of detail
+            times = []
+            for i in range(repeats):
+                v.moving()
+                v.renderer().rotate(7, 2)
+                t0 = time.perf_counter()
+                v.render_now()
+                v.repaint()
+                times.append((time.perf_counter() - t0) * 1000)
+            assert v.last_frame_lod
+            out[f"{n} moving"] = statistics.median(times)
+            v._settle()
     used = v.renderer().used_backend
     v.shutdown()
     v.close()
@@ -117,6 +130,12 @@ def main(argv=None) -> int:
     print(f"{'points':>10} | {'explorer (' + used + ')':>18} | {'Open3D default (' + base_used + ')':>24} | ratio")
     for n in sizes:
         print(f"{n:>10,} | {ours[n]:>15.1f} ms | {base[n]:>21.1f} ms | {base[n] / ours[n]:5.2f}x")
+    from explorer.viewer3d import LOD_POINTS, LOD_SCALE
+
+    lod = ours["1000000 moving"]
+    print(f"1,000,000 points while the camera moves (level of detail: {LOD_POINTS:,} points at 1/{LOD_SCALE} "
+          f"resolution): {lod:.1f} ms = {1000 / lod:.0f} frames/s, x{ours[1_000_000] / lod:.1f} the full frame; "
+          f"goal >= 30 frames/s: {'met' if lod <= 1000 / 30 else 'MISSED'}")
     goal = "met" if ours[100_000] <= 30 else "MISSED"
     print(f"goal <= 30 ms at 100k points: {goal} ({ours[100_000]:.1f} ms)")
     total, read_s = open_to_first_frame()

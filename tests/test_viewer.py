@@ -167,3 +167,45 @@ def test_loading_a_model_after_the_first_frame_does_not_crash(tmp_path):
     repo = Path(__file__).resolve().parents[1]
     r = subprocess.run([sys.executable, "-c", code], cwd=repo, capture_output=True, text=True, timeout=180)
     assert r.returncode == 0 and "survived" in r.stdout, (r.returncode, r.stderr[-2000:])
+
+
+def test_a_huge_cloud_moves_at_a_level_of_detail_and_settles_in_full(qtbot):
+    """Over LOD_MIN_POINTS points, frames drawn while the camera moves come from a fixed subset at half
+    the resolution, seen through the same camera; the full cloud is drawn once the movement stops; a
+    colour change reaches the subset too."""
+    from PyQt6.QtCore import QPoint, Qt
+
+    from explorer import viewer3d as V
+
+    v = V.Viewer3D()
+    qtbot.addWidget(v)
+    v.resize(400, 300)
+    v.show()
+    qtbot.waitExposed(v)
+    rng = np.random.default_rng(0)
+    pts = rng.normal(size=(V.LOD_MIN_POINTS + 1000, 3)).astype(np.float32)
+    cols = colors.point_colors(PointCloud(pts), "height")
+    v.set_cloud(pts, cols)
+    qtbot.waitUntil(lambda: v.has_frame and v.renderer().width == 400, timeout=20000)
+    assert not v.last_frame_lod and v.frame_array().shape[:2] == (300, 400)
+    n0 = v.frames_rendered
+    qtbot.mousePress(v, Qt.MouseButton.LeftButton, pos=QPoint(100, 100))
+    qtbot.mouseMove(v, QPoint(140, 110))
+    qtbot.waitUntil(lambda: v.frames_rendered > n0, timeout=5000)
+    assert v.last_frame_lod and v.frame_array().shape[:2] == (150, 200)
+    lod = v._lod
+    assert len(lod._pcd.points) == V.LOD_POINTS
+    np.testing.assert_array_equal(np.asarray(lod._pcd.points, np.float32), pts[v._lod_index])
+    # the same camera: the subset's pixels are the full view's, halved (integer pixel centres: +0.5)
+    full_cam, small_cam = v.renderer().camera(), lod.camera()
+    uv_full, _ = full_cam.project(pts[:50])
+    uv_small, _ = small_cam.project(pts[:50])
+    np.testing.assert_allclose(uv_small + 0.5, (uv_full + 0.5) / 2, atol=1e-9)
+    new = np.zeros_like(cols)
+    new[:, 0] = 1.0
+    v.set_colors(new)
+    np.testing.assert_array_equal(np.asarray(lod._pcd.colors), new[v._lod_index].astype(np.float64))
+    qtbot.mouseRelease(v, Qt.MouseButton.LeftButton, pos=QPoint(140, 110))
+    qtbot.waitUntil(lambda: not v.last_frame_lod, timeout=5000)  # settled: the full cloud again
+    assert v.frame_array().shape[:2] == (300, 400)
+    v.shutdown()
