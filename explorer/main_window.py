@@ -298,6 +298,7 @@ class MainWindow(QMainWindow):
         self.state.message.connect(lambda m: self.statusBar().showMessage(m, 8000))
         self.viewer.frameRendered.connect(self._on_frame)
         self.viewer.pointPicked.connect(self._on_point_picked)
+        self.viewer.measurementChanged.connect(self._on_measurement)
 
         self._restore_settings()
 
@@ -371,6 +372,13 @@ class MainWindow(QMainWindow):
         self.model_frame_action.setToolTip("Draw the object turned as the model gets it (+Y up, the up axis and "
                                            "any turn from the orientation check applied)")
         vm.addAction(self.model_frame_action)
+        self.axes_action = QAction("Axis &Triad", self, checkable=True, checked=True,
+                                   toggled=lambda on: self.viewer.set_show_axes(on))
+        self.bbox_action = QAction("&Bounding Box", self, shortcut="B", checkable=True,
+                                   toggled=lambda on: self.viewer.set_show_bbox(on))
+        vm.addAction(self.axes_action)
+        vm.addAction(self.bbox_action)
+        vm.addAction(QAction("Clear &Measurement", self, triggered=lambda: self.viewer.clear_marks()))
         vm.addAction(QAction("&Look from the Selected 2D View", self, shortcut="L",
                              triggered=lambda: self.views._look_from()))
         self.color_menu = vm.addMenu("&Colour by")
@@ -738,6 +746,17 @@ class MainWindow(QMainWindow):
         doc = self.state.current
         n = doc.cloud.n_points if doc else 0
         self.frame_label.setText(f"{n:,} {'pt' if n == 1 else 'pts'}  {ms:.0f} ms/frame")
+
+    def _on_measurement(self, marks) -> None:
+        """Ctrl+click marks in the 3D view: the distances between consecutive ones, and the path's length."""
+        if not marks:
+            return
+        p = np.asarray(marks, np.float64)
+        d = np.linalg.norm(np.diff(p, axis=0), axis=1)
+        text = (f"mark {len(p)} at ({p[-1][0]:.4g}, {p[-1][1]:.4g}, {p[-1][2]:.4g})" if len(p) == 1 else
+                f"{len(p)} marks: " + ", ".join(f"{k + 1}-{k + 2} {v:.4g}" for k, v in enumerate(d))
+                + (f"; path {d.sum():.4g}" if len(d) > 1 else "") + " (in the file's units)")
+        self.statusBar().showMessage(text + "; View > Clear Measurement removes them", 15000)
 
     def _on_point_picked(self, index: int) -> None:
         doc = self.state.current

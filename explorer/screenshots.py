@@ -36,6 +36,7 @@ EXTRA_PANELS: dict[str, str] = {
     "training-dialog": "the New pretraining run dialog (the screenshot is of the dialog)",
     "segmentation-compare": "the segmentation beside part discovery with this checkpoint, with random weights "
                             "and k-means on xyz (mIoU against the file's labels, side by side from the view)",
+    "measure": "the bounding box with its size, two measurement marks (Ctrl+click) and their distance",
     "part-evidence": "evidence by occlusion per part (bar chart, 3D and 2D against a random blob) and its colours",
     "orientation": "the object laid on its side (+X up), the orientation check run and its turn applied, "
                    "drawn as the model sees it",
@@ -94,6 +95,17 @@ def _steps(win, panel: str | None):
         return steps + [(None, model_ready), (lambda: (mp.compare_seg.setChecked(True), mp.run_segmentation()),
                                               lambda: not mp.busy), (None, frame_ready),
                         (lambda: show_in_panel(mp.compare_image, 0.3), lambda: True)]
+    if panel == "measure":
+        def measure():
+            doc = win.state.current
+            if doc is None:
+                return
+            win.bbox_action.setChecked(True)
+            pts = win.viewer._points
+            for j in (int(np.argmax(pts[:, 1])), int(np.argmin(pts[:, 1]))):  # the highest and lowest points
+                win.viewer.add_mark(pts[j])
+
+        return steps + [(measure, frame_ready)]
     if panel == "part-evidence":
         return steps + [(None, model_ready), (mp.run_part_evidence, lambda: not mp.busy), (None, frame_ready),
                         (lambda: show_in_panel(mp.evidence_note, 0.42), lambda: True)]

@@ -1,7 +1,9 @@
 """The interactive 3D view: frames rendered by Open3D offscreen, shown in a plain QWidget.
 
 Mouse: left-drag orbits, middle-drag or shift+left-drag pans, the wheel zooms, ``R`` resets the
-view, a click without dragging picks the nearest point (``pointPicked``). Frames are rendered on
+view, a click without dragging picks the nearest point (``pointPicked``), Ctrl+click puts a
+measurement mark on it (consecutive marks are joined, their distances shown). An axis triad (lower
+left) and, optionally, the bounding box with its size are drawn over the frame. Frames are rendered on
 demand and coalesced: many mouse events between two frames cost one render.
 
 Level of detail: a cloud of more than :data:`LOD_MIN_POINTS` points is drawn, *while the camera
@@ -34,12 +36,33 @@ LOD_SCALE = 2
 LOD_SETTLE_MS = 200
 
 
+def colorbar_ticks(vmin: float, vmax: float, target: int = 5) -> list[tuple[float, float]]:
+    """``(value, fraction of the bar)`` for a colour bar from ``vmin`` to ``vmax``: both ends and up to
+    ``target`` round values (1, 2 or 5 times a power of ten) between them, none crowding an end."""
+    lo, hi = float(vmin), float(vmax)
+    if not (np.isfinite(lo) and np.isfinite(hi)) or hi <= lo:
+        return [(lo, 0.0)]
+    raw = (hi - lo) / max(target, 1)
+    mag = 10.0 ** np.floor(np.log10(raw))
+    step = next(m * mag for m in (1, 2, 5, 10) if m * mag >= raw)
+    ticks = [(lo, 0.0)]
+    v = np.ceil(lo / step) * step
+    while v < hi:
+        frac = (v - lo) / (hi - lo)
+        if 0.08 < frac < 0.92:
+            ticks.append((float(round(v / step) * step), float(frac)))
+        v += step
+    ticks.append((hi, 1.0))
+    return ticks
+
+
 class Viewer3D(QWidget):
     """Shows one point cloud (optionally its mesh) with Open3D; owns the renderer (GUI thread only)."""
 
     frameRendered = pyqtSignal(float)  # milliseconds for render + read back
     pointPicked = pyqtSignal(int)  # index into the current points, -1 when nothing was hit
     viewChanged = pyqtSignal()
+    measurementChanged = pyqtSignal(object)  # [(x, y, z)] of the measurement marks (Ctrl+click), in order
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -66,6 +89,10 @@ class Viewer3D(QWidget):
         self._picked: int | None = None
         self._highlight: np.ndarray | None = None  # indices into the drawn points, ringed (pixel -> points)
         self._single: tuple[np.ndarray, int] | None = None  # (location, count) of a cloud at one place
+        self.show_axes = True  # the axis triad in the lower left corner
+        self.show_bbox = False  # the axis-aligned bounding box with its size
+        self._bounds: tuple[np.ndarray, np.ndarray] | None = None
+        self._marks: list[np.ndarray] = []  # measurement marks (Ctrl+click), positions in the drawn frame
         self.last_frame_ms = 0.0
         self.frames_rendered = 0
         self._point_size = 3.0
@@ -96,6 +123,12 @@ class Viewer3D(QWidget):
         self._pending_scene = True
         self._pending_reset = reset_view or self._pending_reset
         n = len(self._points)
+        finite = self._points[np.isfinite(self._points).all(axis=1)] if n else self._points
+        self._bounds = (finite.min(axis=0).astype(np.float64), finite.max(axis=0).astype(np.float64)) \
+            if len(finite) else None
+        if self._marks:
+            self._marks = []
+            self.measurementChanged.emit([])
         self._lod_index = (np.sort(np.random.default_rng(0).choice(n, LOD_POINTS, replace=False))
                            if n > LOD_MIN_POINTS else None)
         self._lod_scene_pending = self._lod_index is not None
@@ -354,11 +387,98 @@ class Viewer3D(QWidget):
             self._draw_pick_marker(p)
         if self._highlight is not None and self._points is not None and self._renderer is not None:
             self._draw_highlight(p)
+        if self.show_bbox and self._bounds is not None and self._renderer is not None:
+            self._draw_bbox(p)
+        if self._marks and self._renderer is not None:
+            self._draw_marks(p)
+        if self.show_axes and self._renderer is not None and self._frame is not None:
+            self._draw_axes(p)
         if self._legend:
             self._draw_legend(p)
         if self._colorbar is not None:
             self._draw_colorbar(p)
         p.end()
+
+    # -- viewer conventions: axis triad, bounding box, measurement -------------------------------------
+    def set_show_axes(self, on: bool) -> None:
+        self.show_axes = bool(on)
+        self.update()
+
+    def set_show_bbox(self, on: bool) -> None:
+        self.show_bbox = bool(on)
+        self.update()
+
+    def _to_widget(self, pts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        uv, z = self._renderer.camera().project(np.asarray(pts, np.float64).reshape(-1, 3))
+        return uv / self.devicePixelRatioF(), z
+
+    def _draw_axes(self, p: QPainter) -> None:
+        """x (red), y (green), z (blue) as the camera sees them, in the lower left corner; an axis that
+        points away from the viewer is drawn thinner."""
+        r = self._renderer.camera().extrinsic[:3, :3]
+        origin = QPointF(34, self.height() - 34)
+        rows = []
+        for i, (name, col) in enumerate((("x", QColor(230, 90, 90)), ("y", QColor(110, 210, 110)),
+                                         ("z", QColor(110, 150, 250)))):
+            d = r[:, i]  # the world axis in camera coordinates (x right, y down, z forward)
+            rows.append((float(d[2]), name, col, QPointF(origin.x() + 24 * d[0], origin.y() + 24 * d[1])))
+        for depth, name, col, end in sorted(rows, key=lambda t: -t[0]):  # far ones first
+            p.setPen(QPen(col, 1.5 if depth > 0 else 2.5))
+            p.drawLine(origin, end)
+            p.drawText(QPointF(end.x() + (3 if end.x() >= origin.x() else -10), end.y() + 4), name)
+
+    def _draw_bbox(self, p: QPainter) -> None:
+        lo, hi = self._bounds
+        corners = np.array([[x, y, z] for x in (lo[0], hi[0]) for y in (lo[1], hi[1]) for z in (lo[2], hi[2])])
+        uv, z = self._to_widget(corners)
+        p.setPen(QPen(QColor(200, 200, 120, 200), 1, Qt.PenStyle.DashLine))
+        for a in range(8):
+            for b in range(a + 1, 8):
+                if bin(a ^ b).count("1") == 1 and z[a] > 0 and z[b] > 0:  # an edge: one coordinate differs
+                    p.drawLine(QPointF(*uv[a]), QPointF(*uv[b]))
+        size = hi - lo
+        p.setPen(QColor(220, 220, 150))
+        for axis, name in enumerate("xyz"):  # the size on the edge from the lowest corner along each axis
+            b = 1 << (2 - axis)
+            if z[0] > 0 and z[b] > 0:
+                mid = (uv[0] + uv[b]) / 2
+                p.drawText(QPointF(*mid), f"{name} {size[axis]:.3g}")
+
+    def add_mark(self, position) -> None:
+        """A measurement mark at ``position`` (the drawn frame); consecutive marks are joined and their
+        distances shown."""
+        self._marks.append(np.asarray(position, np.float64).reshape(3))
+        self.measurementChanged.emit([tuple(m) for m in self._marks])
+        self.update()
+
+    def clear_marks(self) -> None:
+        if self._marks:
+            self._marks = []
+            self.measurementChanged.emit([])
+            self.update()
+
+    @property
+    def marks(self) -> list:
+        return [tuple(m) for m in self._marks]
+
+    def _draw_marks(self, p: QPainter) -> None:
+        pts = np.stack(self._marks)
+        uv, z = self._to_widget(pts)
+        p.setPen(QPen(QColor(255, 210, 80), 2))
+        for k in range(1, len(pts)):
+            if z[k - 1] > 0 and z[k] > 0:
+                p.drawLine(QPointF(*uv[k - 1]), QPointF(*uv[k]))
+                d = float(np.linalg.norm(pts[k] - pts[k - 1]))
+                mid = (uv[k - 1] + uv[k]) / 2
+                p.drawText(QPointF(mid[0] + 6, mid[1] - 6), f"{d:.4g}")
+        for k in range(len(pts)):
+            if z[k] <= 0:
+                continue
+            p.setPen(QPen(QColor(255, 210, 80), 2))
+            p.drawEllipse(QPointF(*uv[k]), 5, 5)
+            p.setPen(QColor(255, 235, 170))
+            x, y, zz = pts[k]
+            p.drawText(QPointF(uv[k][0] + 8, uv[k][1] + 14), f"{k + 1}: ({x:.3g}, {y:.3g}, {zz:.3g})")
 
     def _draw_legend(self, p: QPainter) -> None:
         font = QFont(self.font())
@@ -404,8 +524,12 @@ class Viewer3D(QWidget):
         p.setPen(QPen(QColor(255, 170, 60) if stale else QColor(220, 220, 220), 2 if stale else 1))
         p.drawRect(QRectF(x0, y0, bw, h))
         p.setPen(QColor(220, 220, 220))
-        p.drawText(QPointF(x0 - fm.horizontalAdvance(f"{vmax:.2g}") - 4, y0 + fm.ascent()), f"{vmax:.2g}")
-        p.drawText(QPointF(x0 - fm.horizontalAdvance(f"{vmin:.2g}") - 4, y0 + h), f"{vmin:.2g}")
+        for value, frac in colorbar_ticks(vmin, vmax):  # ticks at round values, the ends labelled
+            y = y0 + (1.0 - frac) * h
+            p.drawLine(QPointF(x0 - 3, y), QPointF(x0, y))
+            text = f"{value:.3g}"
+            p.drawText(QPointF(x0 - fm.horizontalAdvance(text) - 5, min(max(y + fm.ascent() / 2 - 1, y0 + fm.ascent()),
+                                                                      y0 + h)), text)
         lines = [title] if not stale or " - STALE" not in title else title.split(" - ", 1)
         y = y0 - 6 - (len(lines) - 1) * fm.height()
         for k, line in enumerate(lines):
@@ -498,6 +622,12 @@ class Viewer3D(QWidget):
             if moved < 3 and self._renderer is not None and self._points is not None:
                 dpr = self.devicePixelRatioF()
                 idx = self._renderer.pick(event.position().x() * dpr, event.position().y() * dpr, self._points)
+                if event.modifiers() & Qt.KeyboardModifier.ControlModifier:  # a measurement mark
+                    if idx is not None:
+                        self.add_mark(self._points[idx])
+                    self._last_pos = None
+                    self._press_pos = None
+                    return
                 self._picked = idx
                 self.pointPicked.emit(-1 if idx is None else idx)
                 self.update()

@@ -21,6 +21,7 @@ REFERENCE_FIXTURES = SHARED / "fixtures" / "crosspoint_reference"
 
 # Keep tests snappy and deterministic on the 2-core machine.
 os.environ.setdefault("OMP_NUM_THREADS", "2")
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as crosspoint/__init__.py sets it (see there)
 os.environ.setdefault("NUMBA_CACHE_DIR", str(Path.home() / ".cache" / "crosspoint-explorer" / "numba"))
 
 

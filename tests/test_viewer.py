@@ -209,3 +209,42 @@ def test_a_huge_cloud_moves_at_a_level_of_detail_and_settles_in_full(qtbot):
     qtbot.waitUntil(lambda: not v.last_frame_lod, timeout=5000)  # settled: the full cloud again
     assert v.frame_array().shape[:2] == (300, 400)
     v.shutdown()
+
+
+def test_measurement_marks_bounding_box_and_colorbar_ticks(qtbot):
+    """Ctrl+click marks the picked point for measuring (distances between consecutive marks); a new
+    cloud clears them; the bounding box is the drawn points'; colour-bar ticks are round values."""
+    from PyQt6.QtCore import QPoint, Qt
+
+    from explorer.viewer3d import Viewer3D, colorbar_ticks
+
+    v = Viewer3D()
+    qtbot.addWidget(v)
+    v.resize(400, 300)
+    v.show()
+    qtbot.waitExposed(v)
+    pts = _sphere()
+    v.set_cloud(pts, colors.point_colors(PointCloud(pts), "height"))
+    qtbot.waitUntil(lambda: v.has_frame and v.renderer().width == 400, timeout=10000)
+    uv, z = v.renderer().camera().project(pts)
+    front = np.flatnonzero(z < np.median(z))
+    a, b = front[np.argmin(uv[front, 0])], front[np.argmax(uv[front, 0])]
+    for j in (a, b):
+        with qtbot.waitSignal(v.measurementChanged, timeout=3000):
+            qtbot.mouseClick(v, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.ControlModifier,
+                             QPoint(int(round(uv[j, 0])), int(round(uv[j, 1]))))
+    marks = np.asarray(v.marks)
+    assert marks.shape == (2, 3)
+    # each mark is a drawn point, picked where it was clicked (the nearest drawn point to the pixel)
+    for m in marks:
+        assert np.min(np.linalg.norm(pts - m, axis=1)) == 0.0
+    assert np.linalg.norm(marks[1] - marks[0]) > 0.5 * np.ptp(pts[:, 0])
+    lo, hi = v._bounds
+    np.testing.assert_array_equal(lo, pts.min(axis=0).astype(np.float64))
+    v.set_show_bbox(True)
+    v.repaint()
+    v.set_cloud(pts[:100], colors.point_colors(PointCloud(pts[:100]), "height"))
+    assert v.marks == []
+    assert colorbar_ticks(0.0, 1.3) == [(0.0, 0.0), (0.5, 0.5 / 1.3), (1.0, 1.0 / 1.3), (1.3, 1.0)]
+    assert [t for t, _ in colorbar_ticks(-0.437, 0.903)] == [-0.437, 0.0, 0.5, 0.903]
+    v.shutdown()

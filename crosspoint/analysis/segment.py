@@ -151,7 +151,13 @@ def cluster_parts(features: np.ndarray, xyz: np.ndarray, k: int, *, xyz_weight: 
     x = np.concatenate(blocks, axis=1)
     distinct = np.unique(np.round(x, 6), axis=0).shape[0]
     k = int(max(1, min(int(k), distinct)))
-    km = KMeans(n_clusters=k, n_init=int(n_init), random_state=int(seed)).fit(x)
+    # one OpenMP thread: on a few thousand points a second one buys nothing, and on shared cores its
+    # waiting made k-means 10-100x slower (docs/RESULTS.md "Scale")
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="openmp"):
+        km = KMeans(n_clusters=k, n_init=int(n_init), random_state=int(seed)).fit(x)
+        dist = km.transform(x) if k > 1 else None
     raw = km.labels_.astype(np.int64)
     present = np.unique(raw)
     keys = []
@@ -163,7 +169,7 @@ def cluster_parts(features: np.ndarray, xyz: np.ndarray, k: int, *, xyz_weight: 
     remap[order] = np.arange(len(order))
     labels = remap[raw]
     if k > 1:
-        d = np.sort(km.transform(x), axis=1)
+        d = np.sort(dist, axis=1)
         conf = 1.0 - d[:, 0] / np.maximum(d[:, 1], 1e-12)
     else:
         conf = np.ones(x.shape[0])
