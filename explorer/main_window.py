@@ -747,6 +747,17 @@ class MainWindow(QMainWindow):
         n = doc.cloud.n_points if doc else 0
         self.frame_label.setText(f"{n:,} {'pt' if n == 1 else 'pts'}  {ms:.0f} ms/frame")
 
+    def open_pair_inspector(self):
+        """Training > Inspect a Training Pair (explorer/pair_inspector.py): the attached run's config
+        when a run is attached, else the demo checkpoint's."""
+        from explorer.pair_inspector import PairInspector
+
+        run = self.training.run_dir
+        dlg = PairInspector(self.model_panel, self, config=str(run) if run is not None else None)
+        dlg.show()
+        self._pair_inspector = dlg
+        return dlg
+
     def _on_measurement(self, marks) -> None:
         """Ctrl+click marks in the 3D view: the distances between consecutive ones, and the path's length."""
         if not marks:
@@ -1141,6 +1152,8 @@ class MainWindow(QMainWindow):
         tm.addAction(QAction("&Attach to Run Folder...", self, triggered=lambda: (self.training_dock.raise_(),
                                                                                    self.training.attach_dialog())))
         tm.addAction(QAction("&Stop Run", self, triggered=self.training.stop))
+        tm.addSeparator()
+        tm.addAction(QAction("&Inspect a Training Pair...", self, triggered=self.open_pair_inspector))
         self.menuBar().addMenu(self.help_menu)  # keep Help last
         self.stall_meter = StallMeter(self)
 

@@ -36,6 +36,7 @@ EXTRA_PANELS: dict[str, str] = {
     "training-dialog": "the New pretraining run dialog (the screenshot is of the dialog)",
     "segmentation-compare": "the segmentation beside part discovery with this checkpoint, with random weights "
                             "and k-means on xyz (mIoU against the file's labels, side by side from the view)",
+    "pair-inspector": "the training-pair inspector on the demo run's config: object 5, epoch 3 (the dialog)",
     "measure": "the bounding box with its size, two measurement marks (Ctrl+click) and their distance",
     "part-evidence": "evidence by occlusion per part (bar chart, 3D and 2D against a random blob) and its colours",
     "orientation": "the object laid on its side (+X up), the orientation check run and its turn applied, "
@@ -95,6 +96,18 @@ def _steps(win, panel: str | None):
         return steps + [(None, model_ready), (lambda: (mp.compare_seg.setChecked(True), mp.run_segmentation()),
                                               lambda: not mp.busy), (None, frame_ready),
                         (lambda: show_in_panel(mp.compare_image, 0.3), lambda: True)]
+    if panel == "pair-inspector":
+        state_ = {}
+
+        def open_inspector():
+            dlg = win.open_pair_inspector()
+            dlg.index.setValue(5)
+            dlg.epoch.setValue(3)
+            dlg.run()
+            win.screenshot_widget = dlg
+            state_["dlg"] = dlg
+
+        return steps + [(None, model_ready), (open_inspector, lambda: state_["dlg"].job is None)]
     if panel == "measure":
         def measure():
             doc = win.state.current

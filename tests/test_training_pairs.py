@@ -1,0 +1,115 @@
+"""The training-pair inspector (issue 14): what the engine feeds the encoders for one object, its
+batch, and its hardest in-batch negatives."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from crosspoint import analysis as A
+from crosspoint.analysis.training_pairs import batch_of, open_training_data, row_losses, training_pair
+from crosspoint.config import PretrainConfig, apply_overrides
+from crosspoint.losses import nt_xent
+from tests.pretrain_support import TINY, make_tiny_demo
+
+
+def test_row_losses_average_to_the_reference_nt_xent():
+    rng = np.random.default_rng(0)
+    for b in (2, 5, 16):
+        z1, z2 = rng.standard_normal((b, 8)), rng.standard_normal((b, 8))
+        rows, sims = row_losses(z1, z2, 0.1)
+        want = float(nt_xent(torch.from_numpy(z1), torch.from_numpy(z2), 0.1, gather=False))
+        assert rows.shape == (2 * b,) and abs(rows.mean() - want) <= 1e-12 * abs(want)
+        assert np.allclose(np.diag(sims), 1.0, rtol=0, atol=1e-15)
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    root = make_tiny_demo(tmp_path_factory.mktemp("tp") / "demo")
+    cfg = apply_overrides(PretrainConfig(), [*TINY, f"data.root={root}"])
+    return cfg, open_training_data(cfg)[1]
+
+
+def test_the_pair_is_the_engines_item_and_batch(run):
+    cfg, ds = run
+    from crosspoint.engine.pretrain import EpochSampler
+
+    n, bs = len(ds), cfg.optim.batch_size
+    order = list(EpochSampler(n, batch_per_rank=bs, world_size=1, rank=0, seed=cfg.run.seed, epoch=2))
+    kept = order[:len(order) - len(order) % bs] if len(order) % bs else order
+    i = kept[bs + 1]  # second batch, second place
+    p = training_pair(cfg, i, epoch=2, dataset=ds)
+    assert p.batch == 1 and p.batch_indices == kept[bs:2 * bs]
+    ds.set_epoch(2)
+    item = ds[i]
+    assert np.array_equal(p.points1, item["points1"].numpy()) and np.array_equal(p.points2, item["points2"].numpy())
+    assert np.array_equal(p.image_tensor, item["image"].numpy())
+    assert not np.array_equal(p.points1, p.points2)  # two independent augmentations
+    assert p.image.dtype == np.uint8 and p.image.shape == (cfg.data.image_size, cfg.data.image_size, 3)
+    # another epoch, other augmentations
+    assert not np.array_equal(training_pair(cfg, i, epoch=3, dataset=ds).points1, p.points1)
+    # an object the permutation leaves out of every full batch is said to be untrained that epoch
+    for e in range(20):
+        b, members = batch_of(0, n, batch_size=bs, seed=cfg.run.seed, epoch=e)
+        if b is None:
+            q = training_pair(cfg, 0, epoch=e, dataset=ds)
+            assert q.batch is None and "not trained on" in q.note
+            break
+
+
+def test_negatives_and_losses_with_a_model(run, tmp_path):
+    from crosspoint.models import DGCNN, ImageEncoder
+    from crosspoint.models.checkpoint import save_model_bundle
+
+    cfg, ds = run
+    torch.manual_seed(0)
+    s = A.ModelSession(save_model_bundle(tmp_path / "m.pt", point_encoder=DGCNN(k=8, emb_dims=64, projection_dim=32),
+                                         image_encoder=ImageEncoder("resnet18", projection_dim=32),
+                                         meta={"n_points": 128, "image_size": 32}), device="cpu")
+    i = next(j for j in range(len(ds)) if batch_of(j, len(ds), batch_size=cfg.optim.batch_size,
+                                                    seed=cfg.run.seed, epoch=0)[0] is not None)
+    p = training_pair(cfg, i, epoch=0, session=s, dataset=ds, top_k=3)
+    members = p.batch_indices
+    # the same projections computed here: the batch's NT-Xent and the object's rows
+    ds.set_epoch(0)
+    items = [ds[j] for j in members]
+    with s.inference():
+        pe, ie = s.point_encoder, s.image_encoder
+        z1 = pe.project_feature(pe.embed(torch.stack([it["points1"] for it in items]))).double()
+        z2 = pe.project_feature(pe.embed(torch.stack([it["points2"] for it in items]))).double()
+        zi = ie(torch.stack([it["image"] for it in items])).projection.double()
+    assert abs(p.batch_intra_loss - float(nt_xent(z1, z2, p.temperature, gather=False))) < 1e-5
+    assert abs(p.batch_cross_loss - float(nt_xent((z1 + z2) / 2, zi, p.temperature, gather=False))) < 1e-5
+    me = members.index(i)
+    u1, u2 = torch.nn.functional.normalize(z1, dim=1), torch.nn.functional.normalize(z2, dim=1)
+    assert abs(p.intra_positive - float(u1[me] @ u2[me])) < 1e-5
+    assert len(p.intra_negatives) == 3 and len(p.cross_negatives) == 3
+    sims = [n.similarity for n in p.intra_negatives]
+    assert sims == sorted(sims, reverse=True) and all(n.index != i for n in p.intra_negatives)
+    assert all(n.index in members for n in p.cross_negatives)
+    # the rank: how many of the 2B - 2 negatives beat the positive
+    assert 0 <= p.intra_rank <= 2 * len(members) - 2
+    assert (p.intra_rank == 0) == (p.intra_positive > sims[0])
+
+
+def test_inspector_dialog_shows_the_pair_and_its_negatives(qtbot, window, run, tmp_path):
+    from crosspoint.config import dump_config
+
+    cfg, _ = run
+    path = tmp_path / "config.yaml"
+    path.write_text(dump_config(cfg))
+    window.model_panel.load(None)  # the demo checkpoint: an image encoder to score the batch
+    qtbot.waitUntil(lambda: not window.model_panel.busy, timeout=60_000)
+    dlg = window.open_pair_inspector()
+    dlg.config.setText(str(path))
+    dlg.index.setValue(1)
+    dlg.run()
+    qtbot.waitUntil(lambda: dlg.job is None, timeout=120_000)
+    assert dlg.pair is not None, dlg.status.text()
+    text = dlg.report.toPlainText()
+    if dlg.pair.batch is not None:
+        assert "Intra-modal" in text and "Cross-modal" in text and "in-batch negatives" in text
+    for pic in dlg.pics:
+        assert pic.pixmap() is not None and not pic.pixmap().isNull()
+    dlg.close()
