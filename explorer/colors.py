@@ -153,14 +153,46 @@ def default_mode(cloud: PointCloud) -> str:
     return "height"
 
 
+#: points whose value lies outside a scalar mode's chosen range (the histogram's threshold)
+OUTSIDE_RANGE = np.array([0.30, 0.31, 0.33], np.float32)
+
+#: the colour modes that map a scalar (the ones the histogram and its range apply to)
+SCALAR_MODES = ("height", "heatmap", "uncertainty")
+
+
+def scalar_values(cloud: PointCloud, mode: str, *, uncertainty=None, heatmap=None, up_axis: int = 1):
+    """The scalar a scalar mode colours by (None when the object has none)."""
+    if mode == "uncertainty":
+        return None if uncertainty is None else np.asarray(uncertainty, np.float64)
+    if mode == "heatmap":
+        return None if heatmap is None else np.asarray(heatmap, np.float64)
+    if mode == "height" and cloud.n_points:
+        return np.asarray(cloud.model_points()[:, 1] if getattr(cloud, "rotation", None) is not None
+                          else cloud.points[:, up_axis], np.float64)
+    return None
+
+
+def ranged_colors(values: np.ndarray, value_range, *, cmap: str, default=(None, None)) -> np.ndarray:
+    """:func:`scalar_colors` over ``value_range`` ``(lo, hi)``; values outside it are
+    :data:`OUTSIDE_RANGE` grey. ``value_range`` None: ``default`` limits (None: the data's)."""
+    if value_range is None:
+        return scalar_colors(values, vmin=default[0], vmax=default[1], cmap=cmap)
+    lo, hi = (float(v) for v in value_range)
+    v = np.asarray(values, np.float64).reshape(-1)
+    out = scalar_colors(v, vmin=lo, vmax=hi, cmap=cmap)
+    out[np.isfinite(v) & ((v < lo) | (v > hi))] = OUTSIDE_RANGE
+    return out
+
+
 def point_colors(cloud: PointCloud, mode: str, *, labels: np.ndarray | None = None,
                  prediction: np.ndarray | None = None, errors: np.ndarray | None = None,
                  uncertainty: np.ndarray | None = None, heatmap: np.ndarray | None = None, up_axis: int = 1,
-                 cmap: str = "viridis") -> np.ndarray:
+                 cmap: str = "viridis", value_range=None) -> np.ndarray:
     """Colours ``(N, 3)`` float32 for ``cloud`` in ``mode``; falls back to height where data is missing.
     "labels" are the file's own labels (``labels`` overrides), "prediction" a segmentation's labels
     (coloured like the file's: the same part id, the same colour), "errors" see :func:`error_colors`,
-    "uncertainty" a scalar in [0, 1] on :data:`UNCERTAINTY_CMAP`."""
+    "uncertainty" a scalar in [0, 1] on :data:`UNCERTAINTY_CMAP`. ``value_range`` ``(lo, hi)``: the
+    scalar modes' colour limits, values outside them grey (:func:`ranged_colors`)."""
     n = cloud.n_points
     if mode == "rgb" and cloud.colors is not None:
         return np.clip(cloud.colors, 0.0, 1.0).astype(np.float32)
@@ -178,15 +210,17 @@ def point_colors(cloud: PointCloud, mode: str, *, labels: np.ndarray | None = No
     if mode == "errors" and errors is not None:
         return error_colors(errors)
     if mode == "uncertainty" and uncertainty is not None:
-        return scalar_colors(uncertainty, vmin=0.0, vmax=1.0, cmap=UNCERTAINTY_CMAP)
+        return ranged_colors(uncertainty, value_range, cmap=UNCERTAINTY_CMAP, default=(0.0, 1.0))
     if mode == "heatmap" and heatmap is not None:
-        return scalar_colors(heatmap, cmap="inferno")
+        return ranged_colors(heatmap, value_range, cmap="inferno")
     if mode == "uniform":
         return np.broadcast_to(UNIFORM_COLOR, (n, 3)).astype(np.float32)
     if n == 0:
         return np.zeros((0, 3), np.float32)
     # turned for the model (the orientation check): the height is the model's +Y
     height = cloud.model_points()[:, 1] if getattr(cloud, "rotation", None) is not None else cloud.points[:, up_axis]
+    if value_range is not None:
+        return ranged_colors(height, value_range, cmap=cmap)
     if np.isfinite(height).all() and not np.ptp(height) > 0:
         # all at one height (a single point, a flat scan): the map's middle colour, not its darkest
         # end, which is hard to see on the dark background

@@ -376,6 +376,7 @@ class MainWindow(QMainWindow):
                                    toggled=lambda on: self.viewer.set_show_axes(on))
         self.bbox_action = QAction("&Bounding Box", self, shortcut="B", checkable=True,
                                    toggled=lambda on: self.viewer.set_show_bbox(on))
+        vm.addAction(QAction("Colour &Range...", self, shortcut="Ctrl+R", triggered=self.open_range_dialog))
         vm.addAction(self.axes_action)
         vm.addAction(self.bbox_action)
         vm.addAction(QAction("Clear &Measurement", self, triggered=lambda: self.viewer.clear_marks()))
@@ -639,7 +640,8 @@ class MainWindow(QMainWindow):
     def _colors_for(self, doc: Document, mode: str | None = None):
         return colors.point_colors(doc.cloud, mode or doc.color_mode, labels=doc.label_array(),
                                    prediction=doc.prediction(), errors=doc.errors(), uncertainty=doc.uncertainty(),
-                                   heatmap=doc.heatmap(), up_axis=doc.up_axis)
+                                   heatmap=doc.heatmap(), up_axis=doc.up_axis,
+                                   value_range=doc.scalar_range.get(mode or doc.color_mode))
 
     def _update_color_combo(self, doc: Document) -> None:
         modes = self.state.available_modes(doc)
@@ -703,6 +705,10 @@ class MainWindow(QMainWindow):
                 bar = ("height (turned upright)" if turned else f"height ({'xyz'[doc.up_axis]})",
                        colors.colormap_lut("viridis"), float(y.min()),
                        float(y.max()), "")
+        chosen = doc.scalar_range.get(mode) if bar is not None else None
+        if chosen is not None:  # the colour range chosen in View > Colour Range (outside: grey)
+            bar = (f"{bar[0]} [range {chosen[0]:.3g}..{chosen[1]:.3g}]", bar[1], float(chosen[0]), float(chosen[1]),
+                   bar[4])
         self.viewer.set_legend(legend)
         if bar is None:
             self.viewer.set_colorbar(None)
@@ -746,6 +752,34 @@ class MainWindow(QMainWindow):
         doc = self.state.current
         n = doc.cloud.n_points if doc else 0
         self.frame_label.setText(f"{n:,} {'pt' if n == 1 else 'pts'}  {ms:.0f} ms/frame")
+
+    def scalar_values(self, doc: Document | None = None, mode: str | None = None):
+        """The scalar the current colour mode maps (height, heat, uncertainty), or None."""
+        doc = doc if doc is not None else self.state.current
+        if doc is None:
+            return None
+        return colors.scalar_values(doc.cloud, mode or doc.color_mode, uncertainty=doc.uncertainty(),
+                                    heatmap=doc.heatmap(), up_axis=doc.up_axis)
+
+    def set_scalar_range(self, lo: "float | None", hi: "float | None" = None) -> None:
+        """Colour limits of the current scalar mode; points outside them grey. ``lo`` None: the data's."""
+        doc = self.state.current
+        if doc is None or doc.color_mode not in colors.SCALAR_MODES:
+            return
+        if lo is None:
+            doc.scalar_range.pop(doc.color_mode, None)
+        else:
+            doc.scalar_range[doc.color_mode] = (float(min(lo, hi)), float(max(lo, hi)))
+        self.viewer.set_colors(self._shown_colors(doc))
+        self._update_legend(doc)
+
+    def open_range_dialog(self):
+        from explorer.scalar_range import ScalarRangeDialog
+
+        dlg = ScalarRangeDialog(self)
+        dlg.show()
+        self._range_dialog = dlg
+        return dlg
 
     def open_pair_inspector(self):
         """Training > Inspect a Training Pair (explorer/pair_inspector.py): the attached run's config

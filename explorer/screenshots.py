@@ -37,6 +37,9 @@ EXTRA_PANELS: dict[str, str] = {
     "segmentation-compare": "the segmentation beside part discovery with this checkpoint, with random weights "
                             "and k-means on xyz (mIoU against the file's labels, side by side from the view)",
     "pair-inspector": "the training-pair inspector on the demo run's config: object 5, epoch 3 (the dialog)",
+    "colour-range": "the colour-range dialog: the height histogram with a range, points outside it grey "
+                    "(the window; --panel colour-range-dialog: the dialog)",
+    "colour-range-dialog": "the colour-range dialog itself",
     "measure": "the bounding box with its size, two measurement marks (Ctrl+click) and their distance",
     "part-evidence": "evidence by occlusion per part (bar chart, 3D and 2D against a random blob) and its colours",
     "orientation": "the object laid on its side (+X up), the orientation check run and its turn applied, "
@@ -108,6 +111,18 @@ def _steps(win, panel: str | None):
             state_["dlg"] = dlg
 
         return steps + [(None, model_ready), (open_inspector, lambda: state_["dlg"].job is None)]
+    if panel in ("colour-range", "colour-range-dialog"):
+        def ranged():
+            win.set_color_mode("height")
+            dlg = win.open_range_dialog()
+            if dlg.values is not None:
+                dlg.lo.setValue(float(np.quantile(dlg.values, 0.3)))
+                dlg.hi.setValue(float(np.quantile(dlg.values, 0.8)))
+                dlg._from_spins()
+            if panel == "colour-range-dialog":
+                win.screenshot_widget = dlg
+
+        return steps + [(ranged, frame_ready)]
     if panel == "measure":
         def measure():
             doc = win.state.current

@@ -159,3 +159,35 @@ def test_a_huge_cloud_is_drawn_subsampled_and_analysed_whole(qtbot, window, tmp_
     window.set_color_mode("labels")
     qtbot.waitUntil(lambda: window.viewer.has_frame, timeout=10_000)
     assert window.state.current.color_mode == "labels"
+
+
+def test_colour_range_histogram_thresholds_a_scalar_mode(qtbot, window):
+    """View > Colour Range: the histogram of the current scalar (here height), a min/max range that
+    greys the points outside it and spans the colour map; Reset gives the data's limits back."""
+    from explorer import colors
+
+    window.open_demo("chair")
+    qtbot.waitUntil(lambda: window.state.current is not None and window.viewer.has_frame, timeout=30_000)
+    assert window.set_color_mode("height")
+    doc = window.state.current
+    dlg = window.open_range_dialog()
+    h = window.scalar_values()
+    np.testing.assert_array_equal(dlg.values, h)
+    lo, hi = float(np.quantile(h, 0.25)), float(np.quantile(h, 0.75))
+    dlg.lo.setValue(lo)
+    dlg.hi.setValue(hi)
+    lo, hi = dlg.lo.value(), dlg.hi.value()  # as the spin boxes hold them (6 decimals)
+    dlg._from_spins()
+    assert doc.scalar_range["height"] == (lo, hi)
+    c = window.viewer._colors
+    out = (h < lo) | (h > hi)
+    assert np.all(c[out] == colors.OUTSIDE_RANGE) and not np.any(np.all(c[~out] == colors.OUTSIDE_RANGE, axis=1))
+    np.testing.assert_array_equal(c[~out], colors.scalar_colors(h[~out], vmin=lo, vmax=hi))
+    assert "range" in window.viewer.colorbar_title
+    assert f"{int((~out).sum()):,} of {len(h):,}" in dlg.note.text()
+    dlg.reset()
+    assert "height" not in doc.scalar_range
+    np.testing.assert_array_equal(window.viewer._colors, colors.scalar_colors(h))
+    window.set_color_mode("labels")
+    assert "maps no scalar" in dlg.note.text()
+    dlg.close()
