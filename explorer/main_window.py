@@ -377,6 +377,11 @@ class MainWindow(QMainWindow):
         self.bbox_action = QAction("&Bounding Box", self, shortcut="B", checkable=True,
                                    toggled=lambda on: self.viewer.set_show_bbox(on))
         vm.addAction(QAction("Colour &Range...", self, shortcut="Ctrl+R", triggered=self.open_range_dialog))
+        self.edl_action = QAction("&Eye-Dome Lighting", self, shortcut="E", checkable=True,
+                                  toggled=lambda on: self.viewer.set_edl(on))
+        self.edl_action.setToolTip("Shade by depth (a dark rim where a surface lies behind a nearer one), as "
+                                   "CloudCompare does: points have no normals to light")
+        vm.addAction(self.edl_action)
         vm.addAction(self.axes_action)
         vm.addAction(self.bbox_action)
         vm.addAction(QAction("Clear &Measurement", self, triggered=lambda: self.viewer.clear_marks()))

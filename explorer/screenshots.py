@@ -40,6 +40,7 @@ EXTRA_PANELS: dict[str, str] = {
     "colour-range": "the colour-range dialog: the height histogram with a range, points outside it grey "
                     "(the window; --panel colour-range-dialog: the dialog)",
     "colour-range-dialog": "the colour-range dialog itself",
+    "edl": "eye-dome lighting on the demo chair, uniform colour (depth shading without normals)",
     "measure": "the bounding box with its size, two measurement marks (Ctrl+click) and their distance",
     "part-evidence": "evidence by occlusion per part (bar chart, 3D and 2D against a random blob) and its colours",
     "orientation": "the object laid on its side (+X up), the orientation check run and its turn applied, "
@@ -123,6 +124,8 @@ def _steps(win, panel: str | None):
                 win.screenshot_widget = dlg
 
         return steps + [(ranged, frame_ready)]
+    if panel == "edl":
+        return steps + [(lambda: (win.set_color_mode("uniform"), win.edl_action.setChecked(True)), frame_ready)]
     if panel == "measure":
         def measure():
             doc = win.state.current

@@ -91,6 +91,7 @@ class Viewer3D(QWidget):
         self._single: tuple[np.ndarray, int] | None = None  # (location, count) of a cloud at one place
         self.show_axes = True  # the axis triad in the lower left corner
         self.show_bbox = False  # the axis-aligned bounding box with its size
+        self.edl = False  # eye-dome lighting
         self._bounds: tuple[np.ndarray, np.ndarray] | None = None
         self._marks: list[np.ndarray] = []  # measurement marks (Ctrl+click), positions in the drawn frame
         self.last_frame_ms = 0.0
@@ -273,6 +274,7 @@ class Viewer3D(QWidget):
         try:
             if self._lod is None:
                 self._lod = OffscreenRenderer(w, h, point_size=self._lod_point_size())
+                self._lod.edl = self.edl
             elif (self._lod.width, self._lod.height) != (w, h):
                 self._lod.resize(w, h)
         except (RendererUnavailable, RuntimeError) as exc:  # no second context: full frames only
@@ -311,6 +313,7 @@ class Viewer3D(QWidget):
             self._renderer = OffscreenRenderer(w, h, point_size=self._point_size)
             self._renderer.up_axis = self._up_axis
             self._renderer.set_show_mesh(self._show_mesh)
+            self._renderer.edl = self.edl
         except (RendererUnavailable, RuntimeError) as exc:
             self._error = str(exc)
             log.error("3D view unavailable: %s", exc, exc_info=not isinstance(exc, RendererUnavailable))
@@ -403,6 +406,14 @@ class Viewer3D(QWidget):
     def set_show_axes(self, on: bool) -> None:
         self.show_axes = bool(on)
         self.update()
+
+    def set_edl(self, on: bool) -> None:
+        """Eye-dome lighting: depth shading without normals (:func:`explorer.o3d_renderer.eye_dome_lighting`)."""
+        self.edl = bool(on)
+        for r in (self._renderer, self._lod):
+            if r is not None:
+                r.edl = self.edl
+        self.request_render()
 
     def set_show_bbox(self, on: bool) -> None:
         self.show_bbox = bool(on)

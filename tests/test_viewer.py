@@ -248,3 +248,47 @@ def test_measurement_marks_bounding_box_and_colorbar_ticks(qtbot):
     assert colorbar_ticks(0.0, 1.3) == [(0.0, 0.0), (0.5, 0.5 / 1.3), (1.0, 1.0 / 1.3), (1.3, 1.0)]
     assert [t for t, _ in colorbar_ticks(-0.437, 0.903)] == [-0.437, 0.0, 0.5, 0.903]
     v.shutdown()
+
+
+def test_eye_dome_lighting_darkens_the_far_side_of_a_depth_edge_only():
+    """EDL on a synthetic depth buffer: a near square in front of a far plane. Far pixels next to the
+    near square's edge are darkened; pixels whose neighbours are all at their depth or farther keep
+    their colour exactly; background (depth 0) is untouched."""
+    from explorer.o3d_renderer import EDL_RADIUS, eye_dome_lighting
+
+    h, w = 40, 50
+    depth = np.full((h, w), 10.0, np.float32)
+    depth[:, :5] = 0.0  # background strip
+    depth[15:25, 20:30] = 5.0  # the near square
+    rgb = np.full((h, w, 3), 200, np.uint8)
+    out = eye_dome_lighting(rgb, depth)
+    near_edge = out[20, 20 - EDL_RADIUS]  # far plane, the near square EDL_RADIUS pixels to its right
+    assert near_edge[0] < 150
+    np.testing.assert_array_equal(out[15:25, 20:30], rgb[15:25, 20:30])  # the near square itself
+    np.testing.assert_array_equal(out[:, :5], rgb[:, :5])  # background
+    np.testing.assert_array_equal(out[2, 40], rgb[2, 40])  # far plane, away from every edge
+    # the rim is as wide as the neighbourhood
+    assert out[20, 20 - EDL_RADIUS - 1][0] == 200
+
+
+def test_eye_dome_lighting_in_the_viewer(qtbot):
+    from explorer.viewer3d import Viewer3D
+
+    v = Viewer3D()
+    qtbot.addWidget(v)
+    v.resize(320, 240)
+    v.show()
+    qtbot.waitExposed(v)
+    pts = _sphere()
+    v.set_cloud(pts, np.full((len(pts), 3), 0.8, np.float32))
+    qtbot.waitUntil(lambda: v.has_frame and v.renderer().width == 320, timeout=10000)
+    v.render_now()
+    plain = v.frame_array().copy()
+    v.set_edl(True)
+    v.render_now()
+    shaded = v.frame_array()
+    assert v.renderer().edl
+    drawn = plain.sum(axis=2) > 200
+    assert (shaded[drawn].astype(int) <= plain[drawn].astype(int)).all()  # only ever darker
+    assert (shaded[drawn].sum(axis=1) < plain[drawn].sum(axis=1)).mean() > 0.02  # and somewhere it is
+    v.shutdown()
