@@ -52,6 +52,12 @@ class OrbitCamera:
     distance: float = 3.0
     rotation: np.ndarray = field(default_factory=lambda: np.diag([1.0, -1.0, -1.0]))  # world-to-camera
     up_axis: int = 1  # 1: +Y up (ShapeNet), 2: +Z up
+    #: orthographic (parallel) projection, as Open3D's pinhole camera can draw it: the view through a field
+    #: of view of ORTHO_FOV_DEG from as far as keeps the target's plane the same size (~132 times the
+    #: distance from 60 degrees): a point at depth dz from the target is scaled by 1 / (1 + dz / that),
+    #: under 1 % for an object that fills the view (tests/test_camera.py)
+    ortho: bool = False
+    ORTHO_FOV_DEG = 0.5
     DEFAULT_FOV = 60.0
     #: degrees of orbit per pixel dragged
     ORBIT_DEG_PER_PX = 0.3
@@ -71,13 +77,24 @@ class OrbitCamera:
     def forward(self) -> np.ndarray:
         return self.rotation[2].copy()
 
+    def effective_fov(self) -> float:
+        """The vertical field of view drawn with (:attr:`ORTHO_FOV_DEG` in orthographic mode)."""
+        return self.ORTHO_FOV_DEG if self.ortho else self.fov_deg
+
+    def effective_distance(self) -> float:
+        """How far the drawing camera is from the target: in orthographic mode, as far as keeps the
+        target's plane at the size the perspective view has."""
+        if not self.ortho:
+            return self.distance
+        return self.distance * np.tan(np.radians(self.fov_deg) / 2.0) / np.tan(np.radians(self.ORTHO_FOV_DEG) / 2.0)
+
     @property
     def center(self) -> np.ndarray:
         """The camera's position in world coordinates."""
-        return self.target - self.distance * self.rotation[2]
+        return self.target - self.effective_distance() * self.rotation[2]
 
     def focal(self) -> float:
-        return (self.height / 2.0) / np.tan(np.radians(self.fov_deg) / 2.0)
+        return (self.height / 2.0) / np.tan(np.radians(self.effective_fov()) / 2.0)
 
     def intrinsic(self) -> np.ndarray:
         f = self.focal()
@@ -97,7 +114,7 @@ class OrbitCamera:
         r = u @ vt
         center = -r.T @ e[:3, 3]
         self.rotation = r
-        self.target = center + self.distance * r[2]
+        self.target = center + self.effective_distance() * r[2]
 
     def resize(self, width: int, height: int) -> None:
         self.width, self.height = max(1, int(width)), max(1, int(height))
@@ -105,7 +122,8 @@ class OrbitCamera:
     def state(self) -> dict:
         """Plain values (JSON-able) that :meth:`restore` takes back."""
         return {"target": self.target.tolist(), "distance": float(self.distance),
-                "rotation": self.rotation.tolist(), "fov_deg": float(self.fov_deg), "up_axis": int(self.up_axis)}
+                "rotation": self.rotation.tolist(), "fov_deg": float(self.fov_deg), "up_axis": int(self.up_axis),
+                "ortho": bool(self.ortho)}
 
     def restore(self, state: dict) -> None:
         self.target = np.asarray(state["target"], np.float64)
@@ -113,6 +131,7 @@ class OrbitCamera:
         self.rotation = np.asarray(state["rotation"], np.float64)
         self.fov_deg = float(state.get("fov_deg", self.fov_deg))
         self.up_axis = int(state.get("up_axis", self.up_axis))
+        self.ortho = bool(state.get("ortho", self.ortho))
 
     # -- interaction --------------------------------------------------------------------------
     def reset(self, points=None, *, center=None, radius: float | None = None) -> None:
@@ -174,6 +193,7 @@ class OrbitCamera:
         self.fov_deg = float(np.degrees(2.0 * np.arctan(need)))
         focus = self.target if focus is None else np.asarray(focus, np.float64)
         self.rotation = r
+        self.ortho = False  # a rendered view is a perspective one
         self.distance = float(max((focus - center) @ r[2], 1e-6))
         self.target = center + self.distance * r[2]
 
@@ -190,7 +210,7 @@ class OrbitCamera:
 
     def pan(self, dx: float, dy: float) -> None:
         """Drag by ``(dx, dy)`` pixels: the point under the cursor follows it (at the target's depth)."""
-        s = self.distance / self.focal()
+        s = self.effective_distance() / self.focal()
         self.target = self.target - s * (float(dx) * self.rotation[0] + float(dy) * self.rotation[1])
 
     def zoom(self, steps: float) -> None:

@@ -382,6 +382,11 @@ class MainWindow(QMainWindow):
         self.edl_action.setToolTip("Shade by depth (a dark rim where a surface lies behind a nearer one), as "
                                    "CloudCompare does: points have no normals to light")
         vm.addAction(self.edl_action)
+        self.ortho_action = QAction("&Orthographic", self, shortcut="5", checkable=True,
+                                    toggled=lambda on: self.viewer.set_ortho(on))
+        self.ortho_action.setToolTip("Parallel projection (5, as in Blender); 'Look from here' goes back to "
+                                     "perspective, as the rendered views are")
+        vm.addAction(self.ortho_action)
         vm.addAction(self.axes_action)
         vm.addAction(self.bbox_action)
         vm.addAction(QAction("Clear &Measurement", self, triggered=lambda: self.viewer.clear_marks()))
@@ -891,6 +896,7 @@ class MainWindow(QMainWindow):
         t = np.eye(4)
         if doc is not None and not self.model_frame:
             t[:3, :3] = doc.cloud.model_matrix()
+        self.ortho_action.setChecked(False)  # the view's camera is a perspective one
         self.viewer.look_from(PinholeCamera(pin.K, pin.extrinsic @ t, pin.width, pin.height))
 
     def _on_pixel_clicked(self, view_index: int, u: float, v: float) -> None:

@@ -4,7 +4,7 @@ The dialog shows, for an object of a run's training split at an epoch, the two a
 clouds exactly as the point encoder gets them (drawn as splats from one fixed camera, so the two
 augmentations can be compared), the rendered view after its augmentation as the image encoder gets
 it, and, with the loaded model, the object's batch: the positive similarity and the hardest in-batch
-negatives of the intra- and cross-modal NT-Xent terms (``crosspoint.analysis.training_pairs``).
+negatives of the intra- and cross-modal NT-Xent terms (``crosspoint.engine.pairs``).
 """
 
 from __future__ import annotations
@@ -118,7 +118,7 @@ class PairInspector(QDialog):
             self.config.setText(path)
 
     def run(self) -> None:
-        from crosspoint.analysis.training_pairs import open_training_data, training_pair
+        from crosspoint.engine.pairs import open_training_data, training_pair
 
         if self.job is not None:
             return

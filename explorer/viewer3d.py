@@ -92,6 +92,7 @@ class Viewer3D(QWidget):
         self.show_axes = True  # the axis triad in the lower left corner
         self.show_bbox = False  # the axis-aligned bounding box with its size
         self.edl = False  # eye-dome lighting
+        self.ortho = False  # orthographic projection
         self._bounds: tuple[np.ndarray, np.ndarray] | None = None
         self._marks: list[np.ndarray] = []  # measurement marks (Ctrl+click), positions in the drawn frame
         self.last_frame_ms = 0.0
@@ -314,6 +315,7 @@ class Viewer3D(QWidget):
             self._renderer.up_axis = self._up_axis
             self._renderer.set_show_mesh(self._show_mesh)
             self._renderer.edl = self.edl
+            self._renderer.cam.ortho = self.ortho
         except (RendererUnavailable, RuntimeError) as exc:
             self._error = str(exc)
             log.error("3D view unavailable: %s", exc, exc_info=not isinstance(exc, RendererUnavailable))
@@ -414,6 +416,16 @@ class Viewer3D(QWidget):
             if r is not None:
                 r.edl = self.edl
         self.request_render()
+
+    def set_ortho(self, on: bool) -> None:
+        """Orthographic (parallel) projection on or off (:attr:`explorer.camera.OrbitCamera.ortho`),
+        keeping the view's size at the target."""
+        self.ortho = bool(on)
+        if self._renderer is not None:
+            self._renderer.cam.ortho = self.ortho
+            self._renderer._apply_camera()
+        self.request_render()
+        self.viewChanged.emit()
 
     def set_show_bbox(self, on: bool) -> None:
         self.show_bbox = bool(on)

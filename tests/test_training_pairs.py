@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from crosspoint import analysis as A
-from crosspoint.analysis.training_pairs import batch_of, open_training_data, row_losses, training_pair
+from crosspoint.engine.pairs import batch_of, open_training_data, row_losses, training_pair
 from crosspoint.config import PretrainConfig, apply_overrides
 from crosspoint.losses import nt_xent
 from tests.pretrain_support import TINY, make_tiny_demo

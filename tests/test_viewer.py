@@ -292,3 +292,25 @@ def test_eye_dome_lighting_in_the_viewer(qtbot):
     assert (shaded[drawn].astype(int) <= plain[drawn].astype(int)).all()  # only ever darker
     assert (shaded[drawn].sum(axis=1) < plain[drawn].sum(axis=1)).mean() > 0.02  # and somewhere it is
     v.shutdown()
+
+
+def test_orthographic_toggle_draws_the_same_target_plane(qtbot):
+    from explorer.viewer3d import Viewer3D
+
+    v = Viewer3D()
+    qtbot.addWidget(v)
+    v.resize(320, 240)
+    v.show()
+    qtbot.waitExposed(v)
+    pts = _sphere()
+    v.set_cloud(pts, np.full((len(pts), 3), 0.8, np.float32))
+    qtbot.waitUntil(lambda: v.has_frame and v.renderer().width == 320, timeout=10000)
+    v.render_now()
+    persp = v.frame_array().sum(axis=2) > 200
+    v.set_ortho(True)
+    v.render_now()
+    ortho = v.frame_array().sum(axis=2) > 200
+    assert v.renderer().cam.ortho and ortho.sum() > 0.5 * persp.sum()  # drawn, at a comparable size
+    ys, xs = np.nonzero(ortho)
+    assert 0 < xs.min() and xs.max() < 319 and 0 < ys.min() and ys.max() < 239  # framed, not clipped
+    v.shutdown()

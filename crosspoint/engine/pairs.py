@@ -1,4 +1,5 @@
-"""What pretraining actually shows the encoders: the training-pair inspector.
+"""What pretraining actually shows the encoders: the training-pair inspector (here, beside the engine
+whose batches it rebuilds; the explorer's Training > Inspect a Training Pair shows it).
 
 For one object of a pretraining run, :func:`training_pair` rebuilds exactly what the engine feeds
 the model at a given epoch: the two augmented point clouds (``points1``, ``points2``, the paper's
@@ -24,7 +25,24 @@ from pathlib import Path
 
 import numpy as np
 
-from crosspoint.analysis._common import AnalysisError, Cancel, Progress, check_cancel, report
+from crosspoint.engine.pretrain import PretrainError
+
+Progress = "Callable[[int, int, str], None] | None"
+Cancel = "Callable[[], bool] | None"
+
+
+class PairError(PretrainError):
+    """A training pair that cannot be shown (an index out of range, a model without an image encoder)."""
+
+
+def report(progress, done: int, total: int, text: str = "") -> None:
+    if progress is not None:
+        progress(int(done), int(total), text)
+
+
+def check_cancel(cancel, what: str) -> None:
+    if cancel is not None and cancel():
+        raise PairError(f"{what} cancelled")
 
 #: the ImageNet normalisation the image augmentation ends with (torchvision's Normalize)
 _MEAN = np.array([0.485, 0.456, 0.406])
@@ -97,7 +115,7 @@ def _config(run_or_config, overrides=()):
     if p.is_dir():
         p = p / "config.yaml"
     if not p.is_file():
-        raise AnalysisError(f"{run_or_config}: neither a run folder with config.yaml nor a config file")
+        raise PairError(f"{run_or_config}: neither a run folder with config.yaml nor a config file")
     return load_config(p, overrides)
 
 
@@ -139,7 +157,7 @@ def training_pair(run_or_config, index: int, *, epoch: int = 0, session=None, ro
         cfg, ds = _config(run_or_config, overrides), dataset
     n = len(ds)
     if not 0 <= int(index) < n:
-        raise AnalysisError(f"object {index} out of range: the training split has {n} objects")
+        raise PairError(f"object {index} out of range: the training split has {n} objects")
     index = int(index)
     bs = int(cfg.optim.batch_size)
     b, members = batch_of(index, n, batch_size=bs, seed=cfg.run.seed, epoch=epoch,
@@ -158,7 +176,7 @@ def training_pair(run_or_config, index: int, *, epoch: int = 0, session=None, ro
     if session is None or b is None:
         return pair
     if session.image_encoder is None:
-        raise AnalysisError(f"{session.path} has no image encoder: no cross-modal pairs to score")
+        raise PairError(f"{session.path} has no image encoder: no cross-modal pairs to score")
     pe, ie = session.point_encoder, session.image_encoder
     items = []
     for k, j in enumerate(members):
