@@ -306,6 +306,8 @@ class MainWindow(QMainWindow):
     def _build_files_dock(self) -> None:
         self.file_list = QListWidget()
         self.file_list.currentRowChanged.connect(self.state.set_current)
+        self.file_list.itemChanged.connect(self._on_layer_toggled)
+        self.file_list.setToolTip("Click: show the object. Checkbox: also draw it beside the one shown (layers)")
         dock = QDockWidget("Objects", self)
         dock.setObjectName("dock_objects")
         dock.setWidget(self.file_list)
@@ -547,10 +549,39 @@ class MainWindow(QMainWindow):
         self.file_list.clear()
         for d in self.state.documents:
             item = QListWidgetItem(d.title)
-            item.setToolTip(d.source)
+            item.setToolTip(d.source + "\n(checkbox: also draw it beside the object shown)")
+            item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
+            item.setCheckState(Qt.CheckState.Checked if d.overlay else Qt.CheckState.Unchecked)
             self.file_list.addItem(item)
         self.file_list.setCurrentRow(self.state.current_index)
         self.file_list.blockSignals(False)
+        self._refresh_layers()
+
+    def _on_layer_toggled(self, item) -> None:
+        row = self.file_list.row(item)
+        if 0 <= row < len(self.state.documents):
+            self.state.documents[row].overlay = item.checkState() == Qt.CheckState.Checked
+            self._refresh_layers()
+
+    def set_layer(self, index: int, on: bool) -> None:
+        """Draw object ``index`` beside the current one (the Objects list's checkbox)."""
+        item = self.file_list.item(index)
+        if item is not None:
+            item.setCheckState(Qt.CheckState.Checked if on else Qt.CheckState.Unchecked)
+
+    def _refresh_layers(self) -> None:
+        """The checked objects other than the current one, each in its own colour mode and in the frame
+        the current one is drawn in (the file's, or the model's)."""
+        cur = self.state.current
+        layers = []
+        for d in self.state.documents:
+            if d is cur or not d.overlay or d.cloud.n_points == 0:
+                continue
+            cloud = self._display_cloud(d)
+            idx = d.ensure_display_index(DISPLAY_MAX_POINTS)
+            pts = cloud.points if idx is None else cloud.points[idx]
+            layers.append((pts, self._shown_colors(d)))
+        self.viewer.set_layers(layers)
 
     def _on_current_changed(self, doc: Document | None) -> None:
         self.file_list.blockSignals(True)
@@ -566,6 +597,7 @@ class MainWindow(QMainWindow):
         cloud = doc.cloud
         shown = doc.ensure_display_index(DISPLAY_MAX_POINTS)
         self._draw_cloud(doc, reset_view=True)
+        self._refresh_layers()
         self._sync_up_axis_menu(doc)
         self.show_mesh.setEnabled(cloud.mesh is not None)
         self._update_color_combo(doc)
@@ -601,6 +633,7 @@ class MainWindow(QMainWindow):
         if doc is not None:
             self._draw_cloud(doc, reset_view=True)
             self._mark_picked()
+        self._refresh_layers()
         self.statusBar().showMessage("3D view: as the model sees it (+Y up, turned)" if on
                                      else "3D view: as the file has it", 5000)
 
@@ -620,6 +653,8 @@ class MainWindow(QMainWindow):
 
     def _on_document_updated(self, doc: Document) -> None:
         if doc is not self.state.current:
+            if doc.overlay:
+                self._refresh_layers()
             return
         self.viewer.set_colors(self._shown_colors(doc))
         self._update_color_combo(doc)

@@ -198,6 +198,7 @@ class OffscreenRenderer:
         self._pcd = None
         self._mesh = None
         self._marker = None
+        self._layers: list = []  # other objects drawn with this one (the Objects list's checkboxes)
         self._show_mesh = False
         self._has_view = False
         self.edl = False  # eye-dome lighting (see eye_dome_lighting)
@@ -281,6 +282,8 @@ class OffscreenRenderer:
             self._vis.add_geometry(self._marker, reset_bounding_box=True)  # widens the frame
         if self._show_mesh and self._mesh is not None:
             self._vis.add_geometry(self._mesh, reset_bounding_box=False)
+        for g in self._layers:
+            self._vis.add_geometry(g, reset_bounding_box=False)
         if keep:
             self._apply_camera()  # adding geometry resets Open3D's own camera; the model's pose stands
         else:
@@ -333,6 +336,21 @@ class OffscreenRenderer:
     def has_marker(self) -> bool:
         """Whether the scene is one location drawn with a marker (see ``_degenerate_marker``)."""
         return self._marker is not None
+
+    def set_layers(self, layers) -> None:
+        """Other clouds drawn with the current one: ``[(points (N, 3), colours (N, 3))]`` (replaces the
+        previous ones; the camera and the framing stay the current object's)."""
+        o3d = self._o3d
+        for g in self._layers:
+            self._vis.remove_geometry(g, reset_bounding_box=False)
+        self._layers = []
+        for pts, cols in layers:
+            g = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(np.ascontiguousarray(pts, np.float64)))
+            g.colors = o3d.utility.Vector3dVector(np.ascontiguousarray(cols, np.float64))
+            self._vis.add_geometry(g, reset_bounding_box=False)
+            self._layers.append(g)
+        if self._has_view:
+            self._apply_camera()  # adding geometry resets Open3D's own camera; the model's pose stands
 
     def set_colors(self, colors: np.ndarray) -> None:
         if self._pcd is None:
@@ -445,6 +463,8 @@ class OffscreenRenderer:
                 self._vis.add_geometry(self._marker, reset_bounding_box=True)  # widens the frame
             if self._show_mesh and self._mesh is not None:
                 self._vis.add_geometry(self._mesh, reset_bounding_box=False)
+            for g in self._layers:
+                self._vis.add_geometry(g, reset_bounding_box=False)
             self._apply_camera()
 
     # -- frames ---------------------------------------------------------------------------------

@@ -41,6 +41,8 @@ EXTRA_PANELS: dict[str, str] = {
                     "(the window; --panel colour-range-dialog: the dialog)",
     "colour-range-dialog": "the colour-range dialog itself",
     "edl": "eye-dome lighting on the demo chair, uniform colour (depth shading without normals)",
+    "layers": "two demo objects: the chair shown, a second chair (seed 1) checked in the Objects list and "
+              "drawn beside it, moved aside",
     "measure": "the bounding box with its size, two measurement marks (Ctrl+click) and their distance",
     "part-evidence": "evidence by occlusion per part (bar chart, 3D and 2D against a random blob) and its colours",
     "orientation": "the object laid on its side (+X up), the orientation check run and its turn applied, "
@@ -126,6 +128,18 @@ def _steps(win, panel: str | None):
         return steps + [(ranged, frame_ready)]
     if panel == "edl":
         return steps + [(lambda: (win.set_color_mode("uniform"), win.edl_action.setChecked(True)), frame_ready)]
+    if panel == "layers":
+        def second():
+            win.open_demo("chair", seed=3)
+
+        def layer():
+            doc = win.state.documents[-1]
+            doc.cloud.points[:, 0] += 1.0  # beside the first one, not inside it
+            win.state.set_current(0)
+            win.set_layer(len(win.state.documents) - 1, True)
+            win.viewer.reset_view()
+
+        return steps + [(second, lambda: len(win.state.documents) > 1 and not win.loading), (layer, frame_ready)]
     if panel == "measure":
         def measure():
             doc = win.state.current

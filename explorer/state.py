@@ -97,6 +97,8 @@ class Document:
     display_index: "np.ndarray | None" = field(default=None, repr=False)
     #: where it goes in the Objects list among the files opened together: (batch, position)
     order: tuple = ()
+    #: drawn beside the current object when it is not the current one (the Objects list's checkbox)
+    overlay: bool = False
     #: the colour limits chosen for scalar modes (View > Colour Range): mode -> (lo, hi); values outside grey
     scalar_range: dict = field(default_factory=dict)
     #: a key unique in this process (results name their object by it)

@@ -92,6 +92,8 @@ class Viewer3D(QWidget):
         self.show_axes = True  # the axis triad in the lower left corner
         self.show_bbox = False  # the axis-aligned bounding box with its size
         self.edl = False  # eye-dome lighting
+        self._layers: list = []  # other objects drawn with this one: [(points, colours)]
+        self._layers_pending = False
         self.ortho = False  # orthographic projection
         self._bounds: tuple[np.ndarray, np.ndarray] | None = None
         self._marks: list[np.ndarray] = []  # measurement marks (Ctrl+click), positions in the drawn frame
@@ -341,6 +343,9 @@ class Viewer3D(QWidget):
             else:
                 r.set_points(self._points, self._colors, mesh=self._mesh, reset_view=self._pending_reset)
             self._pending_reset = False
+        if self._layers_pending:
+            self._layers_pending = False
+            r.set_layers(self._layers)
         t0 = time.perf_counter()
         lod = self._lod_renderer()
         frame = (lod if lod is not None else r).render()
@@ -416,6 +421,17 @@ class Viewer3D(QWidget):
             if r is not None:
                 r.edl = self.edl
         self.request_render()
+
+    def set_layers(self, layers) -> None:
+        """Other clouds drawn beside the current one (``[(points, colours)]``): the Objects list's
+        checked objects. Picking, the framing and the level of detail are the current object's."""
+        self._layers = [(np.asarray(p, np.float32), np.asarray(c, np.float32)) for p, c in layers]
+        self._layers_pending = True
+        self.request_render()
+
+    @property
+    def layer_count(self) -> int:
+        return len(self._layers)
 
     def set_ortho(self, on: bool) -> None:
         """Orthographic (parallel) projection on or off (:attr:`explorer.camera.OrbitCamera.ortho`),

@@ -191,3 +191,28 @@ def test_colour_range_histogram_thresholds_a_scalar_mode(qtbot, window):
     window.set_color_mode("labels")
     assert "maps no scalar" in dlg.note.text()
     dlg.close()
+
+
+def test_layers_draw_checked_objects_beside_the_current_one(qtbot, window, shared_data):
+    """The Objects list's checkboxes: a checked object is drawn beside the one shown (in its own colours,
+    the current one's frame); the current one is never a layer of itself; unchecking removes it."""
+    files = sorted((shared_data / "ply").glob("*.ply"))[:2]
+    window.open_files([str(f) for f in files])
+    qtbot.waitUntil(lambda: len(window.state.documents) == 2 and not window.loading and window.viewer.has_frame,
+                    timeout=60_000)
+    window.state.set_current(0)
+    qtbot.waitUntil(lambda: window.viewer.has_frame, timeout=10_000)
+    window.set_layer(1, True)
+    other = window.state.documents[1]
+    assert other.overlay and window.viewer.layer_count == 1
+    qtbot.waitUntil(lambda: len(window.viewer.renderer()._layers) == 1, timeout=10_000)
+    pts = np.asarray(window.viewer.renderer()._layers[0].points, np.float32)
+    idx = other.ensure_display_index(10 ** 9)
+    want = other.cloud.points if idx is None else other.cloud.points[idx]
+    np.testing.assert_array_equal(pts, want)
+    window.state.set_current(1)  # the layer is now the current object: not drawn twice
+    qtbot.waitUntil(lambda: window.viewer.layer_count == 0, timeout=10_000)
+    window.state.set_current(0)
+    qtbot.waitUntil(lambda: window.viewer.layer_count == 1, timeout=10_000)
+    window.set_layer(1, False)
+    assert not other.overlay and window.viewer.layer_count == 0
