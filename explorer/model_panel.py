@@ -38,6 +38,23 @@ from explorer.workers import freeze_heap, run_in_thread, run_job
 log = logging.getLogger(__name__)
 
 
+def heatmap_readouts(session, cloud, image, camera, method: str) -> dict:
+    """``crosspoint.analysis.heat_readouts`` for the explorer's heatmap: the object in the frame its
+    views are rendered in, the view's camera and mesh for the geometry, and as "another object's
+    image" a view of a demo object of another category rendered with the same renderer and size."""
+    from crosspoint import analysis as A
+    from crosspoint.data.demo import SHIPPED_PRESET, demo_object
+    from crosspoint.render import render_views
+
+    model = cloud.in_model_frame()
+    mesh = model.mesh if model.mesh is not None and model.mesh.n_faces > 0 else None
+    other_cls = "airplane" if (getattr(cloud, "category", None) or "") != "airplane" else "chair"
+    other = demo_object(other_cls, seed=0, preset=SHIPPED_PRESET)
+    size = int(np.asarray(image).shape[0])
+    other_img = render_views(other.mesh, 1, size=size, seed=0)[0][0]
+    return A.heat_readouts(session, model, image, camera, mesh=mesh, other_image=other_img, method=method)
+
+
 def cuda_maybe() -> bool:
     """Could this machine have a CUDA device? Answered without importing torch (2 s on 2 cores, which
     would delay the first frame): the NVIDIA driver's device nodes (``/dev/dxg``: WSL). The model
@@ -175,6 +192,15 @@ class ModelPanel(QWidget):
         self.method = QComboBox()
         self.method.addItem("Grad-CAM", "gradcam")
         self.method.addItem("gradient x input", "grad_x_input")
+        self.readouts = QCheckBox("Honesty readouts (a few seconds more)")
+        self.readouts.setChecked(True)
+        self.readouts.setToolTip("With the heatmap: its deletion curve against a random contiguous blob of points, "
+                                 "its specificity (the heat for another object's image) and its agreement with "
+                                 "the geometry (point heat vs image heat at each visible point's pixel)")
+        self.readout_plot = self._make_readout_plot()
+        self.readout_text = QLabel("")
+        self.readout_text.setWordWrap(True)
+        self.readout_text.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.evidence_button = QPushButton("Part evidence")
         self.evidence_button.setToolTip(
             "For each part (the segmentation's, else the file's labels): how much the object-view similarity drops "
@@ -199,7 +225,10 @@ class ModelPanel(QWidget):
         cf = QFormLayout(cg)
         cf.addRow("Method", self.method)
         cf.addRow(self.heat_button)
+        cf.addRow(self.readouts)
         cf.addRow(self.similarity)
+        cf.addRow(self.readout_plot)
+        cf.addRow(self.readout_text)
         cf.addRow(self.evidence_button)
         cf.addRow(self.evidence_plot)
         cf.addRow(self.evidence_note)
@@ -464,6 +493,7 @@ class ModelPanel(QWidget):
                        f": {hm.value['similarity']:+.3f}", st.stale_reason(doc, "heatmap"))
         self._show_orientation(doc)
         self._show_evidence(doc)
+        self._show_readouts(doc)
         # retrieval (of no single object: ranks the open objects for one view)
         r = st.result(None, "retrieval")
         self.results.clear()
@@ -590,21 +620,31 @@ class ModelPanel(QWidget):
         s, method = self.session, self.method.currentData()
         prov = self.state.provenance("heatmap", doc, method=method)
 
+        camera = self.views.current_camera()
+        readouts = self.readouts.isChecked()
+
         def func(progress, cancel):
-            progress(0, 3, "points")
+            progress(0, 4, "points")
             pt = A.point_heatmap_result(s, doc.cloud, image, method=method)
             if cancel():
                 raise A.Cancelled("heatmap")
-            progress(1, 3, "image")
+            progress(1, 4, "image")
             img = A.image_heatmap(s, doc.cloud, image)
-            progress(2, 3, "similarity")
+            progress(2, 4, "similarity")
             sim = A.similarity(s, doc.cloud, image)
-            return pt, img, sim
+            ro = None
+            if readouts:
+                if cancel():
+                    raise A.Cancelled("heatmap")
+                progress(3, 4, "honesty readouts (deletion against a random blob, specificity, geometry)")
+                ro = heatmap_readouts(s, doc.cloud, image, camera, method)
+            return pt, img, sim, ro
 
         def done(res):
-            pt, img, sim = res
+            pt, img, sim, ro = res
             self.state.set_result(doc, "image_heatmap", None if img is None else {"values": img}, prov)
-            self.state.set_result(doc, "heatmap", {"values": pt.heat, "title": "3D-2D heat", "similarity": float(sim)},
+            self.state.set_result(doc, "heatmap", {"values": pt.heat, "title": "3D-2D heat", "similarity": float(sim),
+                                                   "readouts": ro},
                                   prov, color_mode="heatmap")
             self.heatmapReady.emit(doc, pt.heat, img)
 
@@ -659,6 +699,64 @@ class ModelPanel(QWidget):
         self.compare_image.show()
 
     @staticmethod
+    def _make_readout_plot():
+        import pyqtgraph as pg
+
+        w = pg.PlotWidget(background="#1f2126")
+        w.setMinimumHeight(150)
+        w.setMaximumHeight(190)
+        w.setMouseEnabled(False, False)
+        w.hideButtons()
+        w.setMenuEnabled(False)
+        w.getPlotItem().setLabel("left", "similarity drop")
+        w.getPlotItem().setLabel("bottom", "% of the points deleted")
+        for ax in ("left", "bottom"):
+            w.getPlotItem().getAxis(ax).enableAutoSIPrefix(False)
+        legend = w.getPlotItem().addLegend(offset=(5, 2), labelTextSize="8pt", brush=(31, 33, 38, 200))
+        legend.setLabelTextColor("#dddddd")
+        w.hide()
+        return w
+
+    def _show_readouts(self, doc) -> None:
+        """The heatmap's honesty figures (``crosspoint.analysis.heat_readouts``) beside it."""
+        import pyqtgraph as pg
+
+        hm = self.state.result(doc, "heatmap") if doc is not None else None
+        ro = None if hm is None else hm.value.get("readouts")
+        plot = self.readout_plot.getPlotItem()
+        plot.clear()
+        if not ro:
+            self.readout_plot.hide()
+            self.readout_text.setText("")
+            self.readout_text.setStyleSheet("")
+            return
+        c = ro["deletion_curve"]
+        x = 100.0 * np.asarray(c["fractions"], float)
+        for key, name, colour in (("top", "hottest points", "#ff9a3c"), ("blob", "random contiguous blob", "#9ad0ff"),
+                                  ("random", "scattered random points", "#888888"),
+                                  ("other_top", "hottest for another object's image", "#c77dff")):
+            if key in c:
+                plot.plot(x, np.asarray(c[key], float), pen=pg.mkPen(colour, width=2), symbol="o", symbolSize=5,
+                          symbolBrush=colour, name=name)
+        self.readout_plot.show()
+        f = int(round(100 * ro["fraction"]))
+        verdict = ("beats" if ro["top_minus_blob"] > 0.01 else "does NOT beat")
+        lines = [f"{ro['label']}.",
+                 f"Deleting the hottest {f} % of points drops the similarity {ro['top_drop']:+.3f}; a random "
+                 f"contiguous blob of the same size {ro['blob_drop']:+.3f}: the heat {verdict} a blob "
+                 f"(difference {ro['top_minus_blob']:+.3f})."]
+        if "other_heat_corr" in ro:
+            lines.append(f"Specificity: the heat computed for another object's image correlates "
+                         f"{ro['other_heat_corr']:+.2f} with this one (1: the same heat whatever the image); its hottest "
+                         f"points drop {ro['other_top_drop']:+.3f}.")
+        if "spearman_point_image" in ro:
+            lines.append(f"Geometry: point heat vs image heat at each visible point's pixel, Spearman "
+                         f"{ro['spearman_point_image']:+.2f}; visible points {ro['visible_heat']:.2f} vs hidden "
+                         f"{ro['hidden_heat']:.2f} mean heat; {100 * ro['image_heat_on_object']:.0f} % of the image "
+                         f"heat on the object, which covers {100 * ro['object_area']:.0f} % of the image.")
+        self._mark(self.readout_text, "\n".join(lines), self.state.stale_reason(doc, "heatmap"))
+
+    @staticmethod
     def _make_evidence_plot():
         import pyqtgraph as pg
 
@@ -669,6 +767,7 @@ class ModelPanel(QWidget):
         w.hideButtons()
         w.setMenuEnabled(False)
         w.getPlotItem().setLabel("left", "similarity drop")
+        w.getPlotItem().getAxis("left").enableAutoSIPrefix(False)
         legend = w.getPlotItem().addLegend(offset=(5, 2), labelTextSize="8pt", brush=(31, 33, 38, 200))
         legend.setLabelTextColor("#dddddd")
         w.hide()

@@ -90,7 +90,8 @@ def _steps(win, panel: str | None):
             out.append((lambda: win.set_color_mode(mode), frame_ready))
         return out + [(show_seg_group, lambda: True)]
     if panel == "heatmap":
-        return steps + [(None, model_ready), (mp.run_heatmap, lambda: not mp.busy), (None, frame_ready)]
+        return steps + [(None, model_ready), (mp.run_heatmap, lambda: not mp.busy), (None, frame_ready),
+                        (lambda: show_in_panel(mp.readout_text, 0.3), lambda: True)]
     if panel == "heatmap-stale":
         def next_view():
             win.views.thumbs.setCurrentRow((win.views.current_index + 1) % max(win.views.image_count(), 1))

@@ -123,6 +123,17 @@ def test_heatmap_on_points_and_on_the_view(qtbot, window, ckpts):
     assert heat.min() >= 0 and heat.max() <= 1 and heat.std() > 0
     assert doc.color_mode == "heatmap"
     assert "cosine similarity" in mp.similarity.text()
+    # the honesty readouts beside it: the library's figures, for this view and camera
+    ro = doc.results["heatmap"].value["readouts"]
+    from explorer.model_panel import heatmap_readouts
+
+    want = heatmap_readouts(mp.session, doc.cloud, views.current_image(), views.current_camera(), "gradcam")
+    for key in ("top_drop", "blob_drop", "random_drop", "other_top_drop", "other_heat_corr", "spearman_point_image"):
+        assert abs(ro[key] - want[key]) < 1e-4, (key, ro[key], want[key])  # float32 model on another thread
+    assert set(ro["deletion_curve"]) >= {"fractions", "top", "blob", "random", "other_top"}
+    assert mp.readout_plot.isVisible() and len(mp.readout_plot.getPlotItem().listDataItems()) == 4
+    text = mp.readout_text.text()
+    assert "random contiguous blob" in text and "Specificity" in text and "Spearman" in text
     img_heat = doc.results["image_heatmap"].value["values"]
     assert img_heat.ndim == 2 and np.isfinite(img_heat).all()
     shown = views.displayed_image()
