@@ -875,6 +875,74 @@ class MainWindow(QMainWindow):
         if where:
             parts.append(where)
         self.statusBar().showMessage(", ".join(parts), 10000)
+        if self.model_panel.dense_links.isChecked():
+            i = int(index)
+            self.model_panel.ensure_dense(lambda ds, f: self._show_dense_point(i, ds, f))
+
+    def _show_dense_pixel(self, view_index: int, u: float, v: float, ds, figures) -> None:
+        """A clicked pixel's dense similarity over the points (to every point from the model's input
+        points), with this pixel's own AUC: visible points within 8 px (at 224) against the others."""
+        from crosspoint import analysis as A
+        from crosspoint.analysis.correspondence import EVAL_SIZE, HIT_RADIUS_PX, _auc
+
+        doc = self.state.current
+        corr = self.view_correspondence(view_index)
+        if doc is None or corr is None:
+            return
+        prep = ds.prepared
+        sc = ds.pixel_scores(u, v)
+        full = A.to_full(sc, prep, doc.cloud.model_points())
+        H, W = corr.shape
+        uv = corr.uv[prep.index]
+        d = np.hypot((uv[:, 0] - u) * EVAL_SIZE / W, (uv[:, 1] - v) * EVAL_SIZE / H)
+        pos = corr.visible[prep.index] & (d <= HIT_RADIUS_PX)
+        auc = _auc(sc[pos], sc[~pos]) if pos.any() and (~pos).any() else float("nan")
+        prov = self.state.provenance("heatmap", doc)
+        self.state.set_result(doc, "heatmap", {"values": full.astype(np.float32),
+                                               "title": f"dense similarity to pixel ({u:.0f}, {v:.0f})"}, prov,
+                              color_mode="heatmap")
+        self.statusBar().showMessage(
+            f"dense: pixel ({u:.0f}, {v:.0f})'s similarity over the points; AUC {auc:.2f} for the {int(pos.sum())} "
+            f"visible points within 8 px against the rest (chance 0.5; this view's mean "
+            f"{figures['pixel_to_point_auc']:.2f})", 15000)
+
+    def _show_dense_point(self, index: int, ds, figures) -> None:
+        """The picked point's dense similarity over the selected view, its peak (magenta) beside its
+        true pixel, and how far apart they are (at 224 px, as eval correspondence measures)."""
+        from crosspoint.analysis.correspondence import EVAL_SIZE, HIT_RADIUS_PX
+
+        doc = self.state.current
+        corr = self.view_correspondence()
+        if doc is None or corr is None or self._picked_full != index:
+            return
+        prep = ds.prepared
+        hit = np.flatnonzero(prep.index == index)
+        if hit.size:
+            j = int(hit[0])
+        else:  # not among the model's input points: its nearest one
+            p = doc.cloud.model_points()[index].astype(np.float64)
+            j = int(np.argmin(np.linalg.norm(ds.world_points - p, axis=1)))
+        heat = ds.point_maps([j])[0]
+        masked = np.where(corr.object_mask, heat, -np.inf)
+        v, u = np.unravel_index(int(np.argmax(masked)), masked.shape)
+        lo, hi = float(heat.min()), float(heat.max())
+        self.views.set_overlay((heat - lo) / (hi - lo) if hi > lo else np.zeros_like(heat),
+                               f"dense similarity of point {index} ({ds.method})")
+        marks = [(u + 0.5, v + 0.5, "dense")]
+        if corr.in_frame[index]:
+            marks.append((*corr.uv[index], "visible" if corr.visible[index] else "occluded"))
+        self.views.set_marks(marks)
+        H, W = corr.shape
+        if corr.in_frame[index]:
+            d = float(np.hypot((u + 0.5 - corr.uv[index][0]) * EVAL_SIZE / W, (v + 0.5 - corr.uv[index][1]) * EVAL_SIZE / H))
+            verdict = "a hit" if d <= HIT_RADIUS_PX and corr.visible[index] else "a miss"
+            text = (f"dense: point {index}'s similarity peaks {d:.0f} px (at {EVAL_SIZE}) from its true pixel "
+                    f"({'visible' if corr.visible[index] else 'occluded'}): {verdict} by the 8 px rule; this view: "
+                    f"{100 * figures['point_to_pixel_hit']:.0f} % hits (chance "
+                    f"{100 * figures['point_to_pixel_hit_chance']:.1f} %)")
+        else:
+            text = f"dense: point {index} is out of this view's frame"
+        self.statusBar().showMessage(text, 15000)
 
     # -- geometric correspondence: a point <-> its pixel in the rendered views ----------------------
     #: a pixel of a view "sees" the visible points projecting within this many pixels of it
@@ -954,6 +1022,8 @@ class MainWindow(QMainWindow):
             f"pixel ({u:.0f}, {v:.0f}) of {self.views.current_view()[1]}: {len(seen)} visible "
             f"{'point' if len(seen) == 1 else 'points'} within {self.PIXEL_PROBE_RADIUS:g} px (ringed in 3D)"
             f", {hidden} more behind them (occluded)", 10000)
+        if self.model_panel.dense_links.isChecked():
+            self.model_panel.ensure_dense(lambda ds, f: self._show_dense_pixel(view_index, u, v, ds, f))
 
     # -- export, screenshots --------------------------------------------------------------------
     def export_current(self) -> None:

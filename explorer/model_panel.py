@@ -201,6 +201,16 @@ class ModelPanel(QWidget):
         self.readout_text = QLabel("")
         self.readout_text.setWordWrap(True)
         self.readout_text.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.dense_links = QCheckBox("Dense similarity on click")
+        self.dense_links.setToolTip(
+            "Click a point: its similarity over the selected view (magenta square: the peak; the status bar says how "
+            "far it is from the point's true pixel). Click a pixel: its similarity over the points. With the "
+            "hit rate and AUC of this very view, measured against the renderer's geometry")
+        self.dense_links.toggled.connect(lambda on: self.ensure_dense() if on else None)
+        self.dense_note = QLabel("")
+        self.dense_note.setWordWrap(True)
+        self.dense_note.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self._dense = None  # (key, DenseSimilarity, figures) of the current object and view
         self.evidence_button = QPushButton("Part evidence")
         self.evidence_button.setToolTip(
             "For each part (the segmentation's, else the file's labels): how much the object-view similarity drops "
@@ -229,6 +239,8 @@ class ModelPanel(QWidget):
         cf.addRow(self.similarity)
         cf.addRow(self.readout_plot)
         cf.addRow(self.readout_text)
+        cf.addRow(self.dense_links)
+        cf.addRow(self.dense_note)
         cf.addRow(self.evidence_button)
         cf.addRow(self.evidence_plot)
         cf.addRow(self.evidence_note)
@@ -772,6 +784,54 @@ class ModelPanel(QWidget):
         legend.setLabelTextColor("#dddddd")
         w.hide()
         return w
+
+    def _dense_key(self):
+        doc = self.state.current
+        view = self.views.current_view()[0]
+        return None if doc is None or view is None else (doc.key, view, self.state.checkpoint)
+
+    def ensure_dense(self, then=None) -> None:
+        """The dense similarity of the current object and view (``crosspoint.analysis.dense_readouts``,
+        with its hit rate and AUC on this view), computed once per object, view and checkpoint;
+        ``then(ds, figures)`` runs when it is there."""
+        from crosspoint import analysis as A
+
+        doc, s = self.state.current, self.session
+        image, camera = self.views.current_image(), self.views.current_camera()
+        if doc is None or s is None or s.image_encoder is None:
+            return
+        if camera is None:
+            self.dense_note.setText("dense similarity needs a rendered view (an added image has no camera)")
+            return
+        key = self._dense_key()
+        if self._dense is not None and self._dense[0] == key:
+            if then is not None:
+                then(self._dense[1], self._dense[2])
+            return
+        model = doc.cloud.in_model_frame()  # the frame the views were rendered in
+        mesh = model.mesh if model.mesh is not None and model.mesh.n_faces > 0 else None
+
+        def func(progress, cancel):
+            progress(0, 0, "dense similarity of the object and the view")
+            return A.dense_readouts(s, model.points, image, camera, mesh=mesh)
+
+        def done(res):
+            ds, f = res
+            self._dense = (key, ds, f)
+            self._show_dense_note(f)
+            if then is not None and self._dense_key() == key:
+                then(ds, f)
+
+        self._start("dense similarity", func, done)
+
+    def _show_dense_note(self, f: dict) -> None:
+        trained = f["method"] == "dense heads"
+        self.dense_note.setText(
+            f"{'dense heads (trained for it)' if trained else 'projection heads per point (not trained for it)'}; "
+            f"on this view: a visible point's peak lands within 8 px (at 224) of its true pixel for "
+            f"{100 * f['point_to_pixel_hit']:.0f} % of {f['tested']} points (chance "
+            f"{100 * f['point_to_pixel_hit_chance']:.1f} %); pixel -> points AUC {f['pixel_to_point_auc']:.2f} "
+            f"(chance 0.5)")
 
     def run_part_evidence(self) -> None:
         """Evidence by occlusion for the current object and view (``crosspoint.analysis.part_occlusion``):

@@ -43,6 +43,8 @@ EXTRA_PANELS: dict[str, str] = {
     "edl": "eye-dome lighting on the demo chair, uniform colour (depth shading without normals)",
     "layers": "two demo objects: the chair shown, a second chair (seed 1) checked in the Objects list and "
               "drawn beside it, moved aside",
+    "dense": "dense similarity on click: a visible point's similarity over the view, its peak (magenta) "
+             "beside its true pixel (green), and this view's hit rate and AUC",
     "measure": "the bounding box with its size, two measurement marks (Ctrl+click) and their distance",
     "part-evidence": "evidence by occlusion per part (bar chart, 3D and 2D against a random blob) and its colours",
     "orientation": "the object laid on its side (+X up), the orientation check run and its turn applied, "
@@ -141,6 +143,17 @@ def _steps(win, panel: str | None):
             win.viewer.reset_view()
 
         return steps + [(second, lambda: len(win.state.documents) > 1 and not win.loading), (layer, frame_ready)]
+    if panel == "dense":
+        def pick():
+            _, ds, _f = mp._dense
+            corr = win.view_correspondence()
+            vis = np.flatnonzero(corr.visible[ds.prepared.index])
+            win._on_point_picked(int(ds.prepared.index[vis[len(vis) // 3]]))
+            show_in_panel(mp.dense_note, 0.42)
+
+        return steps + [(None, model_ready), (lambda: mp.dense_links.setChecked(True),
+                                              lambda: mp._dense is not None and not mp.busy),
+                        (pick, frame_ready)]
     if panel == "measure":
         def measure():
             doc = win.state.current

@@ -172,6 +172,11 @@ class ImageView(QLabel):
                 pen = QPen(QColor(0, 200, 83), 2.5)
             elif kind == "occluded":
                 pen = QPen(QColor(255, 145, 0), 2.0, Qt.PenStyle.DashLine)
+            elif kind == "dense":  # where the dense similarity of the picked point peaks
+                pen = QPen(QColor(230, 60, 230), 2.5)
+                p.setPen(pen)
+                p.drawRect(QRectF(c.x() - 6, c.y() - 6, 12, 12))
+                continue
             else:
                 pen = QPen(QColor(33, 150, 243), 2.0)
             p.setPen(pen)
@@ -421,7 +426,8 @@ class ViewsPanel(QWidget):
             self.lookFromRequested.emit(cam)
 
     def set_marks(self, markers) -> None:
-        """Markers ``[(u, v, kind)]`` on the current view (kind "visible", "occluded" or "probe")."""
+        """Markers ``[(u, v, kind)]`` on the current view (kind "visible", "occluded", "probe" or "dense":
+        a magenta square where a point's dense similarity peaks)."""
         self.big.set_markers(markers)
 
     def _on_select(self, row: int) -> None:

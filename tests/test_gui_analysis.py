@@ -602,3 +602,39 @@ def test_segmentation_beside_random_weights_and_xyz_kmeans(qtbot, window, ckpts)
     assert len(cmp["images"]) == 3 and all(img.shape[:2] == (150, 150) for _, img in cmp["images"])
     assert mp.compare_image.isVisible() and mp.compare_image.pixmap().width() == 450
     assert "random weights" in mp.compare_text.text()
+
+
+def test_dense_similarity_on_click_with_this_views_figures(qtbot, window):
+    """"Dense similarity on click" with the demo checkpoint (it has dense heads): clicking a visible point
+    overlays its similarity over the view, marks the peak beside the true pixel and says how far apart
+    they are; clicking a pixel colours the points by their similarity to it, with that pixel's AUC;
+    the note gives this view's hit rate and AUC (dense_readouts, the eval's measure)."""
+    from crosspoint.analysis.correspondence import EVAL_SIZE
+
+    window.model_panel.load(None)
+    qtbot.waitUntil(lambda: not window.model_panel.busy and window.model_panel.session is not None, timeout=60_000)
+    _open_demo(qtbot, window, "chair")
+    qtbot.waitUntil(lambda: not window.views.rendering, timeout=60_000)
+    mp, doc = window.model_panel, window.state.current
+    mp.dense_links.setChecked(True)
+    qtbot.waitUntil(lambda: mp._dense is not None and not mp.busy, timeout=120_000)
+    key, ds, f = mp._dense
+    assert ds.method == "dense heads" and 0 <= f["point_to_pixel_hit"] <= 1 and f["tested"] > 0
+    assert f"{100 * f['point_to_pixel_hit']:.0f} %" in mp.dense_note.text() and "AUC" in mp.dense_note.text()
+    corr = window.view_correspondence()
+    i = int(ds.prepared.index[np.flatnonzero(corr.visible[ds.prepared.index])[0]])  # a visible input point
+    window._on_point_picked(i)
+    qtbot.waitUntil(lambda: "peaks" in window.statusBar().currentMessage(), timeout=10_000)
+    assert window.views._overlay is not None and "dense similarity" in window.views._overlay_label
+    marks = window.views.big.markers
+    assert [m[2] for m in marks] == ["dense", "visible"]
+    (du, dv, _), (tu, tv, _) = marks
+    H, W = corr.shape
+    d = np.hypot((du - tu) * EVAL_SIZE / W, (dv - tv) * EVAL_SIZE / H)
+    assert f"peaks {d:.0f} px" in window.statusBar().currentMessage()
+    u, v = corr.uv[i]
+    window._on_pixel_clicked(window.views.current_index, float(u), float(v))
+    qtbot.waitUntil(lambda: "AUC" in window.statusBar().currentMessage(), timeout=10_000)
+    hm = window.state.result(doc, "heatmap")
+    assert hm is not None and hm.value["title"].startswith("dense similarity to pixel")
+    assert hm.value["values"].shape == (doc.cloud.n_points,) and doc.color_mode == "heatmap"

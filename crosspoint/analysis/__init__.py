@@ -44,7 +44,8 @@ evidence, dense similarity), :mod:`.dataset` (dataset embeddings, UMAP, SVM), :m
 from crosspoint.analysis._common import AnalysisError, Cancelled, user_cache_dir
 from crosspoint.analysis.colors import CMAPS, colormap, overlay
 from crosspoint.analysis.correspondence import (
-    DenseSimilarity, PartEvidence, PinholeCamera, ViewCorrespondence, as_pinhole, dense_similarity, mask_image,
+    DenseSimilarity, PartEvidence, PinholeCamera, ViewCorrespondence, as_pinhole, dense_readouts, dense_similarity,
+    mask_image,
     object_views, part_occlusion, point_in_views, view_correspondence,
 )
 from crosspoint.analysis.dataset import (
@@ -75,6 +76,6 @@ __all__ = [
     "DatasetEmbedding", "embed_dataset", "umap_2d", "project_2d", "Projection2D", "svm_accuracy", "map_quality",
     "ensure_numba_cache_dir", "warm_up_umap",
     "PinholeCamera", "as_pinhole", "ViewCorrespondence", "view_correspondence", "object_views", "point_in_views",
-    "DenseSimilarity", "dense_similarity", "PartEvidence", "part_occlusion", "mask_image",
+    "DenseSimilarity", "dense_similarity", "dense_readouts", "PartEvidence", "part_occlusion", "mask_image",
     "OrientationCheck", "check_orientation", "axis_rotations", "up_direction",
 ]

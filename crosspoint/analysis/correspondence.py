@@ -102,7 +102,7 @@ from crosspoint.analysis._common import (
 )
 
 __all__ = [
-    "VISIBILITY_SLOPE", "HIT_RADIUS_PX", "EVAL_SIZE", "PinholeCamera", "as_pinhole", "ViewCorrespondence",
+    "VISIBILITY_SLOPE", "HIT_RADIUS_PX", "EVAL_SIZE", "dense_readouts", "PinholeCamera", "as_pinhole", "ViewCorrespondence",
     "view_correspondence", "object_views", "point_in_views", "depth_buffer", "DepthBuffers",
     "DenseSimilarity", "dense_similarity", "PartEvidence", "part_occlusion", "mask_image", "random_blob",
     "evaluate_views", "summarize_evaluation",
@@ -1092,11 +1092,36 @@ def _spearman(a: np.ndarray, b: np.ndarray) -> float:
     return float(spearmanr(a, b).statistic)
 
 
+def dense_readouts(session, cloud, image, camera, *, view: "ViewCorrespondence | None" = None, mesh=None,
+                   n_pixels: int = 64, max_points: int = 256, seed: int = 0) -> "tuple[DenseSimilarity, dict]":
+    """The dense similarity of ``cloud`` and a rendered ``image`` (its ``camera``) with what it is worth
+    on this very view, measured as ``crosspoint eval correspondence`` measures a checkpoint:
+    ``point_to_pixel_hit`` (visible points whose map peaks within :data:`HIT_RADIUS_PX` at
+    :data:`EVAL_SIZE` px of their true pixel) with its ``_chance``, and ``pixel_to_point_auc`` (mean
+    over object pixels). ``cloud``: points in the frame of ``camera`` (an array, or a cloud whose
+    model frame it is)."""
+    pts = _as_points(cloud)
+    if view is None:
+        view = view_correspondence(pts, camera, mesh=mesh)
+    rng = np.random.default_rng(seed)
+    ds = dense_similarity(session, pts.astype(np.float32), image, camera, seed=seed)
+    f = _dense_figures(session, pts, None, image, camera, view, rng=rng, n_pixels=n_pixels, max_points=max_points,
+                       n_points=None, seed=seed, ds=ds)
+    tested = f.get("tested", 0)
+    out = {"method": ds.method, "visible_points": f.get("visible_points", 0), "tested": tested,
+           "point_to_pixel_hit": f["hits"] / tested if tested else float("nan"),
+           "point_to_pixel_hit_chance": f.get("hit_chance", float("nan")),
+           "pixel_to_point_auc": float(np.mean(f["pixel_aucs"])) if f.get("pixel_aucs") else float("nan"),
+           "pixels": len(f.get("pixel_aucs", []))}
+    return ds, out
+
+
 def _dense_figures(session, cloud_pts, labels, image, camera, view: ViewCorrespondence, *, rng, n_pixels: int,
-                   max_points: int, n_points: "int | None", seed: int) -> dict:
+                   max_points: int, n_points: "int | None", seed: int, ds: "DenseSimilarity | None" = None) -> dict:
     """Point -> pixel hit rate (with chance), true-cell top-1 (with chance) and pixel -> points AUC
-    for one object view."""
-    ds = dense_similarity(session, cloud_pts.astype(np.float32), image, camera, n_points=n_points, seed=seed)
+    for one object view (``ds``: the dense similarity when already computed with these settings)."""
+    if ds is None:
+        ds = dense_similarity(session, cloud_pts.astype(np.float32), image, camera, n_points=n_points, seed=seed)
     prep = ds.prepared
     # visibility of the model's input points, from the full cloud's view
     vis = view.visible[prep.index]
