@@ -522,8 +522,12 @@ class ModelPanel(QWidget):
             if d is None or stale:
                 it.setForeground(Qt.GlobalColor.gray)
             self.results.addItem(it)
-        self._mark(self.results_note, f"for {r.provenance.view_label or 'a view'} of {r.provenance.object_label}",
-                   stale)
+        own = r.value.get("own_rank")
+        n = r.value.get("n", len(r.value["hits"]))
+        rank = (f"; the view's own object ranks {own} of {n} (a random ranking puts it at {(n + 1) / 2:.1f} on "
+                f"average)" if own is not None else "")
+        self._mark(self.results_note, f"for {r.provenance.view_label or 'a view'} of {r.provenance.object_label}"
+                   + rank, stale)
 
     def _sync_mode_buttons(self) -> None:
         doc = self.state.current
@@ -672,12 +676,18 @@ class ModelPanel(QWidget):
         s = self.session
         prov = self.state.provenance("retrieval", self.state.current)
 
-        def func(progress, cancel):
-            return A.retrieve(s, image, [d.cloud for d in docs], top_k=min(10, len(docs)))
+        own = self.state.current
 
-        def done(hits):
+        def func(progress, cancel):
+            return A.retrieve(s, image, [d.cloud for d in docs], top_k=len(docs))
+
+        def done(ranked):
+            hits = ranked[:10]
+            # the honesty figure: where the view's own object lands among all open ones (chance: the middle)
+            own_rank = next((r + 1 for r, (i, _) in enumerate(ranked) if docs[i] is own), None)
             self.state.set_result(None, "retrieval", {"hits": [(docs[i].key, docs[i].title, float(sim))
-                                                               for i, sim in hits]}, prov)
+                                                               for i, sim in hits],
+                                                      "own_rank": own_rank, "n": len(docs)}, prov)
             self.retrievalReady.emit([(self.state.documents.index(docs[i]) if docs[i] in self.state.documents
                                        else -1, sim) for i, sim in hits])
 

@@ -158,6 +158,12 @@ def test_retrieval_lists_open_objects_by_similarity(qtbot, window, ckpts, shared
     sims = [s for _, s in hits]
     assert sims == sorted(sims, reverse=True) and all(-1 <= s <= 1 for s in sims)
     assert mp.results.count() == 2
+    # the honesty figure: the view's own object (the current one) among all open objects
+    own = window.state.current_index
+    rank = [i for i, _ in hits].index(own) + 1
+    r = window.state.result(None, "retrieval")
+    assert r.value["own_rank"] == rank and r.value["n"] == 2
+    assert f"ranks {rank} of 2" in mp.results_note.text() and "1.5" in mp.results_note.text()
     # clicking a result makes that object current
     other = 1 - window.state.current_index
     row = [k for k in range(2) if hits[k][0] == other][0]
