@@ -137,7 +137,7 @@ python scripts/make_demo_checkpoint.py --skip-pretrain  # heads, every evaluatio
 - The final epoch is shipped. Validation linear-SVM accuracy per validation epoch:
   {", ".join(f"{e}: {100 * a:.1f}%" for e, a in val)} (plot: `docs/images/demo-val-curve.svg`).
 - Segmentation head: `crosspoint finetune-partseg --backbone frozen` on the seed-0 demo's train split,
-  best epoch on its val split. The same head on a frozen randomly initialised encoder is the baseline.
+  {results.get('seg_epochs', 10)} epochs, best epoch on its val split. The same head on a frozen randomly initialised encoder is the baseline.
 
 ![validation curve](../docs/images/demo-val-curve.svg)
 
