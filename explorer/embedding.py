@@ -344,6 +344,33 @@ class PointMarks(pg.GraphicsObject):
         p.drawPixmapFragments(*self._frags.drawargs(), self._pixmap)
 
 
+#: hover thumbnails in the map, pixels
+THUMB_PX = 96
+_THUMBS: dict = {}
+
+
+def thumbnail_path(ref: str):
+    """A rendered view of a dataset object to show on hover, from the files the dataset already has
+    (ShapeNetRendering's ``<root>/ShapeNetRendering/<synset>/<id>/rendering/*.png`` beside
+    ``<root>/ShapeNet/<synset>/<id>.<ext>``: the demo and ShapeNet), looked up once; None when there is
+    none (folders of meshes get their views only when a pretraining renders them)."""
+    if ref in _THUMBS:
+        return _THUMBS[ref]
+    out = None
+    try:
+        p = Path(str(ref).split("#", 1)[0])
+        if p.parent.parent.name == "ShapeNet":
+            d = p.parent.parent.parent / "ShapeNetRendering" / p.parent.name / p.stem / "rendering"
+            pngs = sorted(d.glob("*.png")) if d.is_dir() else []
+            out = pngs[0] if pngs else None
+    except OSError:
+        out = None
+    if len(_THUMBS) > 100_000:
+        _THUMBS.clear()
+    _THUMBS[ref] = out
+    return out
+
+
 class EmbeddingPanel(QWidget):
     openRequested = pyqtSignal(str, object)  # (ref to open, extra metadata dict)
     error = pyqtSignal(str, str)
@@ -999,7 +1026,14 @@ class EmbeddingPanel(QWidget):
         emb = self.embedding
         lab = int(emb.labels[i])
         cls = emb.class_names[lab] if 0 <= lab < len(emb.class_names) else "?"
-        return f"{emb.names[i]}\nclass: {cls}\n{emb.refs[i]}"
+        thumb = thumbnail_path(emb.refs[i])
+        text = f"{emb.names[i]}\nclass: {cls}\n{emb.refs[i]}"
+        if thumb is None:
+            return text
+        import html
+
+        return (f'<img src="{html.escape(str(thumb))}" width="{THUMB_PX}" height="{THUMB_PX}"><br>'
+                + "<br>".join(html.escape(line) for line in text.split("\n")))
 
     def _on_clicked(self, item, points, ev=None) -> None:
         if self.vb.mode != "pan" or not len(points):

@@ -185,3 +185,20 @@ def test_the_random_weight_map_beside_it_hovers_and_opens_its_own_points(qtbot):
     assert sig.args[0] == f"/d/o{i}.ply"
     p._on_polygon(np.array([[-9, -9], [9, -9], [9, 9], [-9, 9]], float))  # all of the main map
     assert len(p.selection) == n and len(p.base_sel_item.data) == n
+
+
+def test_hover_thumbnails_come_from_the_datasets_own_renders(tmp_path):
+    """The map's hover tooltip shows the object's first rendered view when the dataset has one
+    (ShapeNetRendering beside ShapeNet: the demo, ShapeNet), and text only otherwise."""
+    from explorer.embedding import thumbnail_path
+
+    pts = tmp_path / "ShapeNet" / "02691156" / "abc.ply"
+    pts.parent.mkdir(parents=True)
+    pts.write_text("")
+    views = tmp_path / "ShapeNetRendering" / "02691156" / "abc" / "rendering"
+    views.mkdir(parents=True)
+    for name in ("01.png", "00.png"):
+        (views / name).write_bytes(b"")
+    assert thumbnail_path(str(pts)) == views / "00.png"
+    other = tmp_path / "flat" / "x.ply"
+    assert thumbnail_path(str(other)) is None
