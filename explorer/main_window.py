@@ -364,6 +364,8 @@ class MainWindow(QMainWindow):
 
         vm = mb.addMenu("&View")
         vm.addAction(QAction("&Reset View", self, shortcut="R", triggered=self.viewer.reset_view))
+        vm.addAction(QAction("&Frame All Objects Drawn", self, shortcut="Shift+R",
+                             triggered=lambda: self.viewer.reset_view(with_layers=True)))
         sv = vm.addMenu("&Standard Views")
         for key, names in ((1, ("front", "back")), (3, ("right", "left")), (7, ("top", "bottom"))):
             for name, mod in zip(names, ("", "Alt+")):

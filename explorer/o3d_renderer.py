@@ -422,9 +422,14 @@ class OffscreenRenderer:
             parts.append(np.stack([box.get_min_bound(), box.get_max_bound()]))
         return np.concatenate(parts) if parts else None
 
-    def reset_view(self) -> None:
+    def reset_view(self, *, with_layers: bool = False) -> None:
+        """Frame the current object (``with_layers``: and the other objects drawn beside it)."""
         self.cam.resize(self.width, self.height)
-        self.cam.reset(self._framed_points())
+        pts = self._framed_points()
+        if with_layers and self._layers:
+            parts = [np.asarray(g.points) for g in self._layers if len(g.points)]
+            pts = np.concatenate(([pts] if pts is not None else []) + parts) if parts else pts
+        self.cam.reset(pts)
         if self._vis is not None:
             self._apply_camera()
 

@@ -211,9 +211,12 @@ class Viewer3D(QWidget):
         self._overlay_text = text
         self.update()
 
-    def reset_view(self) -> None:
+    def reset_view(self, *, with_layers: bool = False) -> None:
         if self._renderer is not None:
-            self._renderer.reset_view()
+            if self._layers_pending:  # the layers reach the renderer with the next frame: now, to frame them
+                self._layers_pending = False
+                self._renderer.set_layers(self._layers)
+            self._renderer.reset_view(with_layers=with_layers)
         self.request_render()
         self.viewChanged.emit()
 

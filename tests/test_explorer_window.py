@@ -214,5 +214,12 @@ def test_layers_draw_checked_objects_beside_the_current_one(qtbot, window, share
     qtbot.waitUntil(lambda: window.viewer.layer_count == 0, timeout=10_000)
     window.state.set_current(0)
     qtbot.waitUntil(lambda: window.viewer.layer_count == 1, timeout=10_000)
+    # Frame All: the camera frames both objects, so every point of both projects inside the view
+    window.viewer.reset_view(with_layers=True)
+    cam = window.viewer.renderer().camera()
+    both = np.concatenate([window.state.documents[0].cloud.points, other.cloud.points])
+    uv, z = cam.project(both)
+    assert (z > 0).all() and (uv[:, 0] >= 0).all() and (uv[:, 0] <= cam.width).all()
+    assert (uv[:, 1] >= 0).all() and (uv[:, 1] <= cam.height).all()
     window.set_layer(1, False)
     assert not other.overlay and window.viewer.layer_count == 0
