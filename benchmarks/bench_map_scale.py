@@ -34,19 +34,12 @@ import numpy as np
 
 os.environ.setdefault("OMP_NUM_THREADS", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_analysis import _best  # noqa: E402  (min of repeats, the same helper)
 
 
 def _row(name: str, seconds: float, extra: str = "") -> None:
     print(f"  {name:<60s} {seconds * 1000:9.1f} ms  {extra}", flush=True)
-
-
-def _best(fn, repeats: int):
-    times, out = [], None
-    for _ in range(repeats):
-        t = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t)
-    return min(times), out
 
 
 def synthetic(n: int, k: int = 40, seed: int = 0):

@@ -10,6 +10,7 @@ comes from the state, marked stale when the object's view, the checkpoint or the
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from pathlib import Path
@@ -43,16 +44,21 @@ def heatmap_readouts(session, cloud, image, camera, method: str) -> dict:
     views are rendered in, the view's camera and mesh for the geometry, and as "another object's
     image" a view of a demo object of another category rendered with the same renderer and size."""
     from crosspoint import analysis as A
-    from crosspoint.data.demo import SHIPPED_PRESET, demo_object
-    from crosspoint.render import render_views
 
     model = cloud.in_model_frame()
     mesh = model.mesh if model.mesh is not None and model.mesh.n_faces > 0 else None
     other_cls = "airplane" if (getattr(cloud, "category", None) or "") != "airplane" else "chair"
-    other = demo_object(other_cls, seed=0, preset=SHIPPED_PRESET)
-    size = int(np.asarray(image).shape[0])
-    other_img = render_views(other.mesh, 1, size=size, seed=0)[0][0]
+    other_img = _other_view(other_cls, int(np.asarray(image).shape[0]))
     return A.heat_readouts(session, model, image, camera, mesh=mesh, other_image=other_img, method=method)
+
+
+@functools.lru_cache(maxsize=4)
+def _other_view(class_name: str, size: int) -> np.ndarray:
+    """A view of a demo object of ``class_name``, ``size`` px (rendered once per class and size)."""
+    from crosspoint.data.demo import SHIPPED_PRESET, demo_object
+    from crosspoint.render import render_views
+
+    return render_views(demo_object(class_name, seed=0, preset=SHIPPED_PRESET).mesh, 1, size=size, seed=0)[0][0]
 
 
 def cuda_maybe() -> bool:
@@ -197,7 +203,7 @@ class ModelPanel(QWidget):
         self.readouts.setToolTip("With the heatmap: its deletion curve against a random contiguous blob of points, "
                                  "its specificity (the heat for another object's image) and its agreement with "
                                  "the geometry (point heat vs image heat at each visible point's pixel)")
-        self.readout_plot = self._make_readout_plot()
+        self.readout_plot = self._small_plot("% of the points deleted")
         self.readout_text = QLabel("")
         self.readout_text.setWordWrap(True)
         self.readout_text.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -217,7 +223,7 @@ class ModelPanel(QWidget):
             "when the part is removed from the points (3D) and when its pixels are masked in the view (2D), beside "
             "a random contiguous blob of the same size on each side")
         self.evidence_button.clicked.connect(self.run_part_evidence)
-        self.evidence_plot = self._make_evidence_plot()
+        self.evidence_plot = self._small_plot(height=(170, 210))
         self.evidence_note = QLabel("")
         self.evidence_note.setWordWrap(True)
         self.evidence_note.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -721,20 +727,26 @@ class ModelPanel(QWidget):
         self.compare_image.show()
 
     @staticmethod
-    def _make_readout_plot():
+    def _small_plot(bottom: "str | None" = None, height: tuple = (150, 190)):
+        """A compact, static pyqtgraph plot for a readout (similarity drop on the left axis), hidden
+        until it has something to show."""
         import pyqtgraph as pg
 
         w = pg.PlotWidget(background="#1f2126")
-        w.setMinimumHeight(150)
-        w.setMaximumHeight(190)
+        w.setMinimumHeight(height[0])
+        w.setMaximumHeight(height[1])
         w.setMouseEnabled(False, False)
         w.hideButtons()
         w.setMenuEnabled(False)
-        w.getPlotItem().setLabel("left", "similarity drop")
-        w.getPlotItem().setLabel("bottom", "% of the points deleted")
-        for ax in ("left", "bottom"):
-            w.getPlotItem().getAxis(ax).enableAutoSIPrefix(False)
-        legend = w.getPlotItem().addLegend(offset=(5, 2), labelTextSize="8pt", brush=(31, 33, 38, 200))
+        pi = w.getPlotItem()
+        pi.setLabel("left", "similarity drop")
+        axes = ["left"]
+        if bottom:
+            pi.setLabel("bottom", bottom)
+            axes.append("bottom")
+        for ax in axes:
+            pi.getAxis(ax).enableAutoSIPrefix(False)
+        legend = pi.addLegend(offset=(5, 2), labelTextSize="8pt", brush=(31, 33, 38, 200))
         legend.setLabelTextColor("#dddddd")
         w.hide()
         return w
@@ -777,23 +789,6 @@ class ModelPanel(QWidget):
                          f"{ro['hidden_heat']:.2f} mean heat; {100 * ro['image_heat_on_object']:.0f} % of the image "
                          f"heat on the object, which covers {100 * ro['object_area']:.0f} % of the image.")
         self._mark(self.readout_text, "\n".join(lines), self.state.stale_reason(doc, "heatmap"))
-
-    @staticmethod
-    def _make_evidence_plot():
-        import pyqtgraph as pg
-
-        w = pg.PlotWidget(background="#1f2126")
-        w.setMinimumHeight(170)
-        w.setMaximumHeight(210)
-        w.setMouseEnabled(False, False)
-        w.hideButtons()
-        w.setMenuEnabled(False)
-        w.getPlotItem().setLabel("left", "similarity drop")
-        w.getPlotItem().getAxis("left").enableAutoSIPrefix(False)
-        legend = w.getPlotItem().addLegend(offset=(5, 2), labelTextSize="8pt", brush=(31, 33, 38, 200))
-        legend.setLabelTextColor("#dddddd")
-        w.hide()
-        return w
 
     def _dense_key(self):
         doc = self.state.current

@@ -79,11 +79,12 @@ def test_negatives_and_losses_with_a_model(run, tmp_path):
         z1 = pe.project_feature(pe.embed(torch.stack([it["points1"] for it in items]))).double()
         z2 = pe.project_feature(pe.embed(torch.stack([it["points2"] for it in items]))).double()
         zi = ie(torch.stack([it["image"] for it in items])).projection.double()
-    assert abs(p.batch_intra_loss - float(nt_xent(z1, z2, p.temperature, gather=False))) < 1e-5
-    assert abs(p.batch_cross_loss - float(nt_xent((z1 + z2) / 2, zi, p.temperature, gather=False))) < 1e-5
+    # the same float32 projections (same calls, same thread), the losses in float64 on both sides
+    assert abs(p.batch_intra_loss - float(nt_xent(z1, z2, p.temperature, gather=False))) < 1e-12
+    assert abs(p.batch_cross_loss - float(nt_xent((z1 + z2) / 2, zi, p.temperature, gather=False))) < 1e-12
     me = members.index(i)
     u1, u2 = torch.nn.functional.normalize(z1, dim=1), torch.nn.functional.normalize(z2, dim=1)
-    assert abs(p.intra_positive - float(u1[me] @ u2[me])) < 1e-5
+    assert abs(p.intra_positive - float(u1[me] @ u2[me])) < 1e-12
     assert len(p.intra_negatives) == 3 and len(p.cross_negatives) == 3
     sims = [n.similarity for n in p.intra_negatives]
     assert sims == sorted(sims, reverse=True) and all(n.index != i for n in p.intra_negatives)

@@ -169,6 +169,18 @@ def test_loading_a_model_after_the_first_frame_does_not_crash(tmp_path):
     assert r.returncode == 0 and "survived" in r.stdout, (r.returncode, r.stderr[-2000:])
 
 
+def _shown_viewer(qtbot, w: int = 320, h: int = 240):
+    """A Viewer3D of ``w`` x ``h`` on screen."""
+    from explorer.viewer3d import Viewer3D
+
+    v = Viewer3D()
+    qtbot.addWidget(v)
+    v.resize(w, h)
+    v.show()
+    qtbot.waitExposed(v)
+    return v
+
+
 def test_a_huge_cloud_moves_at_a_level_of_detail_and_settles_in_full(qtbot):
     """Over LOD_MIN_POINTS points, frames drawn while the camera moves come from a fixed subset at half
     the resolution, seen through the same camera; the full cloud is drawn once the movement stops; a
@@ -177,11 +189,7 @@ def test_a_huge_cloud_moves_at_a_level_of_detail_and_settles_in_full(qtbot):
 
     from explorer import viewer3d as V
 
-    v = V.Viewer3D()
-    qtbot.addWidget(v)
-    v.resize(400, 300)
-    v.show()
-    qtbot.waitExposed(v)
+    v = _shown_viewer(qtbot, 400, 300)
     rng = np.random.default_rng(0)
     pts = rng.normal(size=(V.LOD_MIN_POINTS + 1000, 3)).astype(np.float32)
     cols = colors.point_colors(PointCloud(pts), "height")
@@ -216,13 +224,9 @@ def test_measurement_marks_bounding_box_and_colorbar_ticks(qtbot):
     cloud clears them; the bounding box is the drawn points'; colour-bar ticks are round values."""
     from PyQt6.QtCore import QPoint, Qt
 
-    from explorer.viewer3d import Viewer3D, colorbar_ticks
+    from explorer.viewer3d import colorbar_ticks
 
-    v = Viewer3D()
-    qtbot.addWidget(v)
-    v.resize(400, 300)
-    v.show()
-    qtbot.waitExposed(v)
+    v = _shown_viewer(qtbot, 400, 300)
     pts = _sphere()
     v.set_cloud(pts, colors.point_colors(PointCloud(pts), "height"))
     qtbot.waitUntil(lambda: v.has_frame and v.renderer().width == 400, timeout=10000)
@@ -272,13 +276,7 @@ def test_eye_dome_lighting_darkens_the_far_side_of_a_depth_edge_only():
 
 
 def test_eye_dome_lighting_in_the_viewer(qtbot):
-    from explorer.viewer3d import Viewer3D
-
-    v = Viewer3D()
-    qtbot.addWidget(v)
-    v.resize(320, 240)
-    v.show()
-    qtbot.waitExposed(v)
+    v = _shown_viewer(qtbot, 320, 240)
     pts = _sphere()
     v.set_cloud(pts, np.full((len(pts), 3), 0.8, np.float32))
     qtbot.waitUntil(lambda: v.has_frame and v.renderer().width == 320, timeout=10000)
@@ -295,13 +293,7 @@ def test_eye_dome_lighting_in_the_viewer(qtbot):
 
 
 def test_orthographic_toggle_draws_the_same_target_plane(qtbot):
-    from explorer.viewer3d import Viewer3D
-
-    v = Viewer3D()
-    qtbot.addWidget(v)
-    v.resize(320, 240)
-    v.show()
-    qtbot.waitExposed(v)
+    v = _shown_viewer(qtbot, 320, 240)
     pts = _sphere()
     v.set_cloud(pts, np.full((len(pts), 3), 0.8, np.float32))
     qtbot.waitUntil(lambda: v.has_frame and v.renderer().width == 320, timeout=10000)

@@ -22,13 +22,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable, Optional
 
 import numpy as np
 
 from crosspoint.engine.pretrain import PretrainError
 
-Progress = "Callable[[int, int, str], None] | None"
-Cancel = "Callable[[], bool] | None"
+Progress = Optional[Callable[[int, int, str], None]]
+Cancel = Optional[Callable[[], bool]]
 
 
 class PairError(PretrainError):
@@ -188,9 +189,10 @@ def training_pair(run_or_config, index: int, *, epoch: int = 0, session=None, ro
     img = torch.stack([it["image"] for it in items])
     with session.inference():
         dev = session.device
-        z1 = pe.project_feature(pe.embed(p1.to(dev))).float().cpu().numpy()
-        z2 = pe.project_feature(pe.embed(p2.to(dev))).float().cpu().numpy()
-        zi = ie(img.to(dev)).projection.float().cpu().numpy()
+        # float64 from here on: the loss rows and the mean of the two point views are exact
+        z1 = pe.project_feature(pe.embed(p1.to(dev))).float().cpu().numpy().astype(np.float64)
+        z2 = pe.project_feature(pe.embed(p2.to(dev))).float().cpu().numpy().astype(np.float64)
+        zi = ie(img.to(dev)).projection.float().cpu().numpy().astype(np.float64)
     report(progress, len(members) + 1, len(members) + 1, "scored")
     me = members.index(index)
     bsz = len(members)
