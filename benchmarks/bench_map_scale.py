@@ -13,7 +13,9 @@ For each size: a synthetic embedding (40 Gaussian blobs, one class each) is show
   blob, and one around most of the map) through ``_on_polygon`` -- point-in-polygon, selection
   marks, list and summary -- and the same followed by the repaint (``processEvents``);
 - pan/zoom: ``setRange`` to a zoomed-in view, then a paint (``grab``), back to the whole map, and
-  pans by 10 % (each timed step changes the view).
+  pans by 10 % (each timed step changes the view); above ``DENSITY_MIN_VISIBLE`` points in view the
+  map draws the density layer (``explorer.density``), and the same steps are timed again with it off
+  (every point a symbol: the baseline).
 
 Baselines from the same run: pyqtgraph's own look-up (``ScatterPlotItem.pointsAt`` over every
 class item, what hover and click used before) and the per-edge even-odd point-in-polygon over
@@ -225,11 +227,21 @@ def bench_size(app, n: int, repeats: int) -> None:
         vb.setRange(xRange=(x0 + dx, x1 + dx), yRange=(y0, y1), padding=0)
         panel.plot.grab()
 
-    for name, step, before in (("zoom in on a blob + repaint", zoom, fit), ("zoom out to the whole map + repaint",
-                               fit, zoom), ("pan by 10 % (zoomed in) + repaint", pan, lambda k: None),
-                               ("pan by 10 % (whole map) + repaint", pan, lambda k: fit() if k == 0 else None)):
-        t, med = timed(step, before)
-        _row(name, t, f"median {med * 1000:.1f} ms")
+    steps = (("zoom in on a blob + repaint", zoom, fit), ("zoom out to the whole map + repaint", fit, zoom),
+             ("pan by 10 % (zoomed in) + repaint", pan, lambda k: None),
+             ("pan by 10 % (whole map) + repaint", pan, lambda k: fit() if k == 0 else None))
+    threshold = E.DENSITY_MIN_VISIBLE
+    for variant in ("", "baseline, symbols only: "):
+        if variant:  # the same steps with the density layer off (every point a symbol, as before)
+            if threshold >= n:
+                break  # never on at this size: nothing to compare
+            E.DENSITY_MIN_VISIBLE = 10 ** 12
+            panel._update_density("main")
+        for name, step, before in steps:
+            t, med = timed(step, before)
+            mode = "density layer" if panel.density_active() else "symbols"
+            _row(variant + name, t, f"median {med * 1000:.1f} ms; drawn as {mode}")
+    E.DENSITY_MIN_VISIBLE = threshold
     panel.close()
     panel.deleteLater()
     app.processEvents()

@@ -34,6 +34,7 @@ from PyQt6.QtWidgets import (
 )
 
 from explorer import colors
+from explorer.density import DENSITY_MIN_VISIBLE, DensityLayer, count_in_view
 from explorer.workers import run_job
 
 try:  # what an unset per-point style holds (pyqtgraph internals; FastScatterPlotItem falls back without)
@@ -187,6 +188,14 @@ class FastScatterPlotItem(pg.ScatterPlotItem):
 
     #: False: clicks go through to the view box (the map finds the point with its MapIndex)
     clickable = True
+    #: True while the map's density layer draws these points (the item stays visible, so that the
+    #: legend still shows and toggles its class, but paints nothing)
+    suppressed = False
+
+    def paint(self, p, option, widget=None):
+        if self.suppressed:
+            return
+        super().paint(p, option, widget)
 
     def mouseClickEvent(self, ev):  # noqa: N802
         if not self.clickable:
@@ -461,6 +470,11 @@ class EmbeddingPanel(QWidget):
         for it, z in ((self.sel_item, 10), (self.cur_item, 11), (self.hover_item, 12)):
             self.plot.addItem(it)
             it.setZValue(z)
+        # many points in view: one class-coloured image instead of a symbol per point (explorer.density)
+        self.density = DensityLayer()
+        self.plot.addItem(self.density)
+        self.density.setVisible(False)
+        self.vb.sigRangeChanged.connect(lambda *_: self._update_density("main"))
         # hover and click look-ups (MapIndex) of the map, its overlay, the baseline map and its overlay
         self._index: dict = {}
         self._ref_rows: "dict | None" = None  # str(ref) and displayed ref -> rows (mark_current)
@@ -483,6 +497,10 @@ class EmbeddingPanel(QWidget):
         for it, z in ((self.base_sel_item, 10), (self.base_cur_item, 11), (self.base_hover_item, 12)):
             self.base_plot.addItem(it)
             it.setZValue(z)
+        self.base_density = DensityLayer()
+        self.base_plot.addItem(self.base_density)
+        self.base_density.setVisible(False)
+        self.base_vb.sigRangeChanged.connect(lambda *_: self._update_density("base"))
         self.base_vb.clicked.connect(lambda pos: self._on_view_clicked("base", pos))
         self.base_plot.scene().sigMouseMoved.connect(lambda pos: self._hover("base", pos))
         self.map_title = QLabel("")
@@ -897,7 +915,12 @@ class EmbeddingPanel(QWidget):
             plot.removeItem(it)
         if legend is not None:
             legend.clear()
+        layer = None if overlay else (self.density if plot is self.plot else self.base_density)
         if coords is None or emb is None:
+            if layer is not None:
+                layer.setData(np.zeros((0, 2)), np.zeros(0, np.int64), np.zeros((1, 3)))
+                layer.items = []
+                layer.setVisible(False)
             return []
         items = []
         labels = np.asarray(emb.labels)
@@ -923,7 +946,37 @@ class EmbeddingPanel(QWidget):
             item.setCacheMode(item.CacheMode.DeviceCoordinateCache)
             plot.addItem(item)
             items.append(item)
+        if layer is not None:
+            # the same colours, per point: the class's place among the main map's classes (grey if none)
+            pal255 = np.vstack([np.asarray(pal, np.float64)[:, :3] * 255, [[200.0, 200.0, 200.0]]])
+            lut = {lab: (main_uniq.index(lab) if lab in main_uniq else len(pal255) - 1) for lab in uniq}
+            cls = np.fromiter((lut[v] for v in labels.tolist()), np.int64, len(labels)) if len(uniq) > 1 else \
+                np.full(len(labels), lut[uniq[0]] if uniq else 0, np.int64)
+            layer.setData(coords, cls, pal255)
+            layer.items = items
+            layer.item_classes = [lut[lab] for lab in uniq]
+            for it in items:
+                it.visibleChanged.connect(layer.update)  # a class hidden from the legend leaves the layer too
+            self._update_density("main" if plot is self.plot else "base")
         return items
+
+    def _update_density(self, which: str) -> None:
+        """Draw the map's points as the density layer when more than
+        :data:`~explorer.density.DENSITY_MIN_VISIBLE` are in view, as symbols otherwise."""
+        layer, vb = (self.density, self.vb) if which == "main" else (self.base_density, self.base_vb)
+        items = getattr(layer, "items", [])
+        (x0, x1), (y0, y1) = vb.viewRange()
+        dense = bool(items) and count_in_view(layer.xy, (x0, x1), (y0, y1)) > DENSITY_MIN_VISIBLE
+        if dense == layer.isVisible() and all(it.suppressed == dense for it in items):
+            return
+        layer.setVisible(dense)
+        for it in items:
+            it.suppressed = dense
+            it.update()
+
+    def density_active(self, which: str = "main") -> bool:
+        """Whether the map (or the baseline map) draws its points as the density layer now."""
+        return (self.density if which == "main" else self.base_density).isVisible()
 
     #: half the clickable box of a point, in pixels (symbols of 7 px, overlay crosses of 9 px)
     HIT_RADIUS = {"main": 4.0, "overlay": 5.0}

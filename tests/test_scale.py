@@ -202,3 +202,89 @@ def test_hover_thumbnails_come_from_the_datasets_own_renders(tmp_path):
     assert thumbnail_path(str(pts)) == views / "00.png"
     other = tmp_path / "flat" / "x.ply"
     assert thumbnail_path(str(other)) is None
+
+
+def test_density_image_counts_colours_and_covers_like_the_symbols():
+    from explorer.density import density_image
+
+    pal = np.array([[255, 0, 0], [0, 0, 255]], float)
+    # one red point at (10.5, 4.5) px; three red and one blue at (30.5, 20.5)
+    dx = np.array([10.5, 30.5, 30.5, 30.5, 30.5])
+    dy = np.array([4.5, 20.5, 20.5, 20.5, 20.5])
+    cls = np.array([0, 0, 1, 0, 0])
+    img = density_image(dx, dy, cls, pal, 40, 30, alpha=0.5, bin_px=2)
+    assert img.shape == (15, 20, 4)
+    # the red point's bin and its 8 neighbours (a 7-px symbol covers about 3 x 3 bins of 2 px)
+    covered = img[..., 3] > 0
+    assert covered[1:4, 4:7].all() and covered[0:6, 0:9].sum() == 9
+    assert (img[2, 5, :3] == (255, 0, 0)).all() and img[2, 5, 3] == round(0.5 * 255)
+    # four points in one bin: the class the symbols draw on top (the higher index, drawn later), the
+    # opacity of four overlapping symbols
+    assert (img[10, 15, :3] == (0, 0, 255)).all() and img[10, 15, 3] == round((1 - 0.5 ** 4) * 255)
+    assert not covered[14, 19] and (img[14, 19] == 0).all()
+    # points outside the screen are left out
+    none = density_image(np.array([-5.0, 100.0]), np.array([1.0, 1.0]), np.array([0, 1]), pal, 40, 30)
+    assert not none[..., 3].any()
+
+
+def _blob_map(n, k=6, spread=0.6, seed=0):
+    rng = np.random.default_rng(seed)
+    ang = np.arange(k) * 2 * np.pi / k
+    centers = 10 * np.c_[np.cos(ang), np.sin(ang)]
+    labels = rng.integers(0, k, n)
+    coords = (centers[labels] + rng.normal(size=(n, 2)) * spread).astype(np.float32)
+    emb = D.DatasetEmbedding(np.zeros((n, 1), np.float32), np.zeros((n, 1), np.float32), labels,
+                             [f"c{c}" for c in range(k)], [f"o{i}" for i in range(n)],
+                             [f"/d/o{i}.ply" for i in range(n)], "fp")
+    return emb, coords
+
+
+def _plot_rgb(p):
+    img = p.plot.grab().toImage().convertToFormat(p.plot.grab().toImage().Format.Format_RGB888)
+    w, h = img.width(), img.height()
+    a = np.frombuffer(img.bits().asstring(img.bytesPerLine() * h), np.uint8).reshape(h, img.bytesPerLine())
+    return a[:, :3 * w].reshape(h, w, 3).astype(int)
+
+
+def test_density_layer_takes_over_above_the_threshold_and_draws_the_same_picture(qtbot, monkeypatch):
+    """The honesty figure of the density layer: against the symbols it replaces, on separated
+    blobs, the covered pixels agree (IoU) and so do the colours where both draw."""
+    import explorer.embedding as E
+    from explorer.state import AppState
+
+    class _MP:
+        state = AppState()
+
+    emb, coords = _blob_map(30_000)
+    p = E.EmbeddingPanel(_MP())
+    qtbot.addWidget(p)
+    p.resize(900, 600)
+    p.show()
+    monkeypatch.setattr(E, "DENSITY_MIN_VISIBLE", 10 ** 9)
+    p.set_embedding(emb, coords)
+    assert not p.density_active() and not any(it.suppressed for it in p.class_items)
+    symbols = _plot_rgb(p)
+    monkeypatch.setattr(E, "DENSITY_MIN_VISIBLE", 20_000)
+    p._update_density("main")
+    assert p.density_active() and all(it.suppressed for it in p.class_items)
+    dense = _plot_rgb(p)
+    assert p.density.last_paint[0] == len(coords)  # every point in view went into the image
+    bg = np.array([0x1E, 0x21, 0x26])
+    legend_x = int(dense.shape[1] * 0.76)  # the legend (top right) is drawn the same way in both
+    ca = np.abs(dense[:, :legend_x] - bg).sum(-1) > 30
+    cb = np.abs(symbols[:, :legend_x] - bg).sum(-1) > 30
+    iou = (ca & cb).sum() / (ca | cb).sum()
+    close = (np.abs(dense[:, :legend_x] - symbols[:, :legend_x]).sum(-1) < 60)[ca & cb].mean()
+    print(f"density layer vs symbols: covered IoU {iou:.3f}, colours agree {close:.3f}")
+    assert iou > 0.9, iou
+    assert close > 0.9, close
+    # zoomed in on one blob, fewer points are in view: the symbols come back
+    c = coords[emb.labels == 0].mean(0).astype(float)
+    p.vb.setRange(xRange=(c[0] - 1, c[0] + 1), yRange=(c[1] - 1, c[1] + 1), padding=0)
+    assert not p.density_active() and not any(it.suppressed for it in p.class_items)
+    p._fit_view()
+    assert p.density_active()
+    # a class hidden from the legend leaves the layer too
+    p.class_items[0].setVisible(False)
+    p.plot.grab()
+    assert p.density.last_paint[0] == int(np.count_nonzero(emb.labels != 0))
