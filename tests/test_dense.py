@@ -209,3 +209,105 @@ def test_pretraining_with_the_dense_term_runs_logs_and_resumes(demo128, tmp_path
     other = make_shapenet_render(tmp_path / "snr")
     assert main(["pretrain", "--out", str(tmp_path / "bad"), *[a if not a.startswith("data.root=") else
                                                                 f"data.root={other}" for a in common]]) == 1
+
+
+# ------------------------------------------------------------------ the refinement stage (issue 11 item 3)
+def test_dense_heads_options_and_the_pretraining_layout():
+    """stride 4 (layer1 joins) and 3x3 context layers; without them the parameters are the ones
+    pretraining saved, so older checkpoints (a config without stride/context) load unchanged."""
+    old = DenseHeads(point_dim=32, image_arch="resnet18", dim=8, hidden=16)
+    assert sorted(old.state_dict()) == ["image.0.bias", "image.0.weight", "image.2.bias", "image.2.weight",
+                                        "point.0.bias", "point.0.weight", "point.2.bias", "point.2.weight"]
+    assert DenseHeads(**{k: v for k, v in old.config().items() if k not in ("stride", "context")}).config() == \
+        old.config()
+    stages = {"layer1": torch.zeros(2, 64, 16, 16), "layer2": torch.zeros(2, 128, 8, 8),
+              "layer3": torch.zeros(2, 256, 4, 4)}
+    assert old.image_embeddings(stages).shape == (2, 8, 8, 8)
+    fine = DenseHeads(point_dim=32, image_arch="resnet18", dim=8, hidden=16, stride=4, context=2)
+    assert fine.image_embeddings(stages).shape == (2, 8, 16, 16)
+    assert [m.kernel_size for m in fine.image if isinstance(m, torch.nn.Conv2d)] == [(1, 1), (3, 3), (3, 3), (1, 1)]
+    assert fine.config()["stride"] == 4 and fine.config()["context"] == 2
+    for bad in ({"stride": 2}, {"context": -1}):
+        with pytest.raises(ValueError):
+            DenseHeads(point_dim=32, image_arch="resnet18", **bad)
+
+
+def test_dense_cell_loss_matches_a_hand_computation():
+    from crosspoint.models.dense import dense_cell_loss
+
+    g = torch.Generator().manual_seed(0)
+    b, m, c, d, h, w = 2, 3, 5, 4, 2, 3
+    q = torch.randn(b, m, d, generator=g, dtype=torch.float64)
+    cand = torch.cat([q, torch.randn(b, c - m, d, generator=g, dtype=torch.float64)], dim=1)
+    pmap = torch.randn(b, d, h, w, generator=g, dtype=torch.float64)
+    uv = torch.tensor([[[0.5, 0.5], [5.9, 3.9], [3.0, 1.0]], [[1.0, 3.0], [4.5, 0.2], [2.2, 2.2]]], dtype=torch.float64)
+    valid = torch.tensor([[True, True, False], [True, True, True]])
+    pos = torch.zeros(b, m, c, dtype=torch.bool)
+    pos[:, torch.arange(m), torch.arange(m)] = True
+    pos[0, 0, 4] = pos[1, 2, 3] = True
+    got = dense_cell_loss(q, pmap, uv, valid, cand, pos, (4, 6), temperature=0.5)
+    # by hand: image 4 x 6 px, cells 2 x 3 (2 px each); the pixel embedding by bilinear sampling
+    qn = q / q.norm(dim=-1, keepdim=True)
+    kn = pmap / pmap.norm(dim=1, keepdim=True)
+    cn = cand / cand.norm(dim=-1, keepdim=True)
+    cells, pix = [], []
+    for bi in range(b):
+        for mi in range(m):
+            if not valid[bi, mi]:
+                continue
+            u, v = uv[bi, mi].tolist()
+            target = int(v // 2) * w + int(u // 2)
+            logits = (kn[bi].reshape(d, -1).T @ qn[bi, mi]) / 0.5
+            cells.append(-(logits[target] - torch.logsumexp(logits, 0)))
+            e = sample_pixels(pmap[bi:bi + 1], uv[bi:bi + 1, mi:mi + 1], (4, 6))[0, 0]
+            e = e / e.norm()
+            lg = (cn[bi] @ e) / 0.5
+            pix.append(torch.logsumexp(lg, 0) - torch.logsumexp(lg[pos[bi, mi]], 0))
+    want = 0.5 * (torch.stack(cells).mean() + torch.stack(pix).mean())
+    assert abs(float(got) - float(want)) < 1e-12
+
+
+def test_refine_dense_heads_fits_on_frozen_encoders_and_writes_a_loadable_copy(demo128, tmp_path):
+    """The refinement leaves the encoders bit-identical, lowers its loss on the views it fits, and
+    writes a checkpoint whose finer heads the analyses use."""
+    from crosspoint.analysis import ModelSession
+    from crosspoint.analysis.correspondence import dense_similarity
+    from crosspoint.analysis.dense_refine import RefineSettings, demo_objects, refine_dense_heads, \
+        write_refined_checkpoint
+    from crosspoint.models import DGCNN, ImageEncoder, read_checkpoint, save_model_bundle
+
+    torch.manual_seed(0)
+    ck = save_model_bundle(tmp_path / "enc.pt", point_encoder=DGCNN(k=8, emb_dims=64, projection_dim=32),
+                           image_encoder=ImageEncoder("resnet18", projection_dim=32),
+                           meta={"num_points": 256, "image_size": 64})
+    session = ModelSession(ck, device="cpu")
+    objs = demo_objects(demo128, "all", 3, view=None)
+    assert all(len(o["images"]) == len(o["cameras"]) == 2 for o in objs)
+    st = RefineSettings(steps=40, batch=4, points_per_view=16, candidates=32, hidden=32, dim=16, lr=3e-3)
+    heads, rec = refine_dense_heads(session, objs, st, log_every=10)
+    assert rec["views"] == 6 and rec["started_from"] == "a seeded initialisation"
+    print([round(c["loss"], 3) for c in rec["curve"]])
+    assert rec["curve"][-1]["loss"] < rec["curve"][0]["loss"] - 0.1, rec["curve"]
+    out = write_refined_checkpoint(ck, heads, rec, tmp_path / "refined.pt")
+    a, b = read_checkpoint(ck), read_checkpoint(out)
+    for enc in ("point_encoder", "image_encoder"):
+        assert all(torch.equal(a[enc]["state_dict"][k], b[enc]["state_dict"][k]) for k in a[enc]["state_dict"])
+    assert b["dense_heads"]["config"]["stride"] == 4 and b["meta"]["dense_refined"]["objects"] == 3
+    s2 = ModelSession(out, device="cpu")
+    ds = dense_similarity(s2, objs[0]["points"], objs[0]["images"][0], objs[0]["cameras"][0])
+    assert ds.method == "dense heads" and ds.grid == (16, 16)  # 64 px input, stride 4
+    # a second refinement of the refined checkpoint starts from its heads
+    _, rec2 = refine_dense_heads(s2, objs, RefineSettings(steps=2, batch=2, points_per_view=8, candidates=8,
+                                                          hidden=32, dim=16))
+    assert rec2["started_from"] == "the checkpoint's heads"
+
+
+def test_refine_dense_command_refuses_what_it_cannot_use(tmp_path, capsys):
+    from crosspoint.cli import main
+
+    assert main(["refine-dense", "--checkpoint", "x.pt", "--data", str(tmp_path), "--out", "x.pt"]) == 2
+    assert "must not be the checkpoint itself" in capsys.readouterr().err
+    assert main(["refine-dense", "--checkpoint", str(tmp_path / "none.pt"), "--data", str(tmp_path),
+                 "--out", str(tmp_path / "o.pt"), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "crosspoint refine-dense:" in err and not (tmp_path / "o.pt").exists()

@@ -94,9 +94,9 @@ def test_eval_correspondence_random_weights_and_errors(demo, tmp_path, capsys):
 def test_demo_objects_round_robin(demo):
     from pathlib import Path
 
-    from crosspoint.commands.eval import _demo_objects
+    from crosspoint.analysis.dense_refine import demo_objects
 
-    objs = _demo_objects(Path(demo), "all", 3, view=1)
+    objs = demo_objects(Path(demo), "all", 3, view=1)
     assert [o["class"] for o in objs] == ["chair", "table", "lamp"]
     o = objs[0]
     assert o["points"].shape == (400, 3) and o["labels"].shape == (400,) and o["image"].shape == (64, 64, 4)

@@ -607,12 +607,13 @@ def mask_image(image, mask: np.ndarray) -> np.ndarray:
 
 
 def _resnet_stages(enc, x):
-    """``(projection, {"layer2", "layer3", "layer4"})`` of the image encoder in one pass."""
+    """``(projection, {"layer1", "layer2", "layer3", "layer4"})`` of the image encoder in one pass."""
     r = enc.resnet
     p = enc.inv_head[0].weight
     x = x.to(device=p.device, dtype=p.dtype)
     x = r.maxpool(r.relu(r.bn1(r.conv1(x))))
-    l2 = r.layer2(r.layer1(x))
+    l1 = r.layer1(x)
+    l2 = r.layer2(l1)
     l3 = r.layer3(l2)
     l4 = r.layer4(l3)
     import torch
@@ -620,7 +621,7 @@ def _resnet_stages(enc, x):
     from crosspoint.models.layers import project_head
 
     feat = torch.flatten(r.avgpool(l4), 1)
-    return project_head(feat, enc.inv_head), {"layer2": l2, "layer3": l3, "layer4": l4}
+    return project_head(feat, enc.inv_head), {"layer1": l1, "layer2": l2, "layer3": l3, "layer4": l4}
 
 
 def _pool_global(enc, pmap):
@@ -754,7 +755,7 @@ def dense_similarity(session, cloud, image, camera=None, *, n_points: "int | Non
         s_glob = float(torch.nn.functional.cosine_similarity(out.projection.float(), proj.float(), dim=1)[0])
         if heads is not None:
             pe = heads.point_embeddings(pmap)[0]
-            cm = heads.image_embeddings(stages["layer2"], stages["layer3"])[0]  # (D, h, w)
+            cm = heads.image_embeddings(stages)[0]  # (D, h, w)
             method = "dense heads"
         else:
             pe = penc.project_feature(_per_point_as_global(penc, pmap[0]))

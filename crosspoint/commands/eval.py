@@ -527,68 +527,6 @@ def _run_retrieval(args) -> int:
     return 0
 
 
-def _demo_objects(root, split: str, n: int, view: int) -> "list[dict]":
-    """Up to ``n`` objects of a demo dataset, round-robin over its classes: points, part labels and
-    names, mesh, the rendered view and its camera (and another class's view for specificity)."""
-    import json as _json
-
-    import numpy as np
-    from PIL import Image
-
-    from crosspoint.data.base import DatasetError
-    from crosspoint.data.synthetic import META_NAME, PART_DIR
-    from crosspoint.io import read_point_cloud
-    from crosspoint.render import read_view_metadata
-
-    meta_path = root / META_NAME
-    if not meta_path.is_file():
-        raise DatasetError(f"{root}: not a demo dataset (no {META_NAME}); eval correspondence needs the demo's meshes, "
-                           "labelled parts and rendered views with their cameras (crosspoint make-demo OUT)")
-    meta = _json.loads(meta_path.read_text())
-    part_names = {i: str(nm) for i, nm in enumerate(meta.get("part_names", []))}
-    by_class: dict = {}
-    for o in meta.get("objects", []):
-        if split == "all" or o.get("split") == split:
-            by_class.setdefault(o["class"], []).append(o)
-    order = []
-    k = 0
-    while len(order) < n and any(k < len(v) for v in by_class.values()):
-        for cls in sorted(by_class, key=lambda c: [x["name"] for x in meta["classes"]].index(c)
-                          if any(x["name"] == c for x in meta.get("classes", [])) else 0):
-            if k < len(by_class[cls]) and len(order) < n:
-                order.append(by_class[cls][k])
-        k += 1
-    if len(order) < 2:
-        raise DatasetError(f"{root}: {len(order)} object(s) in the {split} split; need 2 or more")
-    objs = []
-    for o in order:
-        syn, oid = o["synset"], o["id"]
-        txt = root / PART_DIR / syn / f"{oid}.txt"
-        rend = root / "ShapeNetRendering" / syn / oid / "rendering"
-        mesh_path = root / "meshes" / syn / f"{oid}.ply"
-        for f in (txt, mesh_path):
-            if not f.is_file():
-                raise DatasetError(f"{f}: missing (an incomplete demo?)")
-        rows = np.loadtxt(txt, dtype=np.float64, ndmin=2)
-        cams = read_view_metadata(rend)
-        names = [ln for ln in (rend / "renderings.txt").read_text().split() if ln]
-        if not cams or not names:
-            raise DatasetError(f"{rend}: no rendered views")
-        vi = min(view, len(cams) - 1)
-        with Image.open(rend / names[vi]) as im:
-            image = np.asarray(im.convert("RGBA"))
-        objs.append({"name": oid, "class": o["class"], "points": rows[:, :3].astype(np.float32),
-                     "labels": rows[:, 6].astype(np.int64), "part_names": part_names,
-                     "mesh": read_point_cloud(mesh_path).mesh, "image": image, "camera": cams[vi]})
-    for i, o in enumerate(objs):  # another class's view, for the heatmaps' specificity
-        for j in range(1, len(objs)):
-            other = objs[(i + j) % len(objs)]
-            if other["class"] != o["class"]:
-                o["other_image"] = other["image"]
-                break
-    return objs
-
-
 def _no_nan(v):
     """``v`` with every NaN float replaced by None (strict JSON), recursively."""
     import numpy as np
@@ -634,13 +572,14 @@ def _run_correspondence(args) -> int:
 
     from crosspoint.analysis import AnalysisError, ModelSession
     from crosspoint.analysis.correspondence import EVAL_SIZE, HIT_RADIUS_PX, evaluate_views
+    from crosspoint.analysis.dense_refine import demo_objects
 
     if args.objects < 2:
         raise UsageError("--objects must be >= 2")
     if args.view < 0 or args.random_draws < 0 or args.pixels < 1:
         raise UsageError("--view and --random-draws must be >= 0, --pixels >= 1")
     root = _resolve_data(args.data)
-    objs = _demo_objects(Path(root), args.split, args.objects, args.view)
+    objs = demo_objects(Path(root), args.split, args.objects, args.view)
     with tempfile.TemporaryDirectory() as tmp:
         try:
             session = (_random_session(args, Path(tmp)) if args.checkpoint == "random"

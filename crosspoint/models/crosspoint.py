@@ -53,7 +53,7 @@ class CrossPointModel(nn.Module):
         else:
             out = pe(torch.cat([pts1, pts2], dim=0), with_point_features=True)
             proj, pmap = out.projection, out.point_features
-            iout, l2, l3 = self.image_encoder.forward_stages(images)
+            iout, stages = self.image_encoder.forward_stages(images)
             img = iout.projection
         p1, p2 = proj[:b], proj[b:]
         total, intra, cross = crosspoint_loss(p1, p2, img, self.temperature, self.gather)
@@ -65,7 +65,7 @@ class CrossPointModel(nn.Module):
             heads = self.dense_heads
             idx = dense["idx"].to(pmap.device).long().clamp_min(0)
             valid = dense["valid"].to(pmap.device)
-            pix_map = heads.image_embeddings(l2, l3)
+            pix_map = heads.image_embeddings(stages)
             pix = sample_pixels(pix_map, dense["uv"].to(pix_map.device), tuple(images.shape[-2:]))
             losses = []
             for half in (pmap[:b], pmap[b:]):

@@ -12,11 +12,18 @@ views itself, so every sampled point's pixel and visibility in the chosen view a
   ``(B, N, D)``, and
 * the image encoder's ``layer2`` map (stride 8) fused with the bilinearly upsampled ``layer3`` map
   (stride 16) through 1x1 convolutions to ``(B, D, H/8, W/8)`` - finer than the 4x4 last stage that
-  Grad-CAM had;
+  Grad-CAM had. Two options (defaults: as pretraining builds them): ``stride=4`` adds the
+  ``layer1`` map and gives ``(B, D, H/4, W/4)``; ``context=n`` puts ``n`` 3x3 convolutions between
+  the two 1x1 ones, so that a pixel's embedding sees its neighbourhood (where on the object it is);
 
 :func:`dense_nce` is the loss: for each image, ``M`` visible points (chosen by the data pipeline, so
 resume stays exact) are matched to the image embeddings sampled bilinearly at their pixels, with the
 other chosen points' pixels as negatives (symmetric InfoNCE, temperature ``tau``).
+:func:`dense_cell_loss` is the loss of :mod:`crosspoint.analysis.dense_refine`, which fits the heads
+on frozen encoders against exact correspondences: each point against every cell of its image (the
+cell its pixel falls in is the answer) and each point's pixel against many points of the object
+(every visible point within the hit radius counts as a positive): the two directions the
+evaluation measures.
 """
 
 from __future__ import annotations
@@ -25,34 +32,50 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-__all__ = ["DenseHeads", "dense_nce", "sample_pixels", "dense_maps", "RESNET_STAGE_CHANNELS"]
+__all__ = ["DenseHeads", "dense_nce", "dense_cell_loss", "sample_pixels", "dense_maps", "RESNET_STAGE_CHANNELS"]
 
-#: channels of (layer2, layer3) of the torchvision ResNets
-RESNET_STAGE_CHANNELS = {"resnet18": (128, 256), "resnet34": (128, 256), "resnet50": (512, 1024)}
+#: channels of (layer1, layer2, layer3) of the torchvision ResNets
+RESNET_STAGE_CHANNELS = {"resnet18": (64, 128, 256), "resnet34": (64, 128, 256), "resnet50": (256, 512, 1024)}
 
 
 class DenseHeads(nn.Module):
-    def __init__(self, point_dim: int, image_arch: str, dim: int = 64, hidden: int = 256):
+    def __init__(self, point_dim: int, image_arch: str, dim: int = 64, hidden: int = 256, stride: int = 8,
+                 context: int = 0):
         super().__init__()
         if image_arch not in RESNET_STAGE_CHANNELS:
             raise ValueError(f"no dense head for image encoder {image_arch!r}")
-        c2, c3 = RESNET_STAGE_CHANNELS[image_arch]
+        if int(stride) not in (4, 8):
+            raise ValueError(f"the dense image map has stride 4 or 8, got {stride!r}")
+        if int(context) < 0:
+            raise ValueError(f"context must be >= 0 (3x3 layers), got {context!r}")
+        c1, c2, c3 = RESNET_STAGE_CHANNELS[image_arch]
         self.point_dim, self.image_arch, self.dim, self.hidden = int(point_dim), image_arch, int(dim), int(hidden)
+        self.stride, self.context = int(stride), int(context)
         self.point = nn.Sequential(nn.Linear(self.point_dim, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, dim))
-        self.image = nn.Sequential(nn.Conv2d(c2 + c3, hidden, 1), nn.ReLU(inplace=True), nn.Conv2d(hidden, dim, 1))
+        layers = [nn.Conv2d(c2 + c3 + (c1 if self.stride == 4 else 0), hidden, 1), nn.ReLU(inplace=True)]
+        for _ in range(self.context):
+            layers += [nn.Conv2d(hidden, hidden, 3, padding=1), nn.ReLU(inplace=True)]
+        self.image = nn.Sequential(*layers, nn.Conv2d(hidden, dim, 1))
 
     def config(self) -> dict:
-        return {"point_dim": self.point_dim, "image_arch": self.image_arch, "dim": self.dim, "hidden": self.hidden}
+        return {"point_dim": self.point_dim, "image_arch": self.image_arch, "dim": self.dim, "hidden": self.hidden,
+                "stride": self.stride, "context": self.context}
 
     def point_embeddings(self, point_map: torch.Tensor) -> torch.Tensor:
         """``(B, N, C_p) -> (B, N, D)`` (not normalised)."""
         return self.point(point_map.to(self.point[0].weight.dtype))
 
-    def image_embeddings(self, layer2: torch.Tensor, layer3: torch.Tensor) -> torch.Tensor:
-        """``(B, D, h2, w2)`` from the ResNet's layer2 and layer3 maps (not normalised)."""
-        up = F.interpolate(layer3, size=layer2.shape[-2:], mode="bilinear", align_corners=False)
-        x = torch.cat([layer2, up], dim=1).to(self.image[0].weight.dtype)
-        return self.image(x)
+    def image_embeddings(self, stages: dict) -> torch.Tensor:
+        """``(B, D, h, w)`` (stride :attr:`stride`) from the ResNet's stage maps ``{"layer1",
+        "layer2", "layer3"}`` (``layer1`` only needed at stride 4); not normalised."""
+        fine = stages["layer1"] if self.stride == 4 else stages["layer2"]
+        size = fine.shape[-2:]
+        parts = [fine] if self.stride == 4 else []
+        for name in ("layer2", "layer3"):
+            m = stages[name]
+            parts.append(m if m.shape[-2:] == size else
+                         F.interpolate(m, size=size, mode="bilinear", align_corners=False))
+        return self.image(torch.cat(parts, dim=1).to(self.image[0].weight.dtype))
 
 
 def sample_pixels(emb_map: torch.Tensor, uv: torch.Tensor, image_size: "tuple[int, int]") -> torch.Tensor:
@@ -93,12 +116,44 @@ def dense_nce(point_emb: torch.Tensor, pixel_emb: torch.Tensor, valid: torch.Ten
     return 0.5 * (rows + cols)
 
 
+def dense_cell_loss(point_emb: torch.Tensor, pixel_map: torch.Tensor, uv: torch.Tensor, valid: torch.Tensor,
+                    cand_emb: torch.Tensor, positives: torch.Tensor, image_size: "tuple[int, int]",
+                    temperature: float = 0.1) -> torch.Tensor:
+    """The refinement loss (see the module docstring), averaged over the two directions.
+
+    ``point_emb`` ``(B, M, D)``: M visible points per image; ``pixel_map`` ``(B, D, h, w)``; ``uv``
+    ``(B, M, 2)`` their pixels (at ``image_size``); ``valid`` ``(B, M)``; ``cand_emb`` ``(B, C, D)``
+    candidate points of the object (the M first, then others); ``positives`` ``(B, M, C)`` bool:
+    which candidates count as the same place as point m's pixel (point m itself included).
+    Point -> cells: cross-entropy over all ``h * w`` cells, the target the cell that holds the
+    point's pixel. Pixel -> points: ``-log`` of the softmax mass on the positives among the
+    candidates."""
+    b, m, _ = point_emb.shape
+    _, d, h, w = pixel_map.shape
+    q = F.normalize(point_emb, dim=-1)
+    k = F.normalize(pixel_map, dim=1).reshape(b, d, h * w)
+    logits = torch.einsum("bmd,bdc->bmc", q, k) / temperature
+    hi, wi = image_size
+    cx = (uv[..., 0] / wi * w).floor().long().clamp(0, w - 1)
+    cy = (uv[..., 1] / hi * h).floor().long().clamp(0, h - 1)
+    keep = valid.to(torch.bool)
+    if not bool(keep.any()):
+        return (point_emb.sum() + pixel_map.sum()) * 0.0
+    to_cells = F.cross_entropy(logits[keep], (cy * w + cx)[keep])
+    pix = F.normalize(sample_pixels(pixel_map, uv, image_size), dim=-1)  # (B, M, D)
+    cand = F.normalize(cand_emb, dim=-1)
+    lg = torch.einsum("bmd,bcd->bmc", pix, cand) / temperature
+    pos_lse = torch.logsumexp(lg.masked_fill(~positives, float("-inf")), dim=-1)
+    to_points = (torch.logsumexp(lg, dim=-1) - pos_lse)[keep].mean()
+    return 0.5 * (to_cells + to_points)
+
+
 def dense_maps(point_encoder, image_encoder, heads: DenseHeads, points: torch.Tensor, images: torch.Tensor):
     """``(point embeddings (B, N, D), pixel embeddings (B, D, h, w))``, both L2-normalised along D, of a
     model trained with the dense term: their dot product is the point-pixel similarity (the pixel map
-    has stride 8; sample it with :func:`sample_pixels` or upsample it to the image)."""
+    has stride ``heads.stride``; sample it with :func:`sample_pixels` or upsample it to the image)."""
     out = point_encoder(points, with_point_features=True)
-    _, l2, l3 = image_encoder.forward_stages(images)
+    _, stages = image_encoder.forward_stages(images)
     q = F.normalize(heads.point_embeddings(out.point_features).float(), dim=-1)
-    k = F.normalize(heads.image_embeddings(l2, l3).float(), dim=1)
+    k = F.normalize(heads.image_embeddings(stages).float(), dim=1)
     return q, k

@@ -69,17 +69,19 @@ class ImageEncoder(nn.Module):
         x = r.maxpool(r.relu(r.bn1(r.conv1(x))))
         return r.layer4(r.layer3(r.layer2(r.layer1(x))))
 
-    def forward_stages(self, images) -> "tuple[ImageEncoderOutput, torch.Tensor, torch.Tensor]":
-        """:meth:`forward` plus the ``layer2`` (stride 8) and ``layer3`` (stride 16) maps, in one pass
-        (the dense point-pixel term, :mod:`crosspoint.models.dense`)."""
+    def forward_stages(self, images) -> "tuple[ImageEncoderOutput, dict]":
+        """:meth:`forward` plus the ``layer1`` (stride 4), ``layer2`` (stride 8) and ``layer3``
+        (stride 16) maps, in one pass (the dense point-pixel term, :mod:`crosspoint.models.dense`)."""
         r = self.resnet
         x = self._check(images)
         x = r.maxpool(r.relu(r.bn1(r.conv1(x))))
-        l2 = r.layer2(r.layer1(x))
+        l1 = r.layer1(x)
+        l2 = r.layer2(l1)
         l3 = r.layer3(l2)
         fmap = r.layer4(l3)
         feature = torch.flatten(self.resnet.avgpool(fmap), 1)
-        return ImageEncoderOutput(feature, project_head(feature, self.inv_head), fmap), l2, l3
+        out = ImageEncoderOutput(feature, project_head(feature, self.inv_head), fmap)
+        return out, {"layer1": l1, "layer2": l2, "layer3": l3}
 
     def forward(self, images, *, with_feature_map: bool = False) -> ImageEncoderOutput:
         fmap = self.feature_map(images)
