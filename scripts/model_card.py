@@ -60,8 +60,39 @@ def _category_text(c: "dict | None") -> str:
             f"{100 / 24:.0f} %.\n")
 
 
+def _context(n: int, lead: str) -> str:
+    n = int(n or 0)
+    return f"{lead}{'one' if n == 1 else n} 3x3 context layer{'' if n == 1 else 's'}" if n else ""
+
+
+def _refine_text(dr: "dict | None", j: "dict | None") -> str:
+    """The refine-dense step (what the shipped dense heads are)."""
+    if not dr:
+        return ""
+    st, c = dr["settings"], dr["curve"]
+    return (f"""
+- Dense heads: `crosspoint refine-dense --checkpoint runs/cpu-demo-hard/checkpoints/last.pt --data
+  runs/demo-hard-seed0 --objects {dr['objects']} --steps {st['steps']}`: the encoders frozen (every other figure
+  is theirs), heads of stride {st['stride']}{_context(st['context'], " with ")} fitted on {dr['views_used']} views
+  of {dr['objects']} seed-0 objects against the renderer's exact correspondences (mesh depth buffer), starting
+  from {dr['started_from']}; loss {c[0]['loss']:.2f} -> {c[-1]['loss']:.2f}, {dr['seconds'] / 60:.1f} min.
+  Pretraining's own heads (the joint dense term) are measured below too.
+""")
+
+
+def _joint_rows(j: "dict | None") -> str:
+    if not j:
+        return ""
+    return (f"\n| ... with pretraining's own dense heads (before `refine-dense`): hit / AUC | "
+            f"{pct(j['point_to_pixel_hit'])} / {j['pixel_to_point_auc']:.3f} | |")
+
+
 def write_model_card(results: dict, out: Path, checkpoint: Path) -> None:
     t, z = figures(results["trained"]), figures(results["random"])
+    joint = results["trained"].get("correspondence_joint")
+    j = joint.get("summary", joint) if joint else None
+    dr = results.get("dense_refine")
+    heads = (dr or {}).get("heads", {})
     pre = results["pretrain"]
     ep = pre["epochs"]
     val = [(e["epoch"] + 1, e["val_acc"]) for e in ep if e.get("val_acc") is not None]
@@ -114,7 +145,7 @@ stored in float16 ({size_mb:.1f} MB); the loaders cast it back to float32.
 |---|---|---|
 | `point_encoder` | DGCNN, k = 20, emb_dims 1024 (2048-d feature), projection to 256 | CrossPoint pretraining |
 | `image_encoder` | ResNet-18, projection to 256, {128}x{128} input | CrossPoint pretraining (jointly) |
-| `dense_heads` | per-point and per-pixel (stride-8) embeddings, 64-d | the dense point-pixel term (jointly) |
+| `dense_heads` | per-point and per-pixel (stride-{heads.get('stride', 8)}{_context(heads.get('context', 0), ", ")}) embeddings, {heads.get('dim', 64)}-d | {"refitted on the frozen encoders (`crosspoint refine-dense`) after the joint dense term" if dr else "the dense point-pixel term (jointly)"} |
 | `seg_head` | the reference's part-segmentation head on the DGCNN, 24 demo categories | trained on the *frozen* pretrained encoder |
 
 ## How it was made
@@ -137,7 +168,7 @@ python scripts/make_demo_checkpoint.py --skip-pretrain  # heads, every evaluatio
 - The final epoch is shipped. Validation linear-SVM accuracy per validation epoch:
   {", ".join(f"{e}: {100 * a:.1f}%" for e, a in val)} (plot: `docs/images/demo-val-curve.svg`).
 - Segmentation head: `crosspoint finetune-partseg --backbone frozen` on the seed-0 demo's train split,
-  {results.get('seg_epochs', 10)} epochs, best epoch on its val split. The same head on a frozen randomly initialised encoder is the baseline.
+  {results.get('seg_epochs', 10)} epochs, best epoch on its val split. The same head on a frozen randomly initialised encoder is the baseline.{_refine_text(dr, j).rstrip()}
 
 ![validation curve](../docs/images/demo-val-curve.svg)
 
@@ -156,7 +187,7 @@ same architecture, evaluated by the same command (`--checkpoint random`).
 | part segmentation, frozen encoder + head, instance / class mIoU ({t['partseg_shapes']} test shapes) | **{pct(t['partseg'])} / {pct(t['partseg_class'])}** | {pct(z['partseg'])} / {pct(z['partseg_class'])} |
 | UMAP of the held-out demo: class silhouette in 2-D / 5-NN accuracy in 2-D | **{t['sil']:.2f} / {pct(t['knn'])}** | {z['sil']:.2f} / {pct(z['knn'])} |
 | point -> pixel hit, arg-max within 8 px at 224 (`eval correspondence`, {t['corr_objects']} objects; chance {pct(t['hit_chance'])}) | **{pct(t['hit'])}** | {pct(z['hit'])} |
-| pixel -> points AUC (chance 0.5) | **{t['auc']:.3f}** | {z['auc']:.3f} |
+| pixel -> points AUC (chance 0.5) | **{t['auc']:.3f}** | {z['auc']:.3f} |{_joint_rows(j)}
 | similarity drop when a part is removed, 3D / 2D (a random blob of the same size) | {t['part_drop_3d']:.3f} ({t['part_blob_3d']:.3f}) / {t['part_drop_2d']:.3f} ({t['part_blob_2d']:.3f}) | {z['part_drop_3d']:.3f} ({z['part_blob_3d']:.3f}) / {z['part_drop_2d']:.3f} ({z['part_blob_2d']:.3f}) |
 | most important part agrees in 3D and 2D (chance {pct(t['part_agree_chance'])}) | {pct(t['part_agree'])} | {pct(z['part_agree'])} |
 
