@@ -1068,8 +1068,11 @@ class EmbeddingPanel(QWidget):
     def _fit(vb, coords, *, legend_room: bool) -> None:
         if coords is None or not len(coords):
             return
-        c = coords.astype(np.float64)  # float32 limits overflow in pyqtgraph's range checks
-        lo, hi = c.min(axis=0), c.max(axis=0)
+        # column by column (min(axis=0) of 500k x 2 float32, or of a float64 copy, took 30 ms: 2 ms),
+        # then float64: float32 limits overflow in pyqtgraph's range checks
+        cols = (coords[:, 0], coords[:, 1])
+        lo = np.array([float(c.min()) for c in cols])
+        hi = np.array([float(c.max()) for c in cols])
         span = np.maximum(hi - lo, 1e-6)
         right = 0.28 if legend_room else 0.04
         vb.setRange(xRange=(float(lo[0] - 0.04 * span[0]), float(hi[0] + right * span[0])),
