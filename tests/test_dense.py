@@ -311,3 +311,14 @@ def test_refine_dense_command_refuses_what_it_cannot_use(tmp_path, capsys):
                  "--out", str(tmp_path / "o.pt"), "--no-progress"]) == 2
     err = capsys.readouterr().err
     assert "crosspoint refine-dense:" in err and not (tmp_path / "o.pt").exists()
+
+
+def test_refine_dense_refuses_a_checkpoint_it_could_not_write_before_fitting(tmp_path, capsys):
+    from crosspoint.cli import main
+    from crosspoint.models import DGCNN, save_model_bundle
+
+    only_points = save_model_bundle(tmp_path / "p.pt", point_encoder=DGCNN(k=8, emb_dims=64, projection_dim=32))
+    assert main(["refine-dense", "--checkpoint", str(only_points), "--data", str(tmp_path), "--out",
+                 str(tmp_path / "o.pt"), "--no-progress"]) == 2
+    assert "not a checkpoint of this project with both encoders" in capsys.readouterr().err
+    assert not (tmp_path / "o.pt").exists()

@@ -34,7 +34,7 @@ import numpy as np
 
 from crosspoint.analysis._common import AnalysisError, Cancel, Progress, check_cancel, report
 
-__all__ = ["RefineSettings", "demo_objects", "refine_dense_heads", "write_refined_checkpoint"]
+__all__ = ["RefineSettings", "demo_objects", "read_refinable", "refine_dense_heads", "write_refined_checkpoint"]
 
 
 @dataclass
@@ -252,18 +252,27 @@ def refine_dense_heads(session, objects, settings: "RefineSettings | None" = Non
     return heads, record
 
 
+def read_refinable(checkpoint) -> dict:
+    """The checkpoint's contents if :func:`write_refined_checkpoint` can write a copy of it (this
+    project's format, both encoders); :class:`AnalysisError` otherwise (ask before fitting)."""
+    from crosspoint.models.checkpoint import read_checkpoint
+
+    src = read_checkpoint(checkpoint)
+    if not isinstance(src, dict) or not isinstance(src.get("point_encoder"), dict) or \
+            not isinstance(src.get("image_encoder"), dict):
+        raise AnalysisError(f"{checkpoint}: not a checkpoint of this project with both encoders (an official "
+                            "CrossPoint file: save it as a bundle first, or pretrain with this project)")
+    return src
+
+
 def write_refined_checkpoint(checkpoint, heads, record: dict, out) -> Path:
     """A copy of ``checkpoint`` (our format) with ``heads`` as its dense heads and ``record`` in its
     meta (``dense_refined``), written atomically to ``out``."""
     import torch
 
     from crosspoint.atomic import atomic_write_bytes_to
-    from crosspoint.models.checkpoint import read_checkpoint
 
-    src = read_checkpoint(checkpoint)
-    if not isinstance(src, dict) or "point_encoder" not in src or "image_encoder" not in src:
-        raise AnalysisError(f"{checkpoint}: not a checkpoint of this project with both encoders")
-    obj = dict(src)
+    obj = dict(read_refinable(checkpoint))
     obj["dense_heads"] = {"config": heads.config(),
                           "state_dict": {k: v.detach().cpu().clone() for k, v in heads.state_dict().items()}}
     meta = dict(obj.get("meta") or {})

@@ -60,6 +60,7 @@ def run(args) -> int:
     from crosspoint.analysis.dense_refine import (
         RefineSettings,
         demo_objects,
+        read_refinable,
         refine_dense_heads,
         write_refined_checkpoint,
     )
@@ -92,6 +93,7 @@ def run(args) -> int:
         bar["b"].update(done - bar["b"].n)
 
     try:
+        read_refinable(args.checkpoint)  # before minutes of fitting, not after
         session = ModelSession(args.checkpoint, device=args.device)
         session.require_image_encoder()
         objs = demo_objects(resolve_root(args.data, "--data"), args.split, args.objects, view=None)
