@@ -297,6 +297,24 @@ class PointMarks(pg.GraphicsObject):
         self.data = np.zeros(0, dtype=[("x", np.float64), ("y", np.float64)])
         self._bounds = None
 
+    #: above this many marks in view, marks closer than :attr:`MERGE_PX` are drawn once (at the
+    #: centre of their bin): ringing 438k selected points took ~200 ms, and a ring drawn again one
+    #: pixel away changes nothing one can see
+    MERGE_ABOVE = 20_000
+    MERGE_PX = 2
+    last_drawn = 0
+
+    def _merged(self, dx: np.ndarray, dy: np.ndarray, margin: float) -> "tuple[np.ndarray, np.ndarray]":
+        """One mark per occupied ``MERGE_PX`` bin of the device (no sort: an occupancy grid)."""
+        b = self.MERGE_PX
+        ix = ((dx + margin) // b).astype(np.int64)
+        iy = ((dy + margin) // b).astype(np.int64)
+        w = int(ix.max()) + 1
+        occupied = np.zeros((int(iy.max()) + 1) * w, bool)
+        occupied[iy * w + ix] = True
+        cells = np.flatnonzero(occupied)
+        return (cells % w) * b + b / 2 - margin, (cells // w) * b + b / 2 - margin
+
     def setData(self, x, y) -> None:  # noqa: N802
         x = np.asarray(x, np.float64).reshape(-1)
         y = np.asarray(y, np.float64).reshape(-1)
@@ -342,6 +360,9 @@ class PointMarks(pg.GraphicsObject):
         m = self._size
         vis = (dx > -m) & (dy > -m) & (dx < dev.width() + m) & (dy < dev.height() + m)
         dx, dy = dx[vis], dy[vis]
+        if dx.size > self.MERGE_ABOVE:
+            dx, dy = self._merged(dx, dy, m)
+        self.last_drawn = int(dx.size)
         if not dx.size:
             return
         p.resetTransform()

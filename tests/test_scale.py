@@ -288,3 +288,38 @@ def test_density_layer_takes_over_above_the_threshold_and_draws_the_same_picture
     p.class_items[0].setVisible(False)
     p.plot.grab()
     assert p.density.last_paint[0] == int(np.count_nonzero(emb.labels != 0))
+
+
+def test_selection_marks_merge_when_many_are_in_view(qtbot):
+    """Over MERGE_ABOVE marks in view, marks within one 2-px bin are drawn once, at most about a
+    pixel from every point they stand for; below it every mark is drawn where its point is."""
+    from PyQt6.QtGui import QImage, QPainter
+
+    import pyqtgraph as pg
+
+    from explorer.embedding import PointMarks
+
+    rng = np.random.default_rng(0)
+    marks = PointMarks(size=11, pen=pg.mkPen("w"), brush=pg.mkBrush(0, 0, 0, 0))
+    img = QImage(400, 300, QImage.Format.Format_ARGB32)
+
+    def paint(x, y):
+        marks.setData(x, y)
+        img.fill(0)
+        p = QPainter(img)
+        marks.paint(p, None)
+        p.end()
+        return marks.last_drawn
+
+    x, y = rng.uniform(0, 400, 500), rng.uniform(0, 300, 500)
+    assert paint(x, y) == 500
+    x, y = rng.uniform(50, 150, 60_000), rng.uniform(50, 120, 60_000)
+    drawn = paint(x, y)
+    assert drawn < 60_000 / 10  # 100 x 70 px hold 1,750 bins of 2 px
+    from scipy.spatial import cKDTree
+
+    centres = np.c_[marks._merged(x, y, marks._size)]  # the painter's transform is the identity here
+    assert len(centres) == drawn
+
+    assert cKDTree(centres).query(np.c_[x, y])[0].max() <= np.sqrt(2) + 1e-9  # every point has its mark
+    assert cKDTree(np.c_[x, y]).query(centres)[0].max() <= np.sqrt(2) + 1e-9  # every mark has its point
