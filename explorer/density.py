@@ -32,7 +32,7 @@ BIN_PX = 2
 #: the scatter's symbol size the layer imitates, pixels
 SYMBOL_PX = 7
 
-__all__ = ["DENSITY_MIN_VISIBLE", "BIN_PX", "density_image", "DensityLayer", "count_in_view"]
+__all__ = ["DENSITY_MIN_VISIBLE", "BIN_PX", "density_image", "DensityLayer", "PaddedPointsItem", "count_in_view"]
 
 
 def count_in_view(xy: np.ndarray, x_range, y_range) -> int:
@@ -83,7 +83,38 @@ def density_image(dx: np.ndarray, dy: np.ndarray, classes: np.ndarray, palette: 
     return out
 
 
-class DensityLayer(pg.GraphicsObject):
+class PaddedPointsItem(pg.GraphicsObject):
+    """A graphics item over points drawn at a size in pixels: its data bounds are the points', its
+    bounding rect those bounds padded by :meth:`pad_px` pixels (so it changes with the zoom)."""
+
+    _bounds = None
+
+    def pad_px(self) -> float:
+        return 0.0
+
+    def _set_bounds(self, x: np.ndarray, y: np.ndarray) -> None:
+        self._bounds = (x.min(), x.max(), y.min(), y.max()) if x.size else None
+
+    def dataBounds(self, ax, frac=1.0, orthoRange=None):  # noqa: N802
+        if self._bounds is None:
+            return [None, None]
+        return list(self._bounds[2 * ax:2 * ax + 2])
+
+    def viewTransformChanged(self) -> None:  # noqa: N802
+        self.prepareGeometryChange()  # the margin in data units changed
+
+    def boundingRect(self):  # noqa: N802
+        if self._bounds is None:
+            return QRectF()
+        x0, x1, y0, y1 = self._bounds
+        px, py = self.pixelVectors()
+        pad = self.pad_px()
+        pad_x = abs(px.x()) * pad if px is not None else 0.0
+        pad_y = abs(py.y()) * pad if py is not None else 0.0
+        return QRectF(x0 - pad_x, y0 - pad_y, x1 - x0 + 2 * pad_x, y1 - y0 + 2 * pad_y)
+
+
+class DensityLayer(PaddedPointsItem):
     """The map's points as one image per paint (see the module docstring). ``setData(xy, classes,
     palette)``; the panel shows it instead of the class items when many points are in view."""
 
@@ -93,7 +124,6 @@ class DensityLayer(pg.GraphicsObject):
         self.xy = np.zeros((0, 2), np.float64)
         self.classes = np.zeros(0, np.int64)
         self.palette = np.zeros((1, 3), np.uint8)
-        self._bounds = None
         self._qimage = None  # kept alive while Qt paints it
         self.last_paint = None  # (visible points, image shape), for tests and benchmarks
         self.items = []  # the class items it stands for: a class hidden from the legend is left out
@@ -106,30 +136,12 @@ class DensityLayer(pg.GraphicsObject):
         self.xy = np.asarray(xy, np.float64).reshape(-1, 2)
         self.classes = np.asarray(classes, np.int64).reshape(-1)
         self.palette = np.asarray(palette, np.float64).reshape(-1, 3)
-        if len(self.xy):
-            lo, hi = self.xy.min(axis=0), self.xy.max(axis=0)
-            self._bounds = (lo[0], hi[0], lo[1], hi[1])
-        else:
-            self._bounds = None
+        self._set_bounds(self.xy[:, 0], self.xy[:, 1])
         self.informViewBoundsChanged()
         self.update()
 
-    def dataBounds(self, ax, frac=1.0, orthoRange=None):  # noqa: N802
-        if self._bounds is None:
-            return [None, None]
-        return list(self._bounds[2 * ax:2 * ax + 2])
-
-    def boundingRect(self):  # noqa: N802
-        if self._bounds is None:
-            return QRectF()
-        x0, x1, y0, y1 = self._bounds
-        px, py = self.pixelVectors()
-        pad_x = abs(px.x()) * SYMBOL_PX if px is not None else 0.0
-        pad_y = abs(py.y()) * SYMBOL_PX if py is not None else 0.0
-        return QRectF(x0 - pad_x, y0 - pad_y, x1 - x0 + 2 * pad_x, y1 - y0 + 2 * pad_y)
-
-    def viewTransformChanged(self) -> None:  # noqa: N802
-        self.prepareGeometryChange()
+    def pad_px(self) -> float:
+        return float(SYMBOL_PX)
 
     def paint(self, p, option, widget=None):
         if not len(self.xy):

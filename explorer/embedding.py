@@ -34,7 +34,7 @@ from PyQt6.QtWidgets import (
 )
 
 from explorer import colors
-from explorer.density import DENSITY_MIN_VISIBLE, DensityLayer, count_in_view
+from explorer.density import DENSITY_MIN_VISIBLE, DensityLayer, PaddedPointsItem, count_in_view
 from explorer.workers import run_job
 
 try:  # what an unset per-point style holds (pyqtgraph internals; FastScatterPlotItem falls back without)
@@ -280,7 +280,7 @@ class SelectViewBox(pg.ViewBox):
         self._item.show()
 
 
-class PointMarks(pg.GraphicsObject):
+class PointMarks(PaddedPointsItem):
     """One symbol of a fixed size in pixels at each of many points (the selection marks), drawn
     from one pre-rendered image with ``QPainter.drawPixmapFragments``. Unlike pyqtgraph's scatter
     item it keeps no record per point, so ``setData`` of 100,000 points costs a copy, not ~50 ms.
@@ -295,7 +295,6 @@ class PointMarks(pg.GraphicsObject):
         self._pixmap = None
         self._frags = pg.Qt.internals.PrimitiveArray(QPainter.PixmapFragment, 10)
         self.data = np.zeros(0, dtype=[("x", np.float64), ("y", np.float64)])
-        self._bounds = None
 
     #: above this many marks in view, marks closer than :attr:`MERGE_PX` are drawn once (at the
     #: centre of their bin): ringing 438k selected points took ~200 ms, and a ring drawn again one
@@ -322,29 +321,15 @@ class PointMarks(pg.GraphicsObject):
         data = np.empty(x.size, dtype=self.data.dtype)
         data["x"], data["y"] = x, y
         self.data = data
-        self._bounds = (x.min(), x.max(), y.min(), y.max()) if x.size else None
+        self._set_bounds(x, y)
         self.informViewBoundsChanged()
         self.update()
-
-    def dataBounds(self, ax, frac=1.0, orthoRange=None):  # noqa: N802
-        if self._bounds is None:
-            return [None, None]
-        return list(self._bounds[2 * ax:2 * ax + 2])
 
     def pixelPadding(self) -> float:  # noqa: N802
         return self._size / 2 + 1
 
-    def viewTransformChanged(self) -> None:  # noqa: N802
-        self.prepareGeometryChange()  # the symbols' margin in data units changed
-
-    def boundingRect(self):  # noqa: N802
-        if self._bounds is None:
-            return QRectF()
-        x0, x1, y0, y1 = self._bounds
-        px, py = self.pixelVectors()
-        pad_x = abs(px.x()) * self.pixelPadding() if px is not None else 0.0
-        pad_y = abs(py.y()) * self.pixelPadding() if py is not None else 0.0
-        return QRectF(x0 - pad_x, y0 - pad_y, x1 - x0 + 2 * pad_x, y1 - y0 + 2 * pad_y)
+    def pad_px(self) -> float:
+        return self.pixelPadding()
 
     def paint(self, p, option, widget=None):
         n = self.data.size
