@@ -4,7 +4,7 @@
 set -u
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
-for b in bench_dgcnn bench_io bench_render bench_viewer bench_analysis bench_pretrain bench_pipeline bench_gui_stall; do
+for b in bench_dgcnn bench_knn bench_io bench_render bench_viewer bench_analysis bench_pretrain bench_pipeline bench_gui_stall; do
   [ -f "benchmarks/$b.py" ] || continue
   echo "=== $b"
   "$PY" "benchmarks/$b.py" || echo "($b failed with exit code $?)"

@@ -90,6 +90,32 @@ def test_knn_matches_reference_and_includes_self(kernel_backend):
     assert rows.shape == (120, 3) and rows[60:].min() >= 60
 
 
+def test_knn_selection_is_the_top_k_with_ties_to_the_lower_index():
+    """The numba top-k (a threshold guessed from a sample, then a heap over the entries above it)
+    selects exactly the k best by (value descending, index ascending): on continuous values, on
+    integer values full of ties, and on rows where the guess fails and every entry is used."""
+    if ops._kernels() is None:
+        pytest.skip("numba not available")
+    g = torch.Generator().manual_seed(3)
+    cases = [(1024, 20), (300, 20), (2048, 40), (40, 7), (64, 64), (5, 5), (100, 1)]
+    for n, k in cases:
+        for d in (torch.randn(500, n, generator=g), torch.randint(0, 4, (500, n), generator=g).float(),
+                  torch.randn(500, n, generator=g, dtype=torch.float64)):
+            # every row decreasing except its first entries: the sampled guess lies above most of the row
+            if n > 100:
+                d[:50] = torch.linspace(1, 0, n, dtype=d.dtype)
+                d[:50, : 2 * k] += 0.5
+            ours = ops._topk_numba(d, k).numpy()
+            order = np.lexsort((np.broadcast_to(np.arange(n), d.shape), -d.numpy()), axis=1)[:, :k]
+            assert np.array_equal(np.sort(ours, 1), np.sort(order, 1)), (n, k, d.dtype)
+    # duplicated points: the point and its duplicates tie at distance 0
+    x = torch.randn(1, 200, 3, generator=g)
+    x[0, 100:] = x[0, :100]
+    idx = knn(x, 2)[0].sort(-1)[0]
+    assert torch.equal(idx[:100], torch.stack([torch.arange(100), torch.arange(100, 200)], 1))
+    assert torch.equal(idx[100:], idx[:100])
+
+
 def test_knn_rejects_bad_k():
     with pytest.raises(ValueError):
         knn(torch.randn(1, 5, 3), 6)

@@ -39,6 +39,8 @@ __all__ = ["knn", "knn_rows", "neighbour_max", "neighbour_max_add_leaky", "neigh
 
 #: memory bound for one block of the kNN distance matrix (bytes)
 KNN_BLOCK_BYTES = 256 * 2**20
+#: entries of a row that guess the k-NN selection threshold (numba top-k)
+TOPK_SAMPLE = 128
 #: memory bound for one block of gathered neighbour values in the torch fallback (bytes)
 GATHER_BLOCK_BYTES = 64 * 2**20
 #: on CUDA, the share of the device's available memory one temporary block may take
@@ -277,31 +279,80 @@ def _build_kernels():
                 gv[idx[i, arg[i, c]], c] += grad[i, c]
 
     @jit
+    def heap_select(vals, idxs, m, k, hv, hi):
+        # the k best of (vals[:m], idxs[:m]) into a heap (hv, hi) whose root is the worst kept;
+        # "better" = larger value, then lower index (a total order: ties are well defined)
+        for t in range(m):
+            v = vals[t]
+            q = idxs[t]
+            if t < k:  # sift up
+                c = t
+                while c > 0:
+                    p = (c - 1) >> 1
+                    if v < hv[p] or (v == hv[p] and q > hi[p]):
+                        hv[c] = hv[p]
+                        hi[c] = hi[p]
+                        c = p
+                    else:
+                        break
+                hv[c] = v
+                hi[c] = q
+            elif v > hv[0] or (v == hv[0] and q < hi[0]):  # replace the root, sift down
+                c = 0
+                while True:
+                    ch = 2 * c + 1
+                    if ch >= k:
+                        break
+                    r2 = ch + 1
+                    if r2 < k and (hv[r2] < hv[ch] or (hv[r2] == hv[ch] and hi[r2] > hi[ch])):
+                        ch = r2
+                    if hv[ch] < v or (hv[ch] == v and hi[ch] > q):
+                        hv[c] = hv[ch]
+                        hi[c] = hi[ch]
+                        c = ch
+                    else:
+                        break
+                hv[c] = v
+                hi[c] = q
+
+    @jit
     def topk_rows(d, k, out, r0, r1):
-        # indices of the k largest entries of each row r0..r1 of d (unordered); ties: lower index
+        # indices of the k largest entries of each row r0..r1 of d (unordered); ties: lower index.
+        # A guess of the threshold from the row's first TOPK_SAMPLE entries (their g-th largest,
+        # g ~ 2 k / n of the sample, so ~2k entries of the row lie above it), then one branch-free
+        # pass keeps the entries at or above it and a heap selects among those. Exact: when fewer
+        # than k entries pass (rare) the row is redone with every entry.
         n = d.shape[1]
-        vals = np.empty(k, d.dtype)
+        hv = np.empty(k, d.dtype)
+        hi = np.empty(k, np.int64)
+        cv = np.empty(n, d.dtype)
+        ci = np.empty(n, np.int64)
+        s = min(n, TOPK_SAMPLE)
+        g = 2 * max(1, (k * s + n - 1) // n)
+        sv = np.empty(g, d.dtype)
+        si = np.empty(g, np.int64)
+        guess = n > 4 * k and g < s
         for r in range(r0, r1):
+            m = 0
+            if guess:
+                for t in range(s):
+                    cv[t] = d[r, t]
+                    ci[t] = t
+                heap_select(cv, ci, s, g, sv, si)
+                thr = sv[0]
+                for q in range(n):
+                    v = d[r, q]
+                    cv[m] = v
+                    ci[m] = q
+                    m += v >= thr
+            if m < k:  # no guess, or it was too high: every entry is a candidate
+                for q in range(n):
+                    cv[q] = d[r, q]
+                    ci[q] = q
+                m = n
+            heap_select(cv, ci, m, k, hv, hi)
             for t in range(k):
-                vals[t] = d[r, t]
-                out[r, t] = t
-            mpos = 0
-            mval = vals[0]
-            for t in range(1, k):
-                if vals[t] < mval:
-                    mval = vals[t]
-                    mpos = t
-            for j in range(k, n):
-                v = d[r, j]
-                if v > mval:
-                    vals[mpos] = v
-                    out[r, mpos] = j
-                    mpos = 0
-                    mval = vals[0]
-                    for t in range(1, k):
-                        if vals[t] < mval:
-                            mval = vals[t]
-                            mpos = t
+                out[r, t] = hi[t]
 
     @jit
     def bn_act_pool(y, nb, s, t, slope, omax, omean, arg, b0, b1):
