@@ -386,7 +386,8 @@ class ModelPanel(QWidget):
         lines.append(f"image encoder: {info['image_arch']}, {params.get('image_encoder', 0) / 1e6:.1f}M params"
                      if info.get("image_arch") else "image encoder: none (heatmaps and retrieval need one)")
         seg = info.get("seg_head")
-        lines.append("segmentation head: " + (f"{len(seg['categories'])} categories, {seg['num_parts']} parts"
+        own = " (encoder fine-tuned with it)" if seg and params.get("seg_backbone") else ""
+        lines.append("segmentation head: " + (f"{len(seg['categories'])} categories, {seg['num_parts']} parts{own}"
                                               if seg else "none (parts by clustering)"))
         lines.append(f"device: {info.get('device', s.device)}; trained on {s.n_points} points, "
                      f"{s.image_size} px images")

@@ -2,6 +2,7 @@
 
     python scripts/make_demo_checkpoint.py [--skip-pretrain] [--seg-epochs 40]
     python scripts/make_demo_checkpoint.py --probe-only   # step 5 on the shipped bundle, card regenerated
+    python scripts/make_demo_checkpoint.py --seg-only     # step 3's segmentation from the shipped encoder
 
 Every step uses the project's own commands (``python -m crosspoint ...``):
 
@@ -9,8 +10,11 @@ Every step uses the project's own commands (``python -m crosspoint ...``):
    embedded demo) and with seed 1 (held out: objects never seen in pretraining or fine-tuning);
 2. ``pretrain --config configs/cpu-demo-hard.yaml`` on the seed-0 demo (global CrossPoint losses plus
    the dense point-pixel term);
-3. ``finetune-partseg --backbone frozen`` trains a part-segmentation head on the frozen pretrained
-   encoder, and the same head on a frozen *randomly initialised* encoder (the baseline);
+3. ``finetune-partseg --backbone finetune`` fine-tunes the pretrained encoder with a part-segmentation
+   head (as the paper evaluates segmentation; shipped as the bundle's ``seg_backbone`` beside the
+   pretrained ``point_encoder``, which every other analysis keeps using), and trains the same model
+   from random weights (the baseline); ``--seg-backbone frozen`` trains the head alone on the frozen
+   encoders instead;
    ``refine-dense`` refits the dense point-pixel heads on the frozen pretrained encoders against the
    renderer's exact correspondences on the seed-0 demo (the shipped heads; pretraining's own heads
    are evaluated too, for comparison);
@@ -80,7 +84,7 @@ def pack(best: Path, seg: Path, out: Path, meta: dict, dense: "Path | None" = No
     import torch
 
     from crosspoint.engine.checkpoint import atomic_torch_save
-    from crosspoint.models.checkpoint import read_checkpoint
+    from crosspoint.models.checkpoint import SEG_BACKBONE_KEY, read_checkpoint
 
     src = read_checkpoint(best)
     head = read_checkpoint(seg)
@@ -97,6 +101,8 @@ def pack(best: Path, seg: Path, out: Path, meta: dict, dense: "Path | None" = No
         "meta": {**src.get("meta", {}), **head.get("meta", {}), **meta},
         "config": src["config"],
     }
+    if _seg_mode(head) == "finetune":  # the encoder fine-tuned with the head travels with it
+        bundle[SEG_BACKBONE_KEY] = {**head["point_encoder"], "state_dict": half(head["point_encoder"]["state_dict"])}
     if "dense_heads" in heads_src:
         bundle["dense_heads"] = {**heads_src["dense_heads"],
                                  "state_dict": half(heads_src["dense_heads"]["state_dict"])}
@@ -104,6 +110,56 @@ def pack(best: Path, seg: Path, out: Path, meta: dict, dense: "Path | None" = No
             bundle["meta"]["dense_refined"] = heads_src["meta"]["dense_refined"]
     atomic_torch_save(bundle, out)
     torch.load(out, weights_only=True)
+
+
+def _seg_mode(seg_checkpoint: dict) -> str:
+    """``"finetune"`` or ``"frozen"``: how a ``finetune-partseg`` run trained its encoder."""
+    cfg = seg_checkpoint.get("config") or {}
+    return str((cfg.get("model") or {}).get("backbone", "frozen"))
+
+
+def seg_runs(runs: Path, mode: str) -> "tuple[Path, Path]":
+    """The run folders of the shipped segmentation model and of its random-initialisation baseline."""
+    suffix = "-ft" if mode == "finetune" else ""
+    return runs / f"cpu-demo-hard-seg{suffix}", runs / f"random-hard-seg{suffix}"
+
+
+def train_segmenters(init: str, demo: Path, runs: Path, mode: str, epochs: int, times: dict) -> "tuple[Path, Path]":
+    """``finetune-partseg`` from ``init`` and from random weights (the baseline), same settings."""
+    seg, seg_rand = seg_runs(runs, mode)
+    common = ["--data", str(demo), "--backbone", mode, "--points", str(POINTS), "--epochs", str(epochs),
+              "--no-progress"]
+    if not (seg / "checkpoints" / "best.pt").is_file():
+        times["finetune_head_s"] = sh("finetune-partseg", "--init", init, "--out", str(seg), *common)
+    if not (seg_rand / "checkpoints" / "best.pt").is_file():
+        times["finetune_random_s"] = sh("finetune-partseg", "--init", "random", "--arch", "dgcnn", "--k", "20",
+                                        "--out", str(seg_rand), *common)
+    return seg, seg_rand
+
+
+def repack_segmenter(bundle: Path, seg_best: Path) -> None:
+    """Replace the segmentation head of the shipped ``bundle`` (and its ``seg_backbone``) by those of
+    the run checkpoint ``seg_best``; every other entry is kept as it is."""
+    import torch
+
+    from crosspoint.engine.checkpoint import atomic_torch_save
+    from crosspoint.models.checkpoint import SEG_BACKBONE_KEY, read_checkpoint
+
+    obj = read_checkpoint(bundle)
+    head = read_checkpoint(seg_best)
+
+    def half(sd):
+        return {k: (v.half() if v.is_floating_point() and "running_var" not in k else v) for k, v in sd.items()}
+
+    obj["seg_head"] = {**head["seg_head"], "state_dict": half(head["seg_head"]["state_dict"])}
+    obj.pop(SEG_BACKBONE_KEY, None)
+    if _seg_mode(head) == "finetune":
+        obj[SEG_BACKBONE_KEY] = {**head["point_encoder"], "state_dict": half(head["point_encoder"]["state_dict"])}
+    obj["meta"] = {**obj.get("meta", {}), "seg_backbone": _seg_mode(head),
+                   "trained_with": str(obj.get("meta", {}).get("trained_with", "")).replace(
+                       "finetune-partseg --backbone frozen", f"finetune-partseg --backbone {_seg_mode(head)}")}
+    atomic_torch_save(obj, bundle)
+    torch.load(bundle, weights_only=True)
 
 
 def add_category_probe(bundle: Path, demo: Path, held: Path, per_class: int = 2) -> dict:
@@ -209,8 +265,14 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", default="runs")
     ap.add_argument("--skip-pretrain", action="store_true", help="reuse runs/cpu-demo-hard")
-    ap.add_argument("--seg-epochs", type=int, default=40,
-                    help="epochs of the frozen-encoder segmentation heads (10 gave 55.6 %% val mIoU, still rising)")
+    ap.add_argument("--seg-backbone", choices=("finetune", "frozen"), default="finetune",
+                    help="segmentation: fine-tune the encoder with the head (default; shipped as seg_backbone) "
+                         "or train the head on the frozen pretrained encoder")
+    ap.add_argument("--seg-epochs", type=int, default=None,
+                    help="epochs of the segmentation runs (default 15 fine-tuned, 40 frozen)")
+    ap.add_argument("--seg-only", action="store_true",
+                    help="only (re)train the segmentation model and its random baseline from the shipped bundle, "
+                         "evaluate both on the held-out demo, repack the bundle, regenerate the card")
     ap.add_argument("--objects", type=int, default=48, help="objects for eval correspondence")
     ap.add_argument("--dense-objects", type=int, default=360, help="seed-0 objects refine-dense fits on")
     ap.add_argument("--dense-steps", type=int, default=2000, help="steps of refine-dense")
@@ -221,7 +283,11 @@ def main(argv=None) -> int:
     ap.add_argument("--probe-only", action="store_true",
                     help="only (re)fit the category probe into the shipped bundle, measure it, regenerate the card")
     args = ap.parse_args(argv)
+    if args.seg_epochs is None:
+        args.seg_epochs = 15 if args.seg_backbone == "finetune" else 40
     runs = REPO / args.runs
+    if args.seg_only:
+        return seg_only(args, runs)
     if args.probe_only:
         assets = Path(args.assets)
         results = json.loads((assets / "demo_results.json").read_text())
@@ -247,13 +313,7 @@ def main(argv=None) -> int:
                                  "--no-progress")
     # the final epoch, as contrastive pretraining is normally evaluated (the curve: docs/images/demo-val-curve.svg)
     best = pre / "checkpoints" / "last.pt"
-    seg, seg_rand = runs / "cpu-demo-hard-seg", runs / "random-hard-seg"
-    common = ["--data", str(demo), "--backbone", "frozen", "--points", str(POINTS), "--epochs", str(args.seg_epochs),
-              "--no-progress"]
-    if not (seg / "checkpoints" / "best.pt").is_file():
-        times["finetune_head_s"] = sh("finetune-partseg", "--init", str(best), "--out", str(seg), *common)
-    if not (seg_rand / "checkpoints" / "best.pt").is_file():
-        sh("finetune-partseg", "--init", "random", "--arch", "dgcnn", "--k", "20", "--out", str(seg_rand), *common)
+    seg, seg_rand = train_segmenters(str(best), demo, runs, args.seg_backbone, args.seg_epochs, times)
 
     dense = runs / "cpu-demo-hard-dense" / "checkpoint.pt"
     if not dense.is_file():
@@ -307,12 +367,14 @@ def main(argv=None) -> int:
     results["times"] = times
     results["dense_refine"] = json.loads((dense.parent / "record.json").read_text())
     results["seg_epochs"] = int(args.seg_epochs)
+    results["seg_backbone"] = args.seg_backbone
     assets = Path(args.assets)
     assets.mkdir(parents=True, exist_ok=True)
     (assets / "demo_results.json").write_text(json.dumps(results, indent=1, default=float) + "\n")
     pack(best, seg / "checkpoints" / "best.pt", assets / "demo_checkpoint.pt",
          {"num_points": POINTS, "image_size": IMAGE, "demo_seed": 0, "demo_preset": "hard",
-          "trained_with": f"{CONFIG} + finetune-partseg --backbone frozen + refine-dense"}, dense=dense)
+          "trained_with": f"{CONFIG} + finetune-partseg --backbone {args.seg_backbone} + refine-dense",
+          "seg_backbone": args.seg_backbone}, dense=dense)
     results["category"] = add_category_probe(assets / "demo_checkpoint.pt", demo, held)
     (assets / "demo_results.json").write_text(json.dumps(results, indent=1, default=float) + "\n")
     curve_svg(epochs, Path(args.curve))
@@ -320,6 +382,48 @@ def main(argv=None) -> int:
     from model_card import write_model_card
 
     write_model_card(results, assets / "MODEL_CARD.md", assets / "demo_checkpoint.pt")
+    print((assets / "MODEL_CARD.md").read_text())
+    return 0
+
+
+def seg_only(args, runs: Path) -> int:
+    """``--seg-only``: the segmentation model from the shipped bundle's encoder (the pretraining run
+    need not be on disk), its random-weight baseline, both evaluated on the held-out demo; the
+    bundle's segmentation entries replaced, the results and the card updated. The previous
+    segmentation figures stay in the results under ``partseg_<mode>`` for comparison."""
+    assets = Path(args.assets)
+    bundle = assets / "demo_checkpoint.pt"
+    results = json.loads((assets / "demo_results.json").read_text())
+    runs.mkdir(exist_ok=True)
+    demo, held = runs / "demo-hard-seed0", runs / "demo-hard-seed1"
+    for root, seed in ((demo, 0), (held, 1)):
+        if not (root / "demo_meta.json").is_file():
+            sh("make-demo", str(root), "--seed", str(seed), "--workers", "2")
+    times = results.setdefault("times", {})
+    init = runs / "shipped-init.pt"  # the shipped bundle as it was: the init of the segmentation run
+    if not init.is_file():
+        init.write_bytes(bundle.read_bytes())
+    seg, seg_rand = train_segmenters(str(init), demo, runs, args.seg_backbone, args.seg_epochs, times)
+    ej = runs / "eval-json"
+    ej.mkdir(exist_ok=True)
+    before = results.get("seg_backbone", "frozen")
+    for name, segck in (("trained", seg), ("random", seg_rand)):
+        if before != args.seg_backbone and "partseg" in results[name]:
+            results[name][f"partseg_{before}"] = results[name]["partseg"]
+        results[name]["partseg"] = ev(ej / f"partseg-{name}-{args.seg_backbone}.json", "partseg", "--checkpoint",
+                                      str(segck / "checkpoints" / "best.pt"), "--data", str(held), "--split", "test",
+                                      "--points", str(POINTS))
+    if before != args.seg_backbone:
+        results[f"seg_epochs_{before}"] = results.get("seg_epochs")
+    results["seg_epochs"] = int(args.seg_epochs)
+    results["seg_backbone"] = args.seg_backbone
+    repack_segmenter(bundle, seg / "checkpoints" / "best.pt")
+    results["category"] = add_category_probe(bundle, demo, held)  # the probe reads the (unchanged) encoder
+    (assets / "demo_results.json").write_text(json.dumps(results, indent=1, default=float) + "\n")
+    sys.path.insert(0, str(REPO / "scripts"))
+    from model_card import write_model_card
+
+    write_model_card(results, assets / "MODEL_CARD.md", bundle)
     print((assets / "MODEL_CARD.md").read_text())
     return 0
 

@@ -643,3 +643,44 @@ def test_training_maps_align_the_checkpoints_of_a_run(session, ckpts, tmp_path):
     assert all(s is not None for s in tm.svm)
     with pytest.raises(A.AnalysisError, match="not a run folder"):
         run_checkpoints(tmp_path)
+
+
+def test_a_head_fine_tuned_with_its_own_encoder_keeps_the_pretrained_encoder_for_everything_else(ckpts, tmp_path,
+                                                                                              objects):
+    """A bundle with ``seg_backbone`` (the encoder the segmentation head was fine-tuned with):
+    segmentation runs that encoder, embeddings the pretrained ``point_encoder``; without it both are
+    one encoder. Checked against the models run by hand."""
+    from crosspoint.models import SEG_BACKBONE_KEY, read_checkpoint
+
+    plain = A.ModelSession(ckpts["seg"], device="cpu")
+    pe = plain.point_encoder
+    tuned = _randomise_bn(DGCNN(k=8, emb_dims=64, projection_dim=32), 9)
+    path = save_model_bundle(tmp_path / "tuned.pt", point_encoder=pe, seg_head=plain.segmenter.head,
+                             seg_backbone=tuned, meta={"part_table": demo_part_table_meta()})
+    assert SEG_BACKBONE_KEY in read_checkpoint(path)
+    s = A.ModelSession(path, device="cpu")
+    assert s.seg_backbone_own and not plain.seg_backbone_own and plain.segmenter.backbone is plain.point_encoder
+    assert s.segmenter.backbone is not s.point_encoder
+    for a, b in zip(s.point_encoder.state_dict().values(), pe.state_dict().values()):
+        assert torch.equal(a, b)
+    for a, b in zip(s.segmenter.backbone.state_dict().values(), tuned.state_dict().values()):
+        assert torch.equal(a, b)
+    info = s.info()
+    assert info["parameters"]["seg_backbone"] > 0 and plain.info()["parameters"]["seg_backbone"] == 0
+    assert info["seg_head"]["encoder"] == "fine-tuned with the head"
+    from crosspoint.evaluation.partseg import ClsPartSegmenter
+
+    chair = objects[0]
+    mine = A.embed_clouds(s, [chair], n_points=N)
+    theirs = A.embed_clouds(plain, [chair], n_points=N)
+    for u, v in zip(mine, theirs):
+        np.testing.assert_array_equal(u, v)
+    r = A.segment(s, chair, n_points=N, category="chair")
+    by_hand = ClsPartSegmenter(tuned.eval(), plain.segmenter.head).eval()
+    x = torch.from_numpy(r.prepared.points[None])
+    with torch.no_grad():
+        logits = by_hand(x, torch.tensor([0]))[0]
+        plain_logits = plain.segmenter(x, torch.tensor([0]))[0]
+    a, b = class_part_ids("chair")[0], class_part_ids("chair")[-1] + 1
+    np.testing.assert_array_equal(r.subset_labels, logits[:, a:b].argmax(1).numpy())
+    assert not torch.equal(logits, plain_logits)  # the other encoder did run

@@ -100,7 +100,8 @@ class ModelSession:
 
         from crosspoint.device import resolve_device
         from crosspoint.models import (
-            CheckpointError, checkpoint_background, load_image_encoder, load_point_encoder, read_checkpoint,
+            SEG_BACKBONE_KEY, CheckpointError, checkpoint_background, load_image_encoder, load_point_encoder,
+            read_checkpoint,
         )
         from crosspoint.models.checkpoint import FORMAT
 
@@ -138,18 +139,23 @@ class ModelSession:
                 checkpoint_background(self.image_path) if self.image_path is not None else checkpoint_background(obj))
             #: the dense point-pixel heads (crosspoint.models.dense) when the checkpoint was trained with them
             self.dense_heads = _load_dense_heads(obj) if bundle else None
-            del obj
 
             self.segmenter = None
             self.part_table = None
+            self.seg_backbone_own = False
             if has_seg:
                 from crosspoint.evaluation.partseg import load_segmenter
 
                 self.segmenter = load_segmenter(path, k=k, device=self.device)
-                self.point_encoder = self.segmenter.backbone
+                #: the head was fine-tuned with its own copy of the encoder (``seg_backbone``): every other
+                #: analysis keeps the pretrained ``point_encoder``
+                self.seg_backbone_own = bundle and isinstance(obj.get(SEG_BACKBONE_KEY), dict)
+                self.point_encoder = (load_point_encoder(path, k=k, device=self.device) if self.seg_backbone_own
+                                      else self.segmenter.backbone)
                 self.part_table = self._part_table()
             else:
                 self.point_encoder = load_point_encoder(path, k=k, device=self.device)
+            del obj
 
             self.image_encoder = None
             if self.image_path is not None:
@@ -308,6 +314,7 @@ class ModelSession:
                 "parts": {name: self.part_names(c) for c, name in enumerate(t.category_names)},
                 "num_parts": int(self.segmenter.head.num_parts),
                 "note": self.seg_note,
+                "encoder": "fine-tuned with the head" if self.seg_backbone_own else "the point encoder (frozen)",
             }
         ie = self.image_encoder
         return {
@@ -333,6 +340,7 @@ class ModelSession:
                 "point_encoder": _n_params(pe),
                 "image_encoder": _n_params(ie),
                 "seg_head": _n_params(self.segmenter.head) if self.segmenter is not None else 0,
+                "seg_backbone": _n_params(self.segmenter.backbone) if self.seg_backbone_own else 0,
             },
             "meta": _plain_meta(self.meta),
             "fingerprint": self.fingerprint,

@@ -340,8 +340,12 @@ def load_segmenter(path, *, k: "int | None" = None, device=None):
     """A segmenter (eval mode) from a checkpoint: an official fine-tuned ``model.t7`` or a project
     checkpoint with a ``dgcnn_partseg`` backbone (-> :class:`~crosspoint.models.PartSegmenter`, via
     :func:`~crosspoint.models.load_part_segmenter`), or a project checkpoint with a ``dgcnn``
-    backbone and a seg head (-> :class:`ClsPartSegmenter`). Raises ``CheckpointError``."""
-    from crosspoint.models import CheckpointError, build_seg_head, load_part_segmenter, load_point_encoder, read_checkpoint
+    backbone and a seg head (-> :class:`ClsPartSegmenter`; its backbone is the bundle's
+    ``seg_backbone`` when it has one, the encoder fine-tuned with the head, else its
+    ``point_encoder``). Raises ``CheckpointError``."""
+    from crosspoint.models import (
+        SEG_BACKBONE_KEY, CheckpointError, build_seg_head, load_part_segmenter, load_point_encoder, read_checkpoint,
+    )
 
     obj = read_checkpoint(path)
     entry = obj.get("point_encoder") if isinstance(obj, dict) and obj.get("format") == "crosspoint-explorer" else None
@@ -350,7 +354,9 @@ def load_segmenter(path, *, k: "int | None" = None, device=None):
         if not isinstance(head_entry, dict) or not isinstance(head_entry.get("state_dict"), dict):
             raise CheckpointError(f"{path}: no part-segmentation head in this checkpoint (a pretraining checkpoint? "
                                   "fine-tune it first with `crosspoint finetune-partseg`)")
-        backbone = load_point_encoder(path, k=k)
+        # the encoder the head was fine-tuned with, when the bundle carries one beside its pretrained encoder
+        own = isinstance(obj.get(SEG_BACKBONE_KEY), dict)
+        backbone = load_point_encoder(path, k=k, entry=SEG_BACKBONE_KEY if own else "point_encoder")
         try:
             head = build_seg_head(head_entry.get("arch", "dgcnn_partseg_head"), **dict(head_entry.get("config", {})))
         except (TypeError, ValueError) as exc:

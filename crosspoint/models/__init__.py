@@ -17,7 +17,7 @@ under :func:`crosspoint.device.autocast` for bf16 matrix products.
 from crosspoint.device import autocast, resolve_device
 from crosspoint.models.base import EncoderOutput, PointEncoder
 from crosspoint.models.checkpoint import (
-    FORMAT, FORMAT_VERSION, OFFICIAL_FINETUNE_K, OFFICIAL_PRETRAIN_K, POINT_ARCHS, CheckpointError,
+    FORMAT, FORMAT_VERSION, OFFICIAL_FINETUNE_K, OFFICIAL_PRETRAIN_K, POINT_ARCHS, SEG_BACKBONE_KEY, CheckpointError,
     build_image_encoder, build_point_encoder, build_seg_head, checkpoint_background, describe_k,
     load_image_encoder, load_part_segmenter, load_point_encoder, model_bundle, read_checkpoint, recorded_k,
     save_model_bundle, save_official, to_official_state_dict,
@@ -37,7 +37,7 @@ __all__ = [
     "resolve_device", "autocast", "EncoderOutput", "PointEncoder", "DGCNN", "DGCNNPartSeg", "PointNet",
     "ImageEncoder", "ImageEncoderOutput", "IMAGE_ARCHS", "CrossPointModel", "PartSegHead", "PartSegmenter",
     "PARTSEG_CATEGORIES", "SEG_NUM", "INDEX_START", "NUM_PART_CLASSES", "NUM_CATEGORIES", "part_range",
-    "CheckpointError", "FORMAT", "FORMAT_VERSION", "POINT_ARCHS", "build_point_encoder", "build_image_encoder",
+    "CheckpointError", "FORMAT", "FORMAT_VERSION", "SEG_BACKBONE_KEY", "POINT_ARCHS", "build_point_encoder", "build_image_encoder",
     "build_seg_head", "model_bundle", "save_model_bundle", "read_checkpoint", "load_point_encoder",
     "load_image_encoder", "load_part_segmenter", "to_official_state_dict", "save_official",
     "convert_sync_batchnorm", "SyncBatchNorm", "knn", "checkpoint_background", "describe_k", "recorded_k",

@@ -15,12 +15,15 @@ Python types, so it loads with ``torch.load(..., weights_only=True)``::
       "seg_head":      {"arch": "dgcnn_partseg_head",                                   # optional
                         "config": {"num_parts": 50, "num_categories": 16, "emb_dims": 1024},
                         "state_dict": {...}},
+      "seg_backbone":  {"arch": ..., "config": ..., "state_dict": ...},                 # optional
       "meta": {"crosspoint_version": "0.1.0", "created": "2024-...", ...},               # plain types
     }
 
 ``config`` holds the keyword arguments of the model's constructor (``build_point_encoder(arch,
 **config)``). State-dict names are the models' own, which are the reference's names without its
-duplicated BatchNorm aliases. Training checkpoints add their own top-level keys (optimizer,
+duplicated BatchNorm aliases. ``seg_backbone`` (with ``seg_head`` only): the copy of the point
+encoder that the head was fine-tuned with; ``point_encoder`` stays the pretrained encoder that
+embeddings, retrieval and heatmaps use. Training checkpoints add their own top-level keys (optimizer,
 scheduler, ...); every loader here ignores top-level keys it does not know.
 
 Official files (``best_model.pth``, ``ckpt_epoch_*.pth``, ``model.t7``, ``img_model_best.pth``):
@@ -65,7 +68,7 @@ from crosspoint.models.pointnet import PointNet
 log = logging.getLogger(__name__)
 
 __all__ = [
-    "FORMAT", "FORMAT_VERSION", "CheckpointError", "POINT_ARCHS", "build_point_encoder",
+    "FORMAT", "FORMAT_VERSION", "SEG_BACKBONE_KEY", "CheckpointError", "POINT_ARCHS", "build_point_encoder",
     "build_image_encoder", "build_seg_head", "model_bundle", "save_model_bundle", "read_checkpoint",
     "load_point_encoder", "load_image_encoder", "load_part_segmenter", "to_official_state_dict",
     "save_official", "recorded_k", "describe_k", "checkpoint_background", "OFFICIAL_PRETRAIN_K",
@@ -75,6 +78,9 @@ __all__ = [
 FORMAT = "crosspoint-explorer"
 FORMAT_VERSION = 1
 SEG_HEAD_ARCH = "dgcnn_partseg_head"
+#: optional bundle entry: the point encoder a ``seg_head`` was fine-tuned with, when it differs from
+#: ``point_encoder`` (the pretrained encoder every other analysis uses); same layout as ``point_encoder``
+SEG_BACKBONE_KEY = "seg_backbone"
 
 POINT_ARCHS = {"dgcnn": DGCNN, "dgcnn_partseg": DGCNNPartSeg, "pointnet": PointNet}
 
@@ -124,10 +130,11 @@ def _entry(model: nn.Module, arch: str) -> dict:
 
 def model_bundle(*, point_encoder: "nn.Module | None" = None, image_encoder: "nn.Module | None" = None,
                  seg_head: "nn.Module | None" = None, part_segmenter: "nn.Module | None" = None,
-                 meta: "dict | None" = None) -> dict:
+                 meta: "dict | None" = None, seg_backbone: "nn.Module | None" = None) -> dict:
     """The checkpoint dict of the given models (see the module docstring). ``part_segmenter``
-    stands for its backbone (``point_encoder``) and head (``seg_head``). DDP / DataParallel /
-    ``torch.compile`` wrappers are removed."""
+    stands for its backbone (``point_encoder``) and head (``seg_head``). ``seg_backbone``: the
+    encoder ``seg_head`` was fine-tuned with, kept beside the pretrained ``point_encoder``
+    (:data:`SEG_BACKBONE_KEY`). DDP / DataParallel / ``torch.compile`` wrappers are removed."""
     out: dict = {"format": FORMAT, "version": FORMAT_VERSION}
     if part_segmenter is not None:
         seg = _unwrap(part_segmenter)
@@ -146,6 +153,13 @@ def model_bundle(*, point_encoder: "nn.Module | None" = None, image_encoder: "nn
         out["image_encoder"] = _entry(ie, ie.arch)
     if seg_head is not None:
         out["seg_head"] = _entry(_unwrap(seg_head), SEG_HEAD_ARCH)
+    if seg_backbone is not None:
+        sb = _unwrap(seg_backbone)
+        if seg_head is None or point_encoder is None:
+            raise ValueError("seg_backbone goes with a seg_head and a point_encoder")
+        if not isinstance(sb, PointEncoder) or sb.arch != out["point_encoder"]["arch"]:
+            raise TypeError(f"seg_backbone must be a {out['point_encoder']['arch']} like the point encoder")
+        out[SEG_BACKBONE_KEY] = _entry(sb, sb.arch)
     created = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     info = {"crosspoint_version": _version(), "created": created}
     info.update(meta or {})
@@ -162,11 +176,12 @@ def _version() -> str:
 
 
 def save_model_bundle(path: "str | os.PathLike", *, point_encoder=None, image_encoder=None, seg_head=None,
-                      part_segmenter=None, meta: "dict | None" = None, extra: "dict | None" = None) -> Path:
+                      part_segmenter=None, meta: "dict | None" = None, extra: "dict | None" = None,
+                      seg_backbone=None) -> Path:
     """Write :func:`model_bundle` (plus ``extra`` top-level keys, e.g. training state) to ``path``
     atomically: a temporary file in the same folder, flushed and renamed over ``path``."""
     obj = model_bundle(point_encoder=point_encoder, image_encoder=image_encoder, seg_head=seg_head,
-                       part_segmenter=part_segmenter, meta=meta)
+                       part_segmenter=part_segmenter, meta=meta, seg_backbone=seg_backbone)
     for key, value in (extra or {}).items():
         if key in obj:
             raise ValueError(f"extra key {key!r} would overwrite a model-bundle key")
@@ -344,7 +359,7 @@ def _check_bundle(obj, path) -> None:
 def _bundle_entry(obj, name: str, path) -> dict:
     entry = obj.get(name)
     if entry is None:
-        present = [k for k in ("point_encoder", "image_encoder", "seg_head") if obj.get(k) is not None]
+        present = [k for k in ("point_encoder", "image_encoder", "seg_head", SEG_BACKBONE_KEY) if obj.get(k) is not None]
         raise CheckpointError(f"{path}: this checkpoint has no {name.replace('_', ' ')} "
                               f"(it holds: {', '.join(present) or 'no models'})")
     if not (isinstance(entry, dict) and isinstance(entry.get("arch"), str) and isinstance(entry.get("state_dict"), dict)
@@ -520,11 +535,11 @@ class _Source:
         self.own, self.layout, self.obj = own, layout, obj
 
 
-def _point_source(path) -> _Source:
+def _point_source(path, entry_name: str = "point_encoder") -> _Source:
     obj = read_checkpoint(path)
     if _is_bundle(obj):
         _check_bundle(obj, path)
-        entry = _bundle_entry(obj, "point_encoder", path)
+        entry = _bundle_entry(obj, entry_name, path)
         if entry["arch"] not in POINT_ARCHS:
             raise CheckpointError(f"{path}: unknown point encoder {entry['arch']!r} "
                                   f"(this version knows {', '.join(POINT_ARCHS)})")
@@ -593,7 +608,8 @@ def describe_k(model) -> "str | None":
     return f"k = {k}" + (f" ({src})" if src else "")
 
 
-def load_point_encoder(path: "str | os.PathLike", *, k: "int | None" = None, device=None) -> PointEncoder:
+def load_point_encoder(path: "str | os.PathLike", *, k: "int | None" = None, device=None,
+                       entry: str = "point_encoder") -> PointEncoder:
     """A point encoder (eval mode) from an official CrossPoint file (DGCNN, part-segmentation DGCNN
     pretraining or fine-tuned: the backbone; with or without ``module.``) or a project checkpoint.
 
@@ -603,9 +619,11 @@ def load_point_encoder(path: "str | os.PathLike", *, k: "int | None" = None, dev
     40 for a fine-tuned part-segmentation file (``model.t7``); else 20 with a logged warning.
     The encoder's ``k`` is the value used and ``k_source`` says where it came from ("argument",
     "checkpoint", "official default" or "default"; None for PointNet). ``device``: where to put it
-    (default CPU).
+    (default CPU). ``entry``: which point encoder of a project checkpoint (``"point_encoder"``, or
+    :data:`SEG_BACKBONE_KEY` for the copy a segmentation head was fine-tuned with); official files
+    hold one.
     """
-    src = _point_source(path)
+    src = _point_source(path, entry)
     official = OFFICIAL_FINETUNE_K if src.layout == "dgcnn_partseg_finetuned" else OFFICIAL_PRETRAIN_K
     k_used, k_source = _resolve_k(src, k, path, official=official)
     config = dict(src.config)
