@@ -157,3 +157,29 @@ def test_one_config_shape_for_both_commands(capsys):
     assert set(outs[0]) == {"data", "model", "optim", "run", "name"}
     assert main(["finetune-partseg", "--data", "demo", "--init", "random", "--out", "x", "--set", "optim.nope=1"]) == 2
     assert "optim.nope" in capsys.readouterr().err
+
+
+def test_an_init_with_a_seg_backbone_continues_it_or_keeps_the_frozen_encoder_apart(demo, tmp_path):
+    """A bundle whose head was fine-tuned with its own encoder (``seg_backbone``): fine-tuning from it
+    goes on with that encoder and head; a frozen run keeps the pretrained ``point_encoder`` and does
+    not take a head trained for another encoder."""
+    from crosspoint.engine.finetune import build_segmenter, config_from_dict, open_partseg_dataset
+    from crosspoint.models import build_point_encoder, read_checkpoint, save_model_bundle
+    from crosspoint.models.partseg import PartSegHead
+
+    torch.manual_seed(0)
+    pretrained, tuned = build_point_encoder("dgcnn", k=8), build_point_encoder("dgcnn", k=8)
+    table = open_partseg_dataset(demo, "train", 128).table
+    head = PartSegHead(num_parts=int(table.num_parts), num_categories=int(table.num_categories),
+                       emb_dims=pretrained.feature_dim, local_dims=pretrained.edge_feature_dim)
+    init = save_model_bundle(tmp_path / "tuned.pt", point_encoder=pretrained, seg_head=head, seg_backbone=tuned)
+    for mode, encoder in (("finetune", tuned), ("frozen", pretrained)):
+        cfg = config_from_dict({"data": {"root": str(demo), "num_points": 128},
+                                "model": {"init": str(init), "backbone": mode}})
+        model, report = build_segmenter(cfg, table)
+        for name, t in model.backbone.state_dict().items():
+            assert torch.equal(t, encoder.state_dict()[name]), (mode, name)
+        took_head = all(torch.equal(t, head.state_dict()[n]) for n, t in model.head.state_dict().items())
+        assert took_head == (mode == "finetune")
+        assert any("seg_backbone" in n for n in report["loaded" if mode == "finetune" else "new"])
+    assert "seg_backbone" in read_checkpoint(init)

@@ -294,6 +294,13 @@ def _read_bundle(path):
     return obj if isinstance(obj, dict) and obj.get("format") == "crosspoint-explorer" else None
 
 
+def _has_seg_backbone(path) -> bool:
+    from crosspoint.models import SEG_BACKBONE_KEY, read_checkpoint
+
+    obj = read_checkpoint(path)
+    return isinstance(obj, dict) and isinstance(obj.get(SEG_BACKBONE_KEY), dict)
+
+
 def build_segmenter(cfg: FinetuneConfig, table, *, seed: int = 0) -> tuple[nn.Module, dict]:
     """The model to fine-tune and a report ``{"arch", "init", "loaded", "new", "k"}``."""
     from crosspoint.evaluation.partseg import ClsPartSegmenter
@@ -331,11 +338,20 @@ def build_segmenter(cfg: FinetuneConfig, table, *, seed: int = 0) -> tuple[nn.Mo
             prev = load_segmenter(cfg.model.init, k=backbone.k)
         except CheckpointError:
             prev = None
+        own = prev is not None and prev.backbone is not None and _has_seg_backbone(cfg.model.init)
+        if own and frozen:  # its head was fine-tuned with another encoder than the frozen point_encoder
+            log.info("%s: its seg head was fine-tuned with the bundle's seg_backbone; the frozen point_encoder "
+                     "gets a new head", cfg.model.init)
+            report["new"].append("seg head (the init's goes with its seg_backbone, not with the frozen encoder)")
+            prev = None
         if prev is not None:
             try:
                 head.load_state_dict(prev.head.state_dict(), strict=True)
                 head_note = None
                 report["loaded"].append("seg head (from the init checkpoint)")
+                if own:  # go on fine-tuning the encoder the head was fine-tuned with
+                    backbone.load_state_dict(prev.backbone.state_dict(), strict=True)
+                    report["loaded"].append("its seg_backbone (the encoder fine-tuned with that head)")
             except RuntimeError:
                 log.warning("%s: its seg head does not fit this dataset's %d parts; starting a new head",
                             cfg.model.init, head.num_parts)
