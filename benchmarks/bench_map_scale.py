@@ -15,7 +15,8 @@ For each size: a synthetic embedding (40 Gaussian blobs, one class each) is show
 - pan/zoom: ``setRange`` to a zoomed-in view, then a paint (``grab``), back to the whole map, and
   pans by 10 % (each timed step changes the view); above ``DENSITY_MIN_VISIBLE`` points in view the
   map draws the density layer (``explorer.density``), and the same steps are timed again with it off
-  (every point a symbol: the baseline).
+  (every point a symbol: the baseline), and the zooms with the layer's numpy path instead of its
+  numba pass (``explorer.density.density_image_mapped``).
 
 Baselines from the same run: pyqtgraph's own look-up (``ScatterPlotItem.pointsAt`` over every
 class item, what hover and click used before) and the per-edge even-odd point-in-polygon over
@@ -231,17 +232,24 @@ def bench_size(app, n: int, repeats: int) -> None:
              ("pan by 10 % (zoomed in) + repaint", pan, lambda k: None),
              ("pan by 10 % (whole map) + repaint", pan, lambda k: fit() if k == 0 else None))
     threshold = E.DENSITY_MIN_VISIBLE
-    for variant in ("", "baseline, symbols only: "):
-        if variant:  # the same steps with the density layer off (every point a symbol, as before)
-            if threshold >= n:
-                break  # never on at this size: nothing to compare
+    from explorer import density
+
+    kernels_get = density._KERNELS.get
+    for variant in ("", "baseline, density numpy path: ", "baseline, symbols only: "):
+        density._KERNELS.get = (lambda: None) if "numpy" in variant else kernels_get
+        if variant and threshold >= n:
+            break  # never on at this size: nothing to compare
+        if "symbols" in variant:  # the same steps with the density layer off (every point a symbol, as before)
             E.DENSITY_MIN_VISIBLE = 10 ** 12
             panel._update_density("main")
         for name, step, before in steps:
+            if "numpy" in variant and "pan" in name:
+                continue
             t, med = timed(step, before)
             mode = "density layer" if panel.density_active() else "symbols"
             _row(variant + name, t, f"median {med * 1000:.1f} ms; drawn as {mode}")
     E.DENSITY_MIN_VISIBLE = threshold
+    density._KERNELS.get = kernels_get
     panel.close()
     panel.deleteLater()
     app.processEvents()
