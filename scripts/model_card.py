@@ -66,6 +66,15 @@ def _seg_text(results: dict) -> str:
             "`point_encoder`. The baseline is the same model trained from random weights for the same epochs.")
 
 
+def _seg_table_rows(results: dict) -> str:
+    """The segmentation entries of the "what is in it" table."""
+    head = "| `seg_head` | the reference's part-segmentation head on the DGCNN, 24 demo categories |"
+    if results.get("seg_backbone", "frozen") != "finetune":
+        return head + " trained on the *frozen* pretrained encoder |"
+    return (head + " fine-tuned with `seg_backbone` |\n| `seg_backbone` | a copy of the DGCNN, used by segmentation "
+            "only | the pretrained encoder fine-tuned with the head (`finetune-partseg --backbone finetune`) |")
+
+
 def _seg_row(t: dict, z: dict) -> str:
     if t.get("partseg_frozen") is None:
         return ""
@@ -170,7 +179,7 @@ stored in float16 ({size_mb:.1f} MB); the loaders cast it back to float32.
 | `point_encoder` | DGCNN, k = 20, emb_dims 1024 (2048-d feature), projection to 256 | CrossPoint pretraining |
 | `image_encoder` | ResNet-18, projection to 256, {128}x{128} input | CrossPoint pretraining (jointly) |
 | `dense_heads` | per-point and per-pixel (stride-{heads.get('stride', 8)}{_context(heads.get('context', 0), ", ")}) embeddings, {heads.get('dim', 64)}-d | {"refitted on the frozen encoders (`crosspoint refine-dense`) after the joint dense term" if dr else "the dense point-pixel term (jointly)"} |
-| `seg_head` | the reference's part-segmentation head on the DGCNN, 24 demo categories | trained on the *frozen* pretrained encoder |
+{_seg_table_rows(results)}
 
 ## How it was made
 
