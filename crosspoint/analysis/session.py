@@ -100,8 +100,7 @@ class ModelSession:
 
         from crosspoint.device import resolve_device
         from crosspoint.models import (
-            SEG_BACKBONE_KEY, CheckpointError, checkpoint_background, load_image_encoder, load_point_encoder,
-            read_checkpoint,
+            CheckpointError, checkpoint_background, load_image_encoder, load_point_encoder, read_checkpoint,
         )
         from crosspoint.models.checkpoint import FORMAT
 
@@ -149,7 +148,7 @@ class ModelSession:
                 self.segmenter = load_segmenter(path, k=k, device=self.device)
                 #: the head was fine-tuned with its own copy of the encoder (``seg_backbone``): every other
                 #: analysis keeps the pretrained ``point_encoder``
-                self.seg_backbone_own = bundle and isinstance(obj.get(SEG_BACKBONE_KEY), dict)
+                self.seg_backbone_own = bool(getattr(self.segmenter, "own_backbone", False))
                 self.point_encoder = (load_point_encoder(path, k=k, device=self.device) if self.seg_backbone_own
                                       else self.segmenter.backbone)
                 self.part_table = self._part_table()

@@ -294,13 +294,6 @@ def _read_bundle(path):
     return obj if isinstance(obj, dict) and obj.get("format") == "crosspoint-explorer" else None
 
 
-def _has_seg_backbone(path) -> bool:
-    from crosspoint.models import SEG_BACKBONE_KEY, read_checkpoint
-
-    obj = read_checkpoint(path)
-    return isinstance(obj, dict) and isinstance(obj.get(SEG_BACKBONE_KEY), dict)
-
-
 def build_segmenter(cfg: FinetuneConfig, table, *, seed: int = 0) -> tuple[nn.Module, dict]:
     """The model to fine-tune and a report ``{"arch", "init", "loaded", "new", "k"}``."""
     from crosspoint.evaluation.partseg import ClsPartSegmenter
@@ -338,7 +331,7 @@ def build_segmenter(cfg: FinetuneConfig, table, *, seed: int = 0) -> tuple[nn.Mo
             prev = load_segmenter(cfg.model.init, k=backbone.k)
         except CheckpointError:
             prev = None
-        own = prev is not None and prev.backbone is not None and _has_seg_backbone(cfg.model.init)
+        own = bool(getattr(prev, "own_backbone", False))
         if own and frozen:  # its head was fine-tuned with another encoder than the frozen point_encoder
             log.info("%s: its seg head was fine-tuned with the bundle's seg_backbone; the frozen point_encoder "
                      "gets a new head", cfg.model.init)

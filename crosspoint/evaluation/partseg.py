@@ -288,6 +288,8 @@ class ClsPartSegmenter(nn.Module):
         self.backbone = backbone
         self.head = head
         self.frozen = bool(frozen)
+        #: the backbone is a bundle's ``seg_backbone`` (fine-tuned with the head), not its ``point_encoder``
+        self.own_backbone = False
 
     @property
     def k(self) -> int:
@@ -369,6 +371,7 @@ def load_segmenter(path, *, k: "int | None" = None, device=None):
         try:
             head.load_state_dict(state, strict=True)
             model = ClsPartSegmenter(backbone, head)
+            model.own_backbone = own
         except (RuntimeError, TypeError, ValueError) as exc:
             raise CheckpointError(f"{path}: seg head does not fit: {' '.join(str(exc).split())[:400]}") from None
         model.eval()

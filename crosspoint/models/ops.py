@@ -279,6 +279,11 @@ def _build_kernels():
                 gv[idx[i, arg[i, c]], c] += grad[i, c]
 
     @jit
+    def worse(va, ia, vb, ib):
+        # (va, ia) ranks below (vb, ib): a smaller value, or the same value at a higher index
+        return va < vb or (va == vb and ia > ib)
+
+    @jit
     def heap_select(vals, idxs, m, k, hv, hi):
         # the k best of (vals[:m], idxs[:m]) into a heap (hv, hi) whose root is the worst kept;
         # "better" = larger value, then lower index (a total order: ties are well defined)
@@ -289,7 +294,7 @@ def _build_kernels():
                 c = t
                 while c > 0:
                     p = (c - 1) >> 1
-                    if v < hv[p] or (v == hv[p] and q > hi[p]):
+                    if worse(v, q, hv[p], hi[p]):
                         hv[c] = hv[p]
                         hi[c] = hi[p]
                         c = p
@@ -297,16 +302,16 @@ def _build_kernels():
                         break
                 hv[c] = v
                 hi[c] = q
-            elif v > hv[0] or (v == hv[0] and q < hi[0]):  # replace the root, sift down
+            elif worse(hv[0], hi[0], v, q):  # replace the root, sift down
                 c = 0
                 while True:
                     ch = 2 * c + 1
                     if ch >= k:
                         break
                     r2 = ch + 1
-                    if r2 < k and (hv[r2] < hv[ch] or (hv[r2] == hv[ch] and hi[r2] > hi[ch])):
+                    if r2 < k and worse(hv[r2], hi[r2], hv[ch], hi[ch]):
                         ch = r2
-                    if hv[ch] < v or (hv[ch] == v and hi[ch] > q):
+                    if worse(hv[ch], hi[ch], v, q):
                         hv[c] = hv[ch]
                         hi[c] = hi[ch]
                         c = ch
