@@ -345,15 +345,18 @@ def test_shipped_dense_heads_find_pixels_on_unseen_objects_far_above_untrained_h
     root = generate_demo(tmp_path / "held", preset=SHIPPED_PRESET, seed=1, per_class=1, n_views=1, workers=0,
                          classes=("chair", "table", "lamp", "mug", "airplane", "guitar"))
     objs = demo_objects(root, "all", 6, view=0)
-    for o in objs:
-        o.pop("labels")  # the dense figures only (no part occlusion)
-    shipped = evaluate_views(s, objs, heat=False)["summary"]
+    shipped = evaluate_views(s, objs, heat=False, occlusion=False)["summary"]  # the dense figures only
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
         s.dense_heads = DenseHeads(**s.dense_heads.config()).eval()
-    untrained = evaluate_views(s, objs, heat=False)["summary"]
+    untrained = evaluate_views(s, objs, heat=False, occlusion=False)["summary"]
     print({k: (shipped[k], untrained[k]) for k in ("point_to_pixel_hit", "point_to_pixel_hit_chance",
-                                                   "pixel_to_point_auc")})
+                                                   "pixel_to_point_auc", "misses_on_own_part",
+                                                   "misses_on_own_part_chance")})
+    # the misses are mostly near misses and symmetric twins: they land on the point's own part far
+    # more often than a pixel drawn from the object would (measured on 24 objects: 86.8 vs 59.5 %)
+    assert shipped["misses_on_own_part"] > shipped["misses_on_own_part_chance"] + 0.1
+    assert "part_agreement_objects" in shipped and shipped["part_agreement_objects"] == 0
     assert shipped["point_to_pixel_hit"] > 4 * shipped["point_to_pixel_hit_chance"]
     assert shipped["point_to_pixel_hit"] > 3 * untrained["point_to_pixel_hit"]
     assert shipped["pixel_to_point_auc"] > 0.85 and untrained["pixel_to_point_auc"] < 0.7

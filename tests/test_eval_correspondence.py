@@ -70,6 +70,13 @@ def test_eval_correspondence_json_keys_and_ranges(demo, small_ckpt, tmp_path, ca
     assert curve["fractions"] == [0.1, 0.2, 0.3] and len(curve["blob"]) == 3
     assert res["hit_radius_px"] == 8 and res["eval_size"] == 224
     assert res["summary"]["point_to_pixel_hit"] == res["point_to_pixel_hit"]
+    # where the arg-max lands: within twice the radius (a superset of the hits), and the misses' parts
+    assert res["point_to_pixel_hit"] <= res["point_to_pixel_hit_2r"] <= 1
+    assert res["point_to_pixel_hit_chance"] <= res["point_to_pixel_hit_2r_chance"] <= 1
+    assert _fraction(res["misses_on_own_part"]) and _fraction(res["misses_on_own_part_chance"])
+    assert "symmetric twin" in text
+    for o in res["objects"]:
+        assert o["hits"] + o["misses"] == o["tested"] and 0 <= o["miss_same_part"] <= o["misses"]
 
 
 def test_eval_correspondence_random_weights_and_errors(demo, tmp_path, capsys):

@@ -262,7 +262,9 @@ def test_chaos_kills_stops_and_concurrent_resumes_end_where_an_uninterrupted_run
     actions = []
     t_end = time.time() + 360
     done = False
-    while not done and time.time() < t_end:
+    # at most 5 interruptions, then the run finishes undisturbed (bounds the suite's time; the
+    # seeded draw still mixes SIGKILL, group SIGTERM/SIGINT and a concurrent --resume)
+    while not done and time.time() < t_end and sum(a != "finished" for a, _ in actions) < 5:
         resume = (run / "checkpoints" / "last.pt").is_file()
         p = _start(run, args, resume=resume)
         # wait a random while, counted from the first step of this process when it gets there

@@ -1139,8 +1139,12 @@ def _dense_figures(session, cloud_pts, labels, image, camera, view: ViewCorrespo
     am = ds.argmax_pixels(vis_idx, size=(S, S), mask=obj_s)
     dist = np.linalg.norm(am - uv_s[vis_idx], axis=1)
     out["hits"] = int(np.count_nonzero(dist <= HIT_RADIUS_PX))
+    out["hits_2r"] = int(np.count_nonzero(dist <= 2 * HIT_RADIUS_PX))
     out["tested"] = int(vis_idx.size)
     out["hit_chance"] = _disc_chance(obj_s, uv_s[vis_idx], HIT_RADIUS_PX)
+    out["hit_chance_2r"] = _disc_chance(obj_s, uv_s[vis_idx], 2 * HIT_RADIUS_PX)
+    if labels is not None:  # where the misses land: on the point's own part, or elsewhere?
+        out.update(_miss_parts(np.asarray(labels)[prep.index], vis, uv_s, vis_idx, am, dist))
     # true cell top-1 (the issue's measure), with chance = 1 / cells under the object
     h, w = ds.grid
     cs = ds.cell_scores(vis_idx).reshape(vis_idx.size, -1)
@@ -1170,6 +1174,29 @@ def _dense_figures(session, cloud_pts, labels, image, camera, view: ViewCorrespo
     return out
 
 
+def _miss_parts(lab: np.ndarray, vis: np.ndarray, uv_s: np.ndarray, vis_idx: np.ndarray, am: np.ndarray,
+                dist: np.ndarray) -> dict:
+    """For the tested points whose arg-max missed (farther than the hit radius): how many landed on
+    the point's own part (``miss_same_part``; the part of a pixel is that of the visible input point
+    projecting nearest to it) and the chance of that for a pixel drawn uniformly from the visible
+    points (``miss_same_part_chance``, summed over the misses: the share of visible points with the
+    missed point's label). A far miss on the own part is a symmetric twin (another leg, the other
+    wing), a miss elsewhere a wrong part."""
+    from scipy.spatial import cKDTree
+
+    allvis = np.nonzero(vis)[0]
+    miss = dist > HIT_RADIUS_PX
+    out = {"misses": int(np.count_nonzero(miss)), "miss_same_part": 0, "miss_same_part_chance": 0.0}
+    if not miss.any() or allvis.size == 0:
+        return out
+    _, j = cKDTree(uv_s[allvis].astype(np.float64)).query(am[miss].astype(np.float64))
+    own = lab[vis_idx[miss]]
+    out["miss_same_part"] = int(np.count_nonzero(lab[allvis[j]] == own))
+    share = {int(v): float(np.mean(lab[allvis] == v)) for v in np.unique(own)}
+    out["miss_same_part_chance"] = float(sum(share[int(v)] for v in own))
+    return out
+
+
 def _resize_mask(mask: np.ndarray, h: int, w: "int | None" = None, any_: bool = False) -> np.ndarray:
     """A boolean mask resized to ``h`` x ``w`` (nearest; ``any_``: a cell is set when any of its
     pixels is)."""
@@ -1188,13 +1215,15 @@ def _resize_mask(mask: np.ndarray, h: int, w: "int | None" = None, any_: bool = 
 
 
 def evaluate_views(session, objects, *, n_pixels: int = 48, max_points: int = 256, n_random: int = 2,
-                   occlusion_mode: str = "repool", heat: bool = True, n_points: "int | None" = None, seed: int = 0,
-                   progress: Progress = None, cancel: Cancel = None) -> dict:
+                   occlusion_mode: str = "repool", heat: bool = True, occlusion: bool = True,
+                   n_points: "int | None" = None, seed: int = 0, progress: Progress = None,
+                   cancel: Cancel = None) -> dict:
     """The correspondence figures of ``session`` on ``objects``: each a dict ``{"points" (N, 3),
     "labels" (N,) part labels, "image", "camera", "mesh" (optional), "name", "other_image"
     (optional: another object's view, for specificity)}``. Returns per-object records and their
     summary (:func:`summarize_evaluation`). ``heat``: also the Grad-CAM readouts
-    (:func:`crosspoint.analysis.heatmap.heat_readouts`)."""
+    (:func:`crosspoint.analysis.heatmap.heat_readouts`); ``occlusion``: also the part occlusion
+    evidence (objects with labels; without it the labels only say where the dense misses land)."""
     from crosspoint.analysis.heatmap import heat_readouts
 
     rng = np.random.default_rng(seed)
@@ -1213,7 +1242,7 @@ def evaluate_views(session, objects, *, n_pixels: int = 48, max_points: int = 25
         rec = {"name": obj.get("name", f"object {i}"), "visible_fraction": float(view.visible.mean())}
         rec.update(_dense_figures(session, pts, obj.get("labels"), arr, cam, view, rng=rng, n_pixels=n_pixels,
                                   max_points=max_points, n_points=n_points, seed=seed))
-        if obj.get("labels") is not None:
+        if occlusion and obj.get("labels") is not None:
             ev = part_occlusion(session, pts, arr, cam, obj["labels"], names=obj.get("part_names"), view=view,
                                 n_random=n_random, mode=occlusion_mode, n_points=n_points, seed=seed)
             rec["parts"] = ev.rows()
@@ -1249,6 +1278,8 @@ def summarize_evaluation(records: "list[dict]") -> dict:
         "objects": len(records),
         "point_to_pixel_hit": hits / tested if tested else float("nan"),
         "point_to_pixel_hit_chance": _nanmean(r.get("hit_chance") for r in records),
+        "point_to_pixel_hit_2r": sum(r.get("hits_2r", 0) for r in records) / tested if tested else float("nan"),
+        "point_to_pixel_hit_2r_chance": _nanmean(r.get("hit_chance_2r") for r in records),
         "points_tested": tested,
         "cell_top1": cell / tested if tested else float("nan"),
         "cell_top1_chance": _nanmean(r.get("cell_chance") for r in records),
@@ -1256,6 +1287,11 @@ def summarize_evaluation(records: "list[dict]") -> dict:
         "pixels_tested": len(aucs),
         "visible_fraction": _nanmean(r.get("visible_fraction") for r in records),
     }
+    misses = sum(r.get("misses", 0) for r in records if "miss_same_part" in r)
+    out["misses_on_own_part"] = (sum(r["miss_same_part"] for r in records if "miss_same_part" in r) / misses
+                                 if misses else float("nan"))
+    out["misses_on_own_part_chance"] = (sum(r["miss_same_part_chance"] for r in records if "miss_same_part" in r)
+                                        / misses if misses else float("nan"))
     ag = [r for r in records if r.get("agree") is not None and r.get("n_parts_compared", 0) >= 2]
     out["part_agreement"] = float(np.mean([r["agree"] for r in ag])) if ag else float("nan")
     out["part_agreement_chance"] = float(np.mean([1.0 / r["n_parts_compared"] for r in ag])) if ag else float("nan")
