@@ -171,7 +171,6 @@ def refine_dense_heads(session, objects, settings: "RefineSettings | None" = Non
     Starts from the checkpoint's own heads when they have the same shape, else from a seeded
     initialisation. Returns ``(heads (eval mode, CPU), record)``."""
     import torch
-    import torch.nn.functional as F
 
     from crosspoint.analysis.correspondence import EVAL_SIZE, HIT_RADIUS_PX
     from crosspoint.models.dense import DenseHeads, dense_cell_loss
