@@ -328,6 +328,18 @@ def test_cli_eval_errors(demo, tmp_path, capsys):
     assert "junk.pt" in capsys.readouterr().err
     assert _main(["eval", "fewshot", "--checkpoint", "random", "--data", str(demo), "--ways", "two"]) == 2
     assert "--ways" in capsys.readouterr().err
+    # a setting the split cannot hold is refused before a feature is computed
+    import crosspoint.commands.eval as E
+
+    def no_features(*a, **k):
+        raise AssertionError("features computed for an impossible few-shot setting")
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(E, "_features", no_features)
+        assert _main(["eval", "fewshot", "--checkpoint", "random", "--data", str(demo), "--ways", "5",
+                      "--shots", "500", "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert "5-way 500-shot" in err and "only" in err and "have that many" in err
     assert _main(["eval", "partseg", "--checkpoint", "random", "--data", str(demo)]) == 2
     only_points = tmp_path / "points_only.pt"
     save_model_bundle(only_points, point_encoder=build_point_encoder("dgcnn", k=8))

@@ -379,7 +379,7 @@ def _run_svm(args) -> int:
 
 
 def _run_fewshot(args) -> int:
-    from crosspoint.evaluation.fewshot import fewshot_grid, protocol_settings
+    from crosspoint.evaluation.fewshot import check_settings, fewshot_grid, protocol_settings
 
     ways = _ints(args.ways, "--ways")
     shots = _ints(args.shots, "--shots")
@@ -392,6 +392,9 @@ def _run_fewshot(args) -> int:
     args.no_amp = not st["amp"]
     tr, te, info = _classification_data(args)
     enc = _encoder(args)
+    # an impossible setting fails now, not after a minute of features
+    check_settings(tr.labels, ways=ways, shots=shots, n_query=st["n_query"], query_split=st["query_split"],
+                   test_y=te.labels if st["query_split"] == "test" else None)
     if st["k"] is not None and not explicit_k and getattr(enc, "k", None) is not None:
         enc.k_source = f"{args.protocol} protocol"
     xtr, ytr = _features(args, enc, tr, "train features")

@@ -211,6 +211,17 @@ def run_fewshot(
             "mean": float(accs_a.mean()), "std": float(accs_a.std()), "accs": [float(a) for a in accs]}
 
 
+def check_settings(train_y, *, ways: Sequence[int], shots: Sequence[int], n_query: int, test_y=None,
+                   query_split: str = "train") -> None:
+    """Raise the ``ValueError`` of :func:`sample_episode` when some ``(way, shot)`` pair cannot be
+    drawn from these labels, before any feature is computed (labels only)."""
+    support = class_index(np.asarray(train_y))
+    query = class_index(np.asarray(test_y)) if query_split == "test" and test_y is not None else None
+    for w in ways:
+        for s in shots:
+            sample_episode(support, int(w), int(s), int(n_query), random.Random(0), query_index=query)
+
+
 def fewshot_grid(
     train_x,
     train_y,
