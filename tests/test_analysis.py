@@ -684,3 +684,41 @@ def test_a_head_fine_tuned_with_its_own_encoder_keeps_the_pretrained_encoder_for
     a, b = class_part_ids("chair")[0], class_part_ids("chair")[-1] + 1
     np.testing.assert_array_equal(r.subset_labels, logits[:, a:b].argmax(1).numpy())
     assert not torch.equal(logits, plain_logits)  # the other encoder did run
+
+
+def test_a_session_reads_its_checkpoint_once_and_a_changed_file_is_read_again(ckpts, tmp_path, monkeypatch):
+    """Loading a bundle with every entry (point and image encoders, seg head with its own encoder,
+    category probe) reads the file once (the loaders share the read inside ``shared_reads``), gives
+    the same models as a load without sharing, and a file changed inside the block is read again."""
+    from crosspoint.analysis.segment import PROBE_KEY, category_probe
+    from crosspoint.models import read_checkpoint
+    from crosspoint.models.checkpoint import shared_reads
+
+    base = A.ModelSession(ckpts["seg"], device="cpu")
+    ie = A.ModelSession(ckpts["full"], device="cpu").image_encoder
+    probe = {"weight": torch.zeros(len(CLASSES), base.point_encoder.feature_dim), "bias": torch.zeros(len(CLASSES)),
+             "categories": list(CLASSES), "accuracy": 0.5}
+    path = save_model_bundle(tmp_path / "all.pt", point_encoder=base.point_encoder, image_encoder=ie,
+                             seg_head=base.segmenter.head, seg_backbone=_randomise_bn(DGCNN(k=8, emb_dims=64,
+                                                                                              projection_dim=32), 5),
+                             meta={"part_table": demo_part_table_meta()}, extra={PROBE_KEY: probe})
+    calls = []
+    real = torch.load
+    monkeypatch.setattr(torch, "load", lambda *a, **k: calls.append(a[0]) or real(*a, **k))
+    s = A.ModelSession(path, device="cpu")
+    assert category_probe(s) is not None and s.seg_backbone_own and s.image_encoder is not None
+    assert len(calls) == 1, calls
+    # the same weights as each loader reading the file on its own
+    monkeypatch.setattr(torch, "load", real)
+    for m, ref in ((s.point_encoder, base.point_encoder), (s.image_encoder, ie)):
+        for a, b in zip(m.state_dict().values(), ref.state_dict().values()):
+            assert torch.equal(a, b.to(a.dtype))
+    with shared_reads():
+        a = read_checkpoint(path)
+        assert read_checkpoint(path) is a
+        with shared_reads():  # nested: the outer block's reads
+            assert read_checkpoint(path) is a
+        save_model_bundle(path, point_encoder=base.point_encoder)  # the file changes
+        b = read_checkpoint(path)
+        assert b is not a and "image_encoder" not in b
+    assert read_checkpoint(path) is not read_checkpoint(path)  # outside the block: a read per call

@@ -266,7 +266,10 @@ def category_probe(session) -> "dict | None":
     if key in _PROBES:
         return _PROBES[key]
     probe = None
-    if getattr(session, "format", None) == "bundle":
+    if hasattr(session, "probe_entry"):  # a ModelSession keeps the entry from its one read of the file
+        raw = session.probe_entry
+        probe = _as_probe(raw, session) if isinstance(raw, dict) else None
+    elif getattr(session, "format", None) == "bundle":
         try:
             from crosspoint.models import read_checkpoint
 

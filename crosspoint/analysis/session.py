@@ -102,7 +102,7 @@ class ModelSession:
         from crosspoint.models import (
             CheckpointError, checkpoint_background, load_image_encoder, load_point_encoder, read_checkpoint,
         )
-        from crosspoint.models.checkpoint import FORMAT
+        from crosspoint.models.checkpoint import FORMAT, shared_reads
 
         if checkpoint is None:
             path = default_checkpoint_path()
@@ -126,50 +126,64 @@ class ModelSession:
         self.seg_note: "str | None" = None
 
         try:
-            obj = read_checkpoint(path)
-            bundle = isinstance(obj, dict) and obj.get("format") == FORMAT
-            self.format = "bundle" if bundle else "official"
-            self.meta = dict(obj.get("meta") or {}) if bundle and isinstance(obj.get("meta"), dict) else {}
-            has_seg = self._has_seg_head(obj, bundle)
-            has_image = bundle and isinstance(obj.get("image_encoder"), dict)
-            self.n_points, self.image_size = self._input_sizes(obj)
-            #: what the image encoder saw behind transparent pixels ("drop", "white" or "black")
-            self.background, self.background_source = (
-                checkpoint_background(self.image_path) if self.image_path is not None else checkpoint_background(obj))
-            #: the dense point-pixel heads (crosspoint.models.dense) when the checkpoint was trained with them
-            self.dense_heads = _load_dense_heads(obj) if bundle else None
-
-            self.segmenter = None
-            self.part_table = None
-            self.seg_backbone_own = False
-            if has_seg:
-                from crosspoint.evaluation.partseg import load_segmenter
-
-                self.segmenter = load_segmenter(path, k=k, device=self.device)
-                #: the head was fine-tuned with its own copy of the encoder (``seg_backbone``): every other
-                #: analysis keeps the pretrained ``point_encoder``
-                self.seg_backbone_own = bool(getattr(self.segmenter, "own_backbone", False))
-                self.point_encoder = (load_point_encoder(path, k=k, device=self.device) if self.seg_backbone_own
-                                      else self.segmenter.backbone)
-                self.part_table = self._part_table()
-            else:
-                self.point_encoder = load_point_encoder(path, k=k, device=self.device)
-            del obj
-
-            self.image_encoder = None
-            if self.image_path is not None:
-                self.image_encoder = load_image_encoder(self.image_path, arch=image_arch, device=self.device)
-            elif has_image:
-                self.image_encoder = load_image_encoder(path, device=self.device)
-            else:
-                kind = ("an official CrossPoint point-encoder file" if self.format == "official"
-                        else "a checkpoint without an image encoder")
-                self.image_unavailable_reason = (
-                    f"{path} is {kind}: it holds no image encoder, so image retrieval and image heatmaps are "
-                    "unavailable (for official weights, also open the matching img_model_best.pth: "
-                    "ModelSession(..., image_checkpoint=...))")
+            with shared_reads():  # every loader below reads the file once between them
+                self._load(path, k, image_arch)
         except CheckpointError as exc:
             raise AnalysisError(str(exc)) from exc
+        self._finish_load(path)
+
+    def _load(self, path: Path, k, image_arch: str) -> None:
+        from crosspoint.models import checkpoint_background, load_image_encoder, load_point_encoder, read_checkpoint
+        from crosspoint.models.checkpoint import FORMAT
+
+        obj = read_checkpoint(path)
+        bundle = isinstance(obj, dict) and obj.get("format") == FORMAT
+        self.format = "bundle" if bundle else "official"
+        self.meta = dict(obj.get("meta") or {}) if bundle and isinstance(obj.get("meta"), dict) else {}
+        has_seg = self._has_seg_head(obj, bundle)
+        has_image = bundle and isinstance(obj.get("image_encoder"), dict)
+        self.n_points, self.image_size = self._input_sizes(obj)
+        #: what the image encoder saw behind transparent pixels ("drop", "white" or "black")
+        self.background, self.background_source = (
+            checkpoint_background(self.image_path) if self.image_path is not None else checkpoint_background(obj))
+        #: the dense point-pixel heads (crosspoint.models.dense) when the checkpoint was trained with them
+        self.dense_heads = _load_dense_heads(obj) if bundle else None
+        from crosspoint.analysis.segment import PROBE_KEY
+
+        #: the bundle's category-probe entry as read (None without one), for ``segment.category_probe``
+        self.probe_entry = obj.get(PROBE_KEY) if bundle and isinstance(obj.get(PROBE_KEY), dict) else None
+
+        self.segmenter = None
+        self.part_table = None
+        self.seg_backbone_own = False
+        if has_seg:
+            from crosspoint.evaluation.partseg import load_segmenter
+
+            self.segmenter = load_segmenter(path, k=k, device=self.device)
+            #: the head was fine-tuned with its own copy of the encoder (``seg_backbone``): every other
+            #: analysis keeps the pretrained ``point_encoder``
+            self.seg_backbone_own = bool(getattr(self.segmenter, "own_backbone", False))
+            self.point_encoder = (load_point_encoder(path, k=k, device=self.device) if self.seg_backbone_own
+                                  else self.segmenter.backbone)
+            self.part_table = self._part_table()
+        else:
+            self.point_encoder = load_point_encoder(path, k=k, device=self.device)
+        del obj
+
+        self.image_encoder = None
+        if self.image_path is not None:
+            self.image_encoder = load_image_encoder(self.image_path, arch=image_arch, device=self.device)
+        elif has_image:
+            self.image_encoder = load_image_encoder(path, device=self.device)
+        else:
+            kind = ("an official CrossPoint point-encoder file" if self.format == "official"
+                    else "a checkpoint without an image encoder")
+            self.image_unavailable_reason = (
+                f"{path} is {kind}: it holds no image encoder, so image retrieval and image heatmaps are "
+                "unavailable (for official weights, also open the matching img_model_best.pth: "
+                "ModelSession(..., image_checkpoint=...))")
+
+    def _finish_load(self, path: Path) -> None:
         if self.image_encoder is not None and self.image_encoder.projection_dim != self.point_encoder.projection_dim:
             raise AnalysisError(
                 f"{self.image_path or path}: the image encoder projects to {self.image_encoder.projection_dim} dims "

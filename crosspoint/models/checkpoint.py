@@ -49,10 +49,12 @@ a PyTorch file at all, or a pickle that would need to run code. Every load is
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import logging
 import os
 import re
+import threading
 from collections import OrderedDict
 from pathlib import Path
 
@@ -71,7 +73,7 @@ __all__ = [
     "FORMAT", "FORMAT_VERSION", "SEG_BACKBONE_KEY", "CheckpointError", "POINT_ARCHS", "build_point_encoder",
     "build_image_encoder", "build_seg_head", "model_bundle", "save_model_bundle", "read_checkpoint",
     "load_point_encoder", "load_image_encoder", "load_part_segmenter", "to_official_state_dict",
-    "save_official", "recorded_k", "describe_k", "checkpoint_background", "OFFICIAL_PRETRAIN_K",
+    "save_official", "recorded_k", "describe_k", "checkpoint_background", "shared_reads", "OFFICIAL_PRETRAIN_K",
     "OFFICIAL_FINETUNE_K", "FALLBACK_K", "K_SOURCES",
 ]
 
@@ -203,19 +205,47 @@ def _fmt_keys(keys) -> str:
     return f"{len(keys)}: {shown}{more}"
 
 
+_reads = threading.local()
+
+
+@contextlib.contextmanager
+def shared_reads():
+    """Within the block (in this thread), :func:`read_checkpoint` reads each file once: a file read
+    again, unchanged (same inode, size and modification time), gives the object already read.
+    For a caller that runs several loaders on one file (a :class:`~crosspoint.analysis.ModelSession`
+    reads a bundle's point encoder, image encoder, segmenter, ...): the loaders copy what they take
+    and never change the object read. Nested blocks share the outer one's reads."""
+    if getattr(_reads, "cache", None) is not None:
+        yield
+        return
+    _reads.cache = {}
+    try:
+        yield
+    finally:
+        _reads.cache = None
+
+
 def read_checkpoint(path: "str | os.PathLike"):
     """``torch.load(path, weights_only=True)`` on the CPU, every failure as a :class:`CheckpointError`
     that says what the file is: missing, a directory, empty, truncated (with the sizes when known),
-    not a PyTorch checkpoint at all, or a pickle that would need to run code."""
+    not a PyTorch checkpoint at all, or a pickle that would need to run code. Inside
+    :func:`shared_reads`, an unchanged file is read once."""
     p = Path(path)
-    _check_is_file(p)
+    st = _check_is_file(p)
+    cache = getattr(_reads, "cache", None)
+    key = (str(p.resolve()), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns) if cache is not None else None
+    if key is not None and key in cache:
+        return cache[key]
     try:
-        return torch.load(p, map_location="cpu", weights_only=True)
+        obj = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as exc:
         raise CheckpointError(_diagnose(p, exc)) from None
+    if key is not None:
+        cache[key] = obj
+    return obj
 
 
-def _check_is_file(p: Path) -> None:
+def _check_is_file(p: Path) -> os.stat_result:
     try:
         st = p.stat()
     except OSError as exc:
@@ -233,6 +263,7 @@ def _check_is_file(p: Path) -> None:
         raise CheckpointError(f"{p}: is a directory, not a checkpoint file{hint}") from None
     if not _stat.S_ISREG(st.st_mode):
         raise CheckpointError(f"{p}: not a regular file (a device, pipe or socket), not a checkpoint file") from None
+    return st
 
 
 def _checkpoints_in(folder: Path, limit: int = 5) -> list:
