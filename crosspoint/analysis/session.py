@@ -99,10 +99,8 @@ class ModelSession:
         import torch  # noqa: F401  (models need it; keep the import error here)
 
         from crosspoint.device import resolve_device
-        from crosspoint.models import (
-            CheckpointError, checkpoint_background, load_image_encoder, load_point_encoder, read_checkpoint,
-        )
-        from crosspoint.models.checkpoint import FORMAT, shared_reads
+        from crosspoint.models import CheckpointError
+        from crosspoint.models.checkpoint import shared_reads
 
         if checkpoint is None:
             path = default_checkpoint_path()
