@@ -45,6 +45,9 @@ def figures(r: dict) -> dict:
         "part_drop_2d": c["part_drop_2d"], "part_blob_2d": c["part_blob_2d"],
         "part_agree": c["part_agreement"], "part_agree_chance": c["part_agreement_chance"],
         "corr_objects": c["objects"],
+        "hit_2r": c.get("point_to_pixel_hit_2r"), "hit_2r_chance": c.get("point_to_pixel_hit_2r_chance"),
+        "miss_own": c.get("misses_on_own_part"), "miss_own_chance": c.get("misses_on_own_part_chance"),
+        "fewshot_accs": (r["fewshot_100"]["results"][0]["accs"] if "fewshot_100" in r else None),
         "sil": r["umap"]["silhouette"], "knn": r["umap"]["knn_acc"],
         "partseg_frozen": (r["partseg_frozen"]["results"]["instance_miou"] if "partseg_frozen" in r else None),
     }
@@ -113,6 +116,32 @@ def _refine_text(dr: "dict | None", j: "dict | None") -> str:
 """)
 
 
+def _fewshot_100_row(t: dict, z: dict) -> str:
+    """The few-shot row over 100 episodes (the same episodes for both encoders: a paired difference)."""
+    if not t.get("fewshot_accs") or not z.get("fewshot_accs") or len(t["fewshot_accs"]) != len(z["fewshot_accs"]):
+        return ""
+    import numpy as np
+
+    a, b = np.asarray(t["fewshot_accs"], float), np.asarray(z["fewshot_accs"], float)
+    d = a - b
+    se = d.std(ddof=1) / np.sqrt(d.size)
+    return (f"\n| ... {d.size} episodes, the same for both (difference {d.mean():+.1f} +- {se:.1f} points, s.e.; "
+            f"pretrained better in {int((d > 0).sum())}, worse in {int((d < 0).sum())}) | **{a.mean():.1f} +- "
+            f"{a.std():.1f}%** | {b.mean():.1f} +- {b.std():.1f}% |")
+
+
+def _miss_rows(t: dict, z: dict) -> str:
+    """Where the dense arg-max lands: within twice the hit radius, and the misses' parts."""
+    if t.get("hit_2r") is None or z.get("hit_2r") is None:
+        return ""
+    rows = (f"\n| ... within 16 px (chance {pct(t['hit_2r_chance'])}) | **{pct(t['hit_2r'])}** | {pct(z['hit_2r'])} |")
+    if t.get("miss_own") is not None and z.get("miss_own") is not None:
+        rows += (f"\n| ... misses that land on the point's own part: near misses and symmetric twins (chance "
+                 f"{pct(t['miss_own_chance'])} / {pct(z['miss_own_chance'])}) | **{pct(t['miss_own'])}** | "
+                 f"{pct(z['miss_own'])} |")
+    return rows
+
+
 def _joint_rows(j: "dict | None") -> str:
     if not j:
         return ""
@@ -141,7 +170,11 @@ def write_model_card(results: dict, out: Path, checkpoint: Path) -> None:
         ("... pretrained >= random + 15 points", t["svm"] >= z["svm"] + 0.15),
         ("linear SVM (C by CV), partial scans: random <= 70 %", z["svm_scans"] <= 0.70),
         ("... pretrained >= random + 15 points", t["svm_scans"] >= z["svm_scans"] + 0.15),
-        ("few-shot 5-way 10-shot: pretrained >= random + 10 points", t["fewshot"] >= z["fewshot"] + 10),
+        ("few-shot 5-way 10-shot: pretrained >= random + 10 points" + (
+            f" (checked on the {len(t['fewshot_accs'])} episodes)" if t.get("fewshot_accs") and z.get("fewshot_accs")
+            else ""),
+         (sum(t["fewshot_accs"]) / len(t["fewshot_accs"]) >= sum(z["fewshot_accs"]) / len(z["fewshot_accs"]) + 10)
+         if t.get("fewshot_accs") and z.get("fewshot_accs") else t["fewshot"] >= z["fewshot"] + 10),
         ("cross-modal retrieval top-1 >= 20 x chance", t["p2i"]["top1"] >= 20 * t["chance"]["top1"]),
         ("part segmentation, shipped head: instance mIoU >= 0.75", t["partseg"] >= 0.75),
         ("UMAP silhouette: pretrained >= random + 0.15", t["sil"] >= z["sil"] + 0.15),
@@ -213,12 +246,12 @@ same architecture, evaluated by the same command (`--checkpoint random`).
 |---|---|---|
 | linear SVM, C by 5-fold CV, whole objects (`crosspoint eval svm`, {t['n_test']} test objects) | **{pct(t['svm'])}** (C = {t['svm_c']:g}) | {pct(z['svm'])} (C = {z['svm_c']:g}) |
 | linear SVM, C by CV, single-view partial scans with noise and clutter (`--data .../scans`) | **{pct(t['svm_scans'])}** (C = {t['svm_scans_c']:g}) | {pct(z['svm_scans'])} (C = {z['svm_scans_c']:g}) |
-| few-shot 5-way 10-shot (`eval fewshot`, 10 episodes) | **{t['fewshot']:.1f} +- {t['fewshot_std']:.1f}%** | {z['fewshot']:.1f} +- {z['fewshot_std']:.1f}% |
+| few-shot 5-way 10-shot (`eval fewshot`, 10 episodes) | **{t['fewshot']:.1f} +- {t['fewshot_std']:.1f}%** | {z['fewshot']:.1f} +- {z['fewshot_std']:.1f}% |{_fewshot_100_row(t, z)}
 | retrieval point cloud -> its view, top-1 / top-5 ({t['n_retrieval']} candidates; chance {pct(t['chance']['top1'], 2)} / {pct(t['chance']['top5'], 2)}) | **{pct(t['p2i']['top1'])} / {pct(t['p2i']['top5'])}** | {pct(z['p2i']['top1'])} / {pct(z['p2i']['top5'])} |
 | retrieval view -> point cloud, top-1 / top-5 | **{pct(t['i2p']['top1'])} / {pct(t['i2p']['top5'])}** | {pct(z['i2p']['top1'])} / {pct(z['i2p']['top5'])} |
 | part segmentation, {"encoder fine-tuned with the head" if results.get("seg_backbone") == "finetune" else "frozen encoder + head"}, instance / class mIoU ({t['partseg_shapes']} test shapes) | **{pct(t['partseg'])} / {pct(t['partseg_class'])}** | {pct(z['partseg'])} / {pct(z['partseg_class'])} |{_seg_row(t, z)}
 | UMAP of the held-out demo: class silhouette in 2-D / 5-NN accuracy in 2-D | **{t['sil']:.2f} / {pct(t['knn'])}** | {z['sil']:.2f} / {pct(z['knn'])} |
-| point -> pixel hit, arg-max within 8 px at 224 (`eval correspondence`, {t['corr_objects']} objects; chance {pct(t['hit_chance'])}) | **{pct(t['hit'])}** | {pct(z['hit'])} |
+| point -> pixel hit, arg-max within 8 px at 224 (`eval correspondence`, {t['corr_objects']} objects; chance {pct(t['hit_chance'])}) | **{pct(t['hit'])}** | {pct(z['hit'])} |{_miss_rows(t, z)}
 | pixel -> points AUC (chance 0.5) | **{t['auc']:.3f}** | {z['auc']:.3f} |{_joint_rows(j)}
 | similarity drop when a part is removed, 3D / 2D (a random blob of the same size) | {t['part_drop_3d']:.3f} ({t['part_blob_3d']:.3f}) / {t['part_drop_2d']:.3f} ({t['part_blob_2d']:.3f}) | {z['part_drop_3d']:.3f} ({z['part_blob_3d']:.3f}) / {z['part_drop_2d']:.3f} ({z['part_blob_2d']:.3f}) |
 | most important part agrees in 3D and 2D (chance {pct(t['part_agree_chance'])}) | {pct(t['part_agree'])} | {pct(z['part_agree'])} |

@@ -109,3 +109,20 @@ def test_orientation_check_finds_the_up_axis_of_turned_unseen_objects(sessions, 
         # the cloud's new rotation brings the object's own +Y (it is stored upright) back up
         right += bool(np.array_equal(check.rotation[1], [0.0, 1.0, 0.0]))
     assert right >= int(0.6 * len(rows)), (right, len(rows))  # chance: 1 of 6 up directions
+
+
+def test_the_model_card_is_what_its_generator_writes_from_the_shipped_results(tmp_path):
+    """assets/MODEL_CARD.md cannot drift from assets/demo_results.json: regenerating it from the
+    shipped results gives the shipped file, byte for byte (every figure in it is a measured one)."""
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location("model_card", repo / "scripts" / "model_card.py")
+    mc = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mc)
+    results = json.loads((repo / "assets" / "demo_results.json").read_text())
+    out = tmp_path / "card.md"
+    mc.write_model_card(results, out, repo / "assets" / "demo_checkpoint.pt")
+    assert out.read_text() == (repo / "assets" / "MODEL_CARD.md").read_text()

@@ -606,11 +606,11 @@ def _run_correspondence(args) -> int:
           f"{info['image_arch']} at {info['image_size']} px); dense similarity: {dense}")
     print(f"  point -> pixel hit (arg-max within {HIT_RADIUS_PX:g} px at {EVAL_SIZE}, {sm['points_tested']} visible "
           f"points)  {_pct(sm['point_to_pixel_hit'])}   chance {_pct(sm['point_to_pixel_hit_chance']).strip()}")
-    print(f"  ... within {2 * HIT_RADIUS_PX:g} px{'':35}{_pct(sm['point_to_pixel_hit_2r'])}   chance "
-          f"{_pct(sm['point_to_pixel_hit_2r_chance']).strip()}")
+    print(f"  {'... within ' + format(2 * HIT_RADIUS_PX, 'g') + ' px':<51}{_pct(sm['point_to_pixel_hit_2r'])}   "
+          f"chance {_pct(sm['point_to_pixel_hit_2r_chance']).strip()}")
     if sm.get("misses_on_own_part") == sm.get("misses_on_own_part"):  # not NaN: the objects have part labels
-        print(f"  misses that land on the point's own part (a symmetric twin){'':2}{_pct(sm['misses_on_own_part'])}"
-              f"   chance {_pct(sm['misses_on_own_part_chance']).strip()}")
+        print(f"  {'misses on the own part (a symmetric twin)':<51}{_pct(sm['misses_on_own_part'])}   "
+              f"chance {_pct(sm['misses_on_own_part_chance']).strip()}")
     print(f"  true cell ranks first{'':30}{_pct(sm['cell_top1'])}   chance {_pct(sm['cell_top1_chance']).strip()}")
     print(f"  pixel -> points AUC ({sm['pixels_tested']} pixels){'':25}{sm['pixel_to_point_auc']:7.3f}   chance 0.500")
     print(f"  most important part, 3D = 2D ({sm['part_agreement_objects']} objects){'':11}"
