@@ -819,7 +819,7 @@ class ModelPanel(QWidget):
 
         def func(progress, cancel):
             progress(0, 0, "dense similarity of the object and the view")
-            return A.dense_readouts(s, model.points, image, camera, mesh=mesh)
+            return A.dense_readouts(s, model.points, image, camera, mesh=mesh, labels=model.labels)
 
         def done(res):
             ds, f = res
@@ -836,8 +836,12 @@ class ModelPanel(QWidget):
             f"{'dense heads (trained for it)' if trained else 'projection heads per point (not trained for it)'}; "
             f"on this view: a visible point's peak lands within 8 px (at 224) of its true pixel for "
             f"{100 * f['point_to_pixel_hit']:.0f} % of {f['tested']} points (chance "
-            f"{100 * f['point_to_pixel_hit_chance']:.1f} %); pixel -> points AUC {f['pixel_to_point_auc']:.2f} "
-            f"(chance 0.5)")
+            f"{100 * f['point_to_pixel_hit_chance']:.1f} %), within 16 px for "
+            f"{100 * f['point_to_pixel_hit_2r']:.0f} % (chance {100 * f['point_to_pixel_hit_2r_chance']:.1f} %)"
+            + (f"; the misses land on the point's own part (the file's labels) for "
+               f"{100 * f['misses_on_own_part']:.0f} % (chance {100 * f['misses_on_own_part_chance']:.0f} %)"
+               if f.get("misses_on_own_part") == f.get("misses_on_own_part") else "")
+            + f"; pixel -> points AUC {f['pixel_to_point_auc']:.2f} (chance 0.5)")
 
     def run_part_evidence(self) -> None:
         """Evidence by occlusion for the current object and view (``crosspoint.analysis.part_occlusion``):

@@ -627,6 +627,10 @@ def test_dense_similarity_on_click_with_this_views_figures(qtbot, window):
     key, ds, f = mp._dense
     assert ds.method == "dense heads" and 0 <= f["point_to_pixel_hit"] <= 1 and f["tested"] > 0
     assert f"{100 * f['point_to_pixel_hit']:.0f} %" in mp.dense_note.text() and "AUC" in mp.dense_note.text()
+    # where the peaks land: within 16 px, and (the demo file has part labels) the misses' parts
+    assert f["point_to_pixel_hit"] <= f["point_to_pixel_hit_2r"] <= 1 and "within 16 px" in mp.dense_note.text()
+    assert doc.cloud.labels is not None and 0 <= f["misses_on_own_part"] <= 1
+    assert f"own part (the file's labels) for {100 * f['misses_on_own_part']:.0f} %" in mp.dense_note.text()
     corr = window.view_correspondence()
     i = int(ds.prepared.index[np.flatnonzero(corr.visible[ds.prepared.index])[0]])  # a visible input point
     window._on_point_picked(i)

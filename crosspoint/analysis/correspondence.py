@@ -1094,24 +1094,34 @@ def _spearman(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def dense_readouts(session, cloud, image, camera, *, view: "ViewCorrespondence | None" = None, mesh=None,
-                   n_pixels: int = 64, max_points: int = 256, seed: int = 0) -> "tuple[DenseSimilarity, dict]":
+                   labels=None, n_pixels: int = 64, max_points: int = 256,
+                   seed: int = 0) -> "tuple[DenseSimilarity, dict]":
     """The dense similarity of ``cloud`` and a rendered ``image`` (its ``camera``) with what it is worth
     on this very view, measured as ``crosspoint eval correspondence`` measures a checkpoint:
     ``point_to_pixel_hit`` (visible points whose map peaks within :data:`HIT_RADIUS_PX` at
     :data:`EVAL_SIZE` px of their true pixel) with its ``_chance``, and ``pixel_to_point_auc`` (mean
-    over object pixels). ``cloud``: points in the frame of ``camera`` (an array, or a cloud whose
-    model frame it is)."""
+    over object pixels); ``point_to_pixel_hit_2r`` (within twice the radius) with its chance; with
+    per-point part ``labels``, ``misses_on_own_part`` and its chance (see :func:`_miss_parts`).
+    ``cloud``: points in the frame of ``camera`` (an array, or a cloud whose model frame it is)."""
     pts = _as_points(cloud)
     if view is None:
         view = view_correspondence(pts, camera, mesh=mesh)
     rng = np.random.default_rng(seed)
     ds = dense_similarity(session, pts.astype(np.float32), image, camera, seed=seed)
-    f = _dense_figures(session, pts, None, image, camera, view, rng=rng, n_pixels=n_pixels, max_points=max_points,
+    if labels is not None and np.asarray(labels).shape[0] != pts.shape[0]:
+        raise AnalysisError(f"{np.asarray(labels).shape[0]} labels for {pts.shape[0]} points")
+    f = _dense_figures(session, pts, labels, image, camera, view, rng=rng, n_pixels=n_pixels, max_points=max_points,
                        n_points=None, seed=seed, ds=ds)
     tested = f.get("tested", 0)
+    nan = float("nan")
+    misses = f.get("misses", 0)
     out = {"method": ds.method, "visible_points": f.get("visible_points", 0), "tested": tested,
-           "point_to_pixel_hit": f["hits"] / tested if tested else float("nan"),
-           "point_to_pixel_hit_chance": f.get("hit_chance", float("nan")),
+           "point_to_pixel_hit": f["hits"] / tested if tested else nan,
+           "point_to_pixel_hit_chance": f.get("hit_chance", nan),
+           "point_to_pixel_hit_2r": f["hits_2r"] / tested if tested else nan,
+           "point_to_pixel_hit_2r_chance": f.get("hit_chance_2r", nan),
+           "misses_on_own_part": f["miss_same_part"] / misses if misses else nan,
+           "misses_on_own_part_chance": f["miss_same_part_chance"] / misses if misses else nan,
            "pixel_to_point_auc": float(np.mean(f["pixel_aucs"])) if f.get("pixel_aucs") else float("nan"),
            "pixels": len(f.get("pixel_aucs", []))}
     return ds, out
