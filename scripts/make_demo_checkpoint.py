@@ -212,15 +212,19 @@ def add_category_probe(bundle: Path, demo: Path, held: Path, per_class: int = 2)
             "head_score_margins_right": margins[True], "head_score_margins_wrong": margins[False]}
 
 
-def curve_svg(epochs: list, path: Path) -> None:
-    """The validation linear-SVM accuracy and the training loss per epoch, as a small SVG chart."""
+def curve_svg(epochs: list, path: Path, held_out: "dict | None" = None) -> None:
+    """The validation linear-SVM accuracy and the training loss per epoch, as a small SVG chart;
+    ``held_out`` (``results["curve_heldout"]``): the same run's epoch checkpoints on a large held-out
+    demo, with 95 % intervals, and random weights on it as a horizontal line."""
     val = [(e["epoch"] + 1, e["val_acc"]) for e in epochs if e.get("val_acc") is not None]
     loss = [(e["epoch"] + 1, e["loss"]) for e in epochs if e.get("loss") is not None]
     if not val:
         return
-    w, h, left, right, top, bottom = 560, 260, 52, 52, 20, 40
+    hv = [(p["epoch"], p["acc"], p["half_ci"]) for p in (held_out or {}).get("points", [])]
+    w, h, left, right, top, bottom = 560, 260 + (28 if hv else 0), 52, 52, 20, 40
     n = max(e for e, _ in loss or val)
-    lo = max(0.0, np.floor(min(a for _, a in val) * 10) / 10 - 0.1)  # a round 10 % below the lowest point
+    lows = [a for _, a in val] + [a - c for _, a, c in hv] + ([held_out["random"]] if hv else [])
+    lo = max(0.0, np.floor(min(lows) * 10) / 10 - 0.1)  # a round 10 % below the lowest point
 
     def x(e):
         return left + (e - 1) / max(1, n - 1) * (w - left - right)
@@ -253,10 +257,24 @@ def curve_svg(epochs: list, path: Path) -> None:
     pts = " ".join(f"{x(e):.1f},{ya(a):.1f}" for e, a in val)
     parts.append(f'<polyline points="{pts}" fill="none" stroke="#1f5fbf" stroke-width="2"/>')
     parts += [f'<circle cx="{x(e):.1f}" cy="{ya(a):.1f}" r="3" fill="#1f5fbf"/>' for e, a in val]
-    ly = h - bottom - 24
+    if hv:
+        green = "#2a8a3a"
+        parts.append(f'<line x1="{left}" x2="{w - right}" y1="{ya(held_out["random"]):.1f}" '
+                     f'y2="{ya(held_out["random"]):.1f}" stroke="{green}" stroke-dasharray="2 3"/>')
+        pts = " ".join(f"{x(e):.1f},{ya(a):.1f}" for e, a, _ in hv)
+        parts.append(f'<polyline points="{pts}" fill="none" stroke="{green}" stroke-width="2"/>')
+        for e, a, c in hv:
+            parts.append(f'<line x1="{x(e):.1f}" x2="{x(e):.1f}" y1="{ya(a - c):.1f}" y2="{ya(a + c):.1f}" '
+                         f'stroke="{green}"/><rect x="{x(e) - 3:.1f}" y="{ya(a) - 3:.1f}" width="6" height="6" '
+                         f'fill="{green}"/>')
+    ly = h - bottom - 24 - (28 if hv else 0)
     parts.append(f'<text x="{left + 8}" y="{ly}" fill="#1f5fbf">validation linear-SVM accuracy '
                  f'(left axis)</text><text x="{left + 8}" y="{ly + 14}" fill="#c05020">training loss, '
-                 f'all terms (dashed, right axis)</text></svg>')
+                 f'all terms (dashed, right axis)</text>')
+    if hv:
+        parts.append(f'<text x="{left + 8}" y="{ly + 28}" fill="#2a8a3a">held-out SVM, {held_out["n_test"]} test '
+                     f'objects, 95 % interval (squares); random weights (dotted)</text>')
+    parts.append("</svg>")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(parts) + "\n")
 
@@ -363,6 +381,8 @@ def main(argv=None) -> int:
         before = json.loads(previous.read_text())
         if before.get("pretrain", {}).get("note"):
             results["pretrain"]["note"] = before["pretrain"]["note"]
+        if before.get("curve_heldout"):  # scripts/heldout_curve.py's measurement of the same recipe
+            results["curve_heldout"] = before["curve_heldout"]
         times = {**before.get("times", {}), **times}
     results["times"] = times
     results["dense_refine"] = json.loads((dense.parent / "record.json").read_text())
@@ -377,7 +397,7 @@ def main(argv=None) -> int:
           "seg_backbone": args.seg_backbone}, dense=dense)
     results["category"] = add_category_probe(assets / "demo_checkpoint.pt", demo, held)
     (assets / "demo_results.json").write_text(json.dumps(results, indent=1, default=float) + "\n")
-    curve_svg(epochs, Path(args.curve))
+    curve_svg(epochs, Path(args.curve), results.get("curve_heldout"))
     sys.path.insert(0, str(REPO / "scripts"))
     from model_card import write_model_card
 
