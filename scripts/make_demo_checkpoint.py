@@ -268,12 +268,14 @@ def curve_svg(epochs: list, path: Path, held_out: "dict | None" = None) -> None:
                          f'stroke="{green}"/><rect x="{x(e) - 3:.1f}" y="{ya(a) - 3:.1f}" width="6" height="6" '
                          f'fill="{green}"/>')
     ly = h - bottom - 24 - (28 if hv else 0)
-    parts.append(f'<text x="{left + 8}" y="{ly}" fill="#1f5fbf">validation linear-SVM accuracy '
-                 f'(left axis)</text><text x="{left + 8}" y="{ly + 14}" fill="#c05020">training loss, '
+    val_label = (f"the run's validation linear-SVM accuracy, {held_out['val_objects']} objects (left axis)"
+                 if hv and held_out.get("val_objects") else "validation linear-SVM accuracy (left axis)")
+    parts.append(f'<text x="{left + 8}" y="{ly}" fill="#1f5fbf">{val_label}'
+                 f'</text><text x="{left + 8}" y="{ly + 14}" fill="#c05020">training loss, '
                  f'all terms (dashed, right axis)</text>')
     if hv:
-        parts.append(f'<text x="{left + 8}" y="{ly + 28}" fill="#2a8a3a">held-out SVM, {held_out["n_test"]} test '
-                     f'objects, 95 % interval (squares); random weights (dotted)</text>')
+        parts.append(f'<text x="{left + 8}" y="{ly + 28}" fill="#2a8a3a">a rerun, {held_out["n_test"]} held-out objects, '
+                     f'95 % intervals (squares); random weights (dotted)</text>')
     parts.append("</svg>")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(parts) + "\n")

@@ -144,7 +144,9 @@ def _heldout_text(results: dict) -> str:
     return (f"\n- The same recipe run again with a checkpoint per epoch (`python scripts/heldout_curve.py`), each "
             f"epoch's encoder evaluated by `crosspoint eval svm` on {h['n_test']} held-out test objects (seed 1, "
             f"C by CV; +-{100 * h['points'][-1]['half_ci']:.1f} points): {pts}; random weights "
-            f"{100 * h['random']:.1f}%. From epoch {h['points'][0]['epoch']} to {h['points'][-1]['epoch']}: "
+            f"{100 * h['random']:.1f}%" + (f", the shipped checkpoint {100 * h['shipped']:.1f}% (this run is not "
+                                           "bit-identical to the shipped one)" if h.get("shipped") is not None else "")
+            + f". From epoch {h['points'][0]['epoch']} to {h['points'][-1]['epoch']}: "
             f"{100 * d:+.1f} points (95 % half-width of the difference {100 * ci:.1f}). Green in the plot.")
 
 
