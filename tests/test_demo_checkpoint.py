@@ -126,3 +126,35 @@ def test_the_model_card_is_what_its_generator_writes_from_the_shipped_results(tm
     out = tmp_path / "card.md"
     mc.write_model_card(results, out, repo / "assets" / "demo_checkpoint.pt")
     assert out.read_text() == (repo / "assets" / "MODEL_CARD.md").read_text()
+
+
+def test_the_validation_curve_plot_draws_the_held_out_points_with_their_intervals(tmp_path):
+    """scripts/make_demo_checkpoint.py's curve: the run's validation points, the loss, and the
+    held-out curve (a square and an interval per epoch, random weights as a line), as valid SVG."""
+    import importlib.util
+    import json
+    import xml.etree.ElementTree as ET
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location("make_demo_checkpoint", repo / "scripts" / "make_demo_checkpoint.py")
+    mdc = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mdc)
+    results = json.loads((repo / "assets" / "demo_results.json").read_text())
+    held = results["curve_heldout"]
+    out = tmp_path / "curve.svg"
+    mdc.curve_svg(results["pretrain"]["epochs"], out, held)
+    root = ET.parse(out).getroot()
+    ns = "{http://www.w3.org/2000/svg}"
+    squares = [r for r in root.iter(f"{ns}rect") if r.get("width") == "6"]
+    assert len(squares) == len(held["points"]) >= 2
+    lines = [ln for ln in root.iter(f"{ns}line") if ln.get("stroke") == "#2a8a3a"]
+    assert len(lines) == len(held["points"]) + 1  # an interval per point and the random-weights line
+    # the plotted heights follow the accuracies: a higher accuracy is drawn higher (smaller y)
+    ys = [float(r.get("y")) for r in squares]
+    accs = [p["acc"] for p in held["points"]]
+    assert [a < b for a, b in zip(accs, accs[1:])] == [ya > yb for ya, yb in zip(ys, ys[1:])]
+    # without a held-out curve: the run's curve alone, as before
+    mdc.curve_svg(results["pretrain"]["epochs"], out)
+    assert not [r for r in ET.parse(out).getroot().iter(f"{ns}rect") if r.get("width") == "6"]
+    assert (repo / "docs" / "images" / "demo-val-curve.svg").read_text().count('width="6"') == len(held["points"])
