@@ -58,11 +58,15 @@ def main(argv=None) -> int:
            "--workers", "2")
     from make_demo_checkpoint import CONFIG, POINTS
 
-    if not (run / "checkpoints" / "last.pt").is_file() or not any((run / "checkpoints").glob("epoch_*.pt")):
-        sh("pretrain", "--config", CONFIG, "--set", f"data.root={demo}", "--set", "run.save_every=1",
-           "--set", "run.val_every=0", "--no-progress", "--out", str(run))
-    out.mkdir(parents=True, exist_ok=True)
     epochs = [int(e) for e in args.epochs.split(",") if e.strip()]
+    scored = all((out / f"svm-{e}.json").is_file() for e in epochs)  # the run's checkpoints are not needed then
+    if not scored and not all((run / "checkpoints" / f"epoch_{e:04d}.pt").is_file() for e in epochs):
+        if (run / "checkpoints" / "last.pt").is_file():  # a run stopped on the way: go on from its last epoch
+            sh("pretrain", "--out", str(run), "--resume", "--no-progress")
+        else:
+            sh("pretrain", "--config", CONFIG, "--set", f"data.root={demo}", "--set", "run.save_every=1",
+               "--set", "run.val_every=0", "--no-progress", "--out", str(run))
+    out.mkdir(parents=True, exist_ok=True)
     points = []
     for e in ["random", *epochs, "shipped"]:
         js = out / f"svm-{e}.json"
