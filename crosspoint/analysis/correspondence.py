@@ -1112,18 +1112,12 @@ def dense_readouts(session, cloud, image, camera, *, view: "ViewCorrespondence |
         raise AnalysisError(f"{np.asarray(labels).shape[0]} labels for {pts.shape[0]} points")
     f = _dense_figures(session, pts, labels, image, camera, view, rng=rng, n_pixels=n_pixels, max_points=max_points,
                        n_points=None, seed=seed, ds=ds)
-    tested = f.get("tested", 0)
-    nan = float("nan")
-    misses = f.get("misses", 0)
-    out = {"method": ds.method, "visible_points": f.get("visible_points", 0), "tested": tested,
-           "point_to_pixel_hit": f["hits"] / tested if tested else nan,
-           "point_to_pixel_hit_chance": f.get("hit_chance", nan),
-           "point_to_pixel_hit_2r": f["hits_2r"] / tested if tested else nan,
-           "point_to_pixel_hit_2r_chance": f.get("hit_chance_2r", nan),
-           "misses_on_own_part": f["miss_same_part"] / misses if misses else nan,
-           "misses_on_own_part_chance": f["miss_same_part_chance"] / misses if misses else nan,
-           "pixel_to_point_auc": float(np.mean(f["pixel_aucs"])) if f.get("pixel_aucs") else float("nan"),
+    sm = summarize_evaluation([f])  # the eval's own figures, for this one view
+    out = {"method": ds.method, "visible_points": f.get("visible_points", 0), "tested": f.get("tested", 0),
            "pixels": len(f.get("pixel_aucs", []))}
+    out.update({k: sm[k] for k in ("point_to_pixel_hit", "point_to_pixel_hit_chance", "point_to_pixel_hit_2r",
+                                   "point_to_pixel_hit_2r_chance", "misses_on_own_part", "misses_on_own_part_chance",
+                                   "pixel_to_point_auc")})
     return ds, out
 
 

@@ -257,19 +257,17 @@ def _as_probe(raw, session) -> "dict | None":
 
 
 def category_probe(session) -> "dict | None":
-    """The checkpoint's category probe (``session.category_probe`` when set, else a bundle's top-level
-    :data:`PROBE_KEY` entry; read once per checkpoint), or None."""
-    own = getattr(session, "category_probe", None)
-    if own is not None:
-        return _as_probe(own, session)
+    """The checkpoint's category probe (``session.category_probe`` when the session has the attribute:
+    a :class:`~crosspoint.analysis.ModelSession` sets it from its one read of the file, None when the
+    file has none; else a bundle's top-level :data:`PROBE_KEY` entry, read once per checkpoint), or None."""
+    if hasattr(session, "category_probe"):
+        own = session.category_probe
+        return _as_probe(own, session) if isinstance(own, dict) else None
     key = getattr(session, "fingerprint", None)
     if key in _PROBES:
         return _PROBES[key]
     probe = None
-    if hasattr(session, "probe_entry"):  # a ModelSession keeps the entry from its one read of the file
-        raw = session.probe_entry
-        probe = _as_probe(raw, session) if isinstance(raw, dict) else None
-    elif getattr(session, "format", None) == "bundle":
+    if getattr(session, "format", None) == "bundle":
         try:
             from crosspoint.models import read_checkpoint
 

@@ -149,7 +149,7 @@ class ModelSession:
         from crosspoint.analysis.segment import PROBE_KEY
 
         #: the bundle's category-probe entry as read (None without one), for ``segment.category_probe``
-        self.probe_entry = obj.get(PROBE_KEY) if bundle and isinstance(obj.get(PROBE_KEY), dict) else None
+        self.category_probe = obj.get(PROBE_KEY) if bundle and isinstance(obj.get(PROBE_KEY), dict) else None
 
         self.segmenter = None
         self.part_table = None
