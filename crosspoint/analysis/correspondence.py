@@ -1019,7 +1019,9 @@ def part_occlusion(session, cloud, image, camera, part_labels, *, names: "dict |
             for _ in range(int(n_random)):
                 images.append((p, "random_2d", mask_image(arr, _pixel_random(obj_mask, npx, rng))))
                 images.append((p, "blob_2d", mask_image(arr, _pixel_blob(obj_mask, npx, rng))))
-    # the image and its masked variants in one batch, against the cloud's own projection
+    # the masked variants in batches, against the cloud's own projection; the image itself on its own
+    # (cached), so that the batches, and with them the float32 results, do not depend on whether the
+    # image was seen before (a different batch size may take another GEMM blocking: ~1e-7 apart)
     from crosspoint.analysis.embed import embed_images
 
     key = _cache_key(session, "image", arr, size)
@@ -1027,11 +1029,9 @@ def part_occlusion(session, cloud, image, camera, part_labels, *, names: "dict |
     if key in _ENCODED:
         _ENCODED.move_to_end(key)
         img_target = _ENCODED[key]
-        img_proj = embed_images(session, masked, size=size, batch_size=16) if masked else np.zeros((0, 1))
     else:
-        img_proj = embed_images(session, [arr] + masked, size=size, batch_size=16)
-        img_target = _remember(key, img_proj[0])
-        img_proj = img_proj[1:]
+        img_target = _remember(key, embed_images(session, [arr], size=size, batch_size=1)[0])
+    img_proj = embed_images(session, masked, size=size, batch_size=16) if masked else np.zeros((0, 1))
     s0 = float(cloud_proj @ img_target)
     sims2 = (img_proj @ cloud_proj).astype(np.float64) if masked else np.zeros(0)
     sims3 = _cloud_sims(session, prep.points, removals, img_target, mode, pmap) if removals else np.zeros(0)
