@@ -87,6 +87,11 @@ class LossConfig:
     #: visible points per object matched to their pixels in the dense term
     dense_points: int = 64
     dense_temperature: float = 0.1
+    #: a random horizontal flip of the view mirrors the "image" only (the paper's augmentation, as the
+    #: shipped demo checkpoint was trained) or "both" the image and the points, across the camera's
+    #: vertical plane (crosspoint.data.dense: the dense term then never matches a point to its
+    #: mirror twin's pixels)
+    dense_flip: str = "image"
 
 
 @dataclass
@@ -326,6 +331,7 @@ def validate(cfg) -> None:
         (cfg.loss.dense_weight >= 0, "loss.dense_weight must be >= 0"),
         (cfg.loss.dense_points >= 2, "loss.dense_points must be >= 2 (the other points are the negatives)"),
         (cfg.loss.dense_temperature > 0, "loss.dense_temperature must be > 0"),
+        (cfg.loss.dense_flip in ("image", "both"), "loss.dense_flip must be 'image' or 'both'"),
         (cfg.run.log_every >= 1, "run.log_every must be >= 1"),
         (cfg.run.selection != "test" or bool(cfg.run.selection_data),
          "run.selection = test needs run.selection_data (a dataset with a test split, e.g. ModelNet40)"),

@@ -4,6 +4,7 @@ computation, padding, and the CrossPoint model with dense heads (float64 through
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 
@@ -171,6 +172,78 @@ def test_dense_items_are_deterministic_and_point_inside_the_image(demo128):
     assert int(a["dense_idx"][a["dense_valid"]].max()) < 256
     items.set_epoch(3)
     assert not torch.equal(items[1]["dense_uv"], a["dense_uv"])  # another epoch, other draws
+
+
+def test_mirror_in_view_mirrors_the_projection_exactly(demo128):
+    """The points mirrored across the camera's vertical plane project to the image's mirror: u -> size
+    - u, the same v and depth (float64, to 1e-9 of a pixel: a geometric identity, not a rounding
+    budget); an isometry with determinant -1 and its own inverse."""
+    from crosspoint.data.dense import mirror_in_view
+    from crosspoint.io import read_point_cloud
+    from crosspoint.render import read_view_metadata
+
+    ply = sorted((demo128 / "ShapeNet").rglob("*.ply"))[0]
+    pts = read_point_cloud(ply).points.astype(np.float64)
+    cams = read_view_metadata(demo128 / "ShapeNetRendering" / ply.parent.name / ply.stem / "rendering")
+    assert len(cams) == 2
+    for cam in cams:
+        m = mirror_in_view(pts, cam)
+        uv, z = cam._project64(pts)
+        uvm, zm = cam._project64(m)
+        assert np.abs(uvm[:, 0] - (cam.size - uv[:, 0])).max() < 1e-9
+        assert np.abs(uvm[:, 1] - uv[:, 1]).max() < 1e-9 and np.abs(zm - z).max() < 1e-9
+        assert np.abs(mirror_in_view(m, cam) - pts).max() < 1e-12
+        d = np.linalg.norm(pts[:50, None] - pts[None, :50], axis=-1)
+        dm = np.linalg.norm(m[:50, None] - m[None, :50], axis=-1)
+        assert np.abs(d - dm).max() < 1e-12
+        a, b, c = m[0] - m[3], m[1] - m[3], m[2] - m[3]
+        a0, b0, c0 = pts[0] - pts[3], pts[1] - pts[3], pts[2] - pts[3]
+        assert np.sign(np.dot(np.cross(a, b), c)) == -np.sign(np.dot(np.cross(a0, b0), c0))  # handedness flips
+
+
+def test_dense_flip_both_mirrors_the_points_with_the_image_and_changes_nothing_else(demo128):
+    """``loss.dense_flip: both``: an item whose view was flipped carries the points mirrored in that
+    view (before the same augmentations, drawn identically); an item whose view was not flipped is the
+    same as with ``image`` (the paper's flip); the image and the dense fields are always the same."""
+    from crosspoint.data.dense import DenseItems, mirror_in_view
+    from crosspoint.data.shapenet_render import ShapeNetRenderDataset
+    from crosspoint.render import read_view_metadata
+
+    def items(flip, transform=None):
+        ds = ShapeNetRenderDataset(demo128, num_points=256, image_size=64, split=None, val_fraction=0.0, seed=3)
+        if transform is not None:
+            ds.point_transform = transform
+        return ds, DenseItems(ds, 16, flip)
+
+    with pytest.raises(ValueError, match="flip"):
+        items("points")
+    ds, img_only = items("image", lambda p: p)  # no augmentation: the points as sampled
+    _, both = items("both", lambda p: p)
+    _, aug_img = items("image")  # the paper's augmentations
+    _, aug_both = items("both")
+    seen = {"flipped": 0, "kept": 0, "aug_flipped": 0, "aug_kept": 0}
+    for epoch in range(3):
+        for it in (img_only, both, aug_img, aug_both):
+            it.set_epoch(epoch)
+        for i in range(len(ds)):
+            for x, y, tag in ((img_only[i], both[i], ""), (aug_img[i], aug_both[i], "aug_")):
+                for key in ("image", "dense_idx", "dense_uv", "dense_valid"):
+                    assert torch.equal(x[key], y[key]), key
+                if torch.equal(x["points1"], y["points1"]):
+                    assert torch.equal(x["points2"], y["points2"])
+                    seen[tag + "kept"] += 1
+                    continue
+                seen[tag + "flipped"] += 1
+                if tag:  # augmented: the same draws on the mirror, so both copies differ from the paper's
+                    assert not torch.equal(x["points2"], y["points2"])
+                    continue
+                cams = read_view_metadata(Path(ds._view_paths(i)[0]).parent)  # noqa: SLF001 - its views
+                pts = x["points1"].numpy().astype(np.float64)
+                # the mirror in one of the object's views (float32 storage: 1e-5 of a unit sphere)
+                err = min(np.abs(mirror_in_view(pts, cam) - y["points1"].numpy()).max() for cam in cams)
+                assert err < 1e-5, err
+                assert torch.equal(y["points1"], y["points2"])  # no augmentation: both copies are the mirror
+    assert min(seen.values()) >= 2, seen
 
 
 @pytest.mark.slow

@@ -16,13 +16,49 @@ ground truth for evaluation is the renderer's own depth buffer
 :func:`dense_sample` then picks, for one training sample, ``m`` visible points among the ``N``
 sampled ones (seeded: resume stays exact) with their pixels in the augmented image (resized to the
 training size, mirrored when the image was flipped).
+
+The flip. The paper's image augmentation flips the view at random and leaves the cloud as it is.
+For the global losses that is harmless; for the dense term it is a contradiction on every
+mirror-symmetric object: the flipped view of a chair looks like a view from the mirrored azimuth,
+in which the pixel that the left front leg's point is sent to shows the right front leg. Half of
+the samples teach one assignment of two twin parts, half the other, so a model cannot learn which
+twin a pixel shows (short of noticing the flip from the shading: the renderer's headlight comes
+from the upper left). ``loss.dense_flip: both`` mirrors the points with the image
+(:func:`mirror_in_view`: the pair stays a true object-camera pair); the default, ``image``, is the
+paper's augmentation, as the shipped demo checkpoint was trained.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["project_visible", "dense_sample"]
+__all__ = ["project_visible", "dense_sample", "mirror_in_view", "DENSE_FLIPS"]
+
+#: what a random horizontal flip of the image does to the pair (``loss.dense_flip``): ``"image"``
+#: mirrors the image only (the paper's image augmentation; the shipped demo checkpoint), ``"both"``
+#: also mirrors the points, across the plane through the camera's centre, its viewing axis and its
+#: up axis, so the pair stays one object seen by one camera
+DENSE_FLIPS = ("image", "both")
+
+
+def mirror_in_view(points: np.ndarray, camera) -> np.ndarray:
+    """``points`` ``(P, 3)`` (the camera's world frame) mirrored across the plane that holds the
+    camera's centre, viewing axis and up axis: their projections are the image's mirror
+    (``u -> size - u``, same ``v`` and depth), so the mirrored points and the flipped image are the
+    same object seen by the same camera. An isometry with determinant -1 (a left leg becomes a right
+    one): the view of a mirror-symmetric object and its flip no longer ask a point of one leg to
+    match the pixels of the other."""
+    v = np.asarray(camera.view_matrix(), np.float64)
+    a, b = v[:3, :3], v[:3, 3]
+    ai = np.linalg.inv(a)
+    f = np.diag([-1.0, 1.0, 1.0])  # camera x (image right) negated
+    m = ai @ f @ a
+    t = ai @ (f @ b - b)
+    pts = np.asarray(points)
+    out = pts[:, :3].astype(np.float64) @ m.T + t
+    res = np.array(pts, dtype=pts.dtype if pts.dtype.kind == "f" else np.float64, copy=True)
+    res[:, :3] = out
+    return res
 
 
 def project_visible(points: np.ndarray, camera, *, cell: int = 6, tol: float = 0.02) -> tuple[np.ndarray, np.ndarray]:
@@ -116,6 +152,7 @@ def dense_item(ds, index: int) -> dict:
     rng = item_rng(ds.seed, ds.epoch, index) if ds.seed is not None else process_rng()
     raw = np.asarray(ds._load_points(index))  # noqa: SLF001 - the dataset's own raw object
     pts, pidx = fix_point_count(raw, ds.num_points, ds.sampling, rng, extra=(np.arange(len(raw)),))
+    before_aug = rng.bit_generator.state
     a1 = apply_point_transform(ds.point_transform, pts, rng)
     a2 = apply_point_transform(ds.point_transform, pts, rng)
     paths = ds._view_paths(index)  # noqa: SLF001
@@ -144,6 +181,15 @@ def dense_item(ds, index: int) -> dict:
         img = tf[1](image)
     if flip:
         img = torch.flip(img, dims=[-1])
+        if getattr(ds, "dense_flip", "image") == "both":
+            # the points mirrored with the image, then the same augmentations as drawn above (the
+            # generator replayed from before them, so every other draw of the item is unchanged)
+            after = rng.bit_generator.state
+            rng.bit_generator.state = before_aug
+            mirrored = mirror_in_view(pts, camera)
+            a1 = apply_point_transform(ds.point_transform, mirrored, rng)
+            a2 = apply_point_transform(ds.point_transform, mirrored, rng)
+            rng.bit_generator.state = after
     uv_all, vis_all = project_visible(raw[:, :3], camera)
     fields = dense_sample(uv_all[pidx], vis_all[pidx], int(ds.dense_points), rng, view_size=int(camera.size),
                           image_size=int(ds.image_size), flipped=flip)
@@ -159,11 +205,15 @@ def dense_item(ds, index: int) -> dict:
 
 class DenseItems:
     """``dataset`` whose items carry the dense fields (:func:`dense_item`, ``points`` visible points
-    each); ``set_epoch``, ``len`` and ``objects`` are the dataset's."""
+    each; ``flip``: one of :data:`DENSE_FLIPS`); ``set_epoch``, ``len`` and ``objects`` are the
+    dataset's."""
 
-    def __init__(self, dataset, points: int):
+    def __init__(self, dataset, points: int, flip: str = "image"):
+        if flip not in DENSE_FLIPS:
+            raise ValueError(f"flip must be one of {', '.join(DENSE_FLIPS)}, got {flip!r}")
         self.dataset = dataset
         dataset.dense_points = int(points)
+        dataset.dense_flip = flip
 
     def set_epoch(self, epoch: int) -> None:
         self.dataset.set_epoch(epoch)

@@ -544,7 +544,7 @@ class Pretrainer:
         if heads is not None:
             from crosspoint.data.dense import DenseItems
 
-            guarded = SkipBadObjects(DenseItems(train_ds, cfg.loss.dense_points))
+            guarded = SkipBadObjects(DenseItems(train_ds, cfg.loss.dense_points, cfg.loss.dense_flip))
         else:
             guarded = SkipBadObjects(train_ds)
         w_intra, w_cross = cfg.loss.intra_weight, cfg.loss.cross_weight
