@@ -52,6 +52,8 @@ def figures(r: dict) -> dict:
         "partseg_frozen": (r["partseg_frozen"]["results"]["instance_miou"] if "partseg_frozen" in r else None),
         "partseg_first": (r["partseg_finetune_first"]["results"]["instance_miou"]
                           if "partseg_finetune_first" in r else None),
+        "partseg_cont1": (r["partseg_continued_first"]["results"]["instance_miou"]
+                          if "partseg_continued_first" in r else None),
     }
 
 
@@ -66,13 +68,16 @@ def _seg_text(results: dict) -> str:
     cont = results.get("seg_continued")
     more = (f", then {cont['epochs']} more from that run's best epoch (a warm restart of the cosine schedule at lr "
             f"{cont['lr']:g})" if cont else "")
+    then = (cont or {}).get("then")
+    if then:
+        more += f" and {then['epochs']} more from that one's best epoch (lr {then['lr']:g})"
     return (f"- Segmentation: `crosspoint finetune-partseg --backbone finetune` on the seed-0 demo's train split, "
             f"{n} epochs (SGD lr 0.1 cosine, batch 8){more}, best epoch on its val split, from the pretrained encoder "
             f"and the head first trained on it frozen" + (f" ({prior} epochs)" if prior else "") + ": the encoder is "
             "fine-tuned with the head, as the paper evaluates segmentation, and ships as the bundle's "
             "`seg_backbone`; embeddings, retrieval, heatmaps and every other figure here use the pretrained "
             "`point_encoder`. The baseline is the same model trained from random weights for the same epochs"
-            + (" (the same two runs)" if cont else "") + ".")
+            + (" (the same three runs)" if then else " (the same two runs)" if cont else "") + ".")
 
 
 def _seg_table_rows(results: dict) -> str:
@@ -86,8 +91,12 @@ def _seg_table_rows(results: dict) -> str:
 
 def _seg_row(t: dict, z: dict) -> str:
     rows = ""
+    cont1 = t.get("partseg_cont1") is not None and z.get("partseg_cont1") is not None
+    if cont1:
+        rows += (f"\n| ... after the first continuation only (the previous shipped model) | "
+                 f"{100 * t['partseg_cont1']:.1f} % | {100 * z['partseg_cont1']:.1f} % |")
     if t.get("partseg_first") is not None and z.get("partseg_first") is not None:
-        rows += (f"\n| ... after the first fine-tuning run only (the previous shipped model) | "
+        rows += (f"\n| ... after the first fine-tuning run only ({'shipped before that' if cont1 else 'the previous shipped model'}) | "
                  f"{100 * t['partseg_first']:.1f} % | {100 * z['partseg_first']:.1f} % |")
     if t.get("partseg_frozen") is not None and z.get("partseg_frozen") is not None:
         rows += (f"\n| ... the head alone on the frozen encoder (shipped before that) | "
