@@ -281,6 +281,7 @@ CHOICES = {
     ("run", "selection"): ("val", "test", "none"),
     ("optim", "lr_step"): ("epoch_start", "epoch_end"),
     ("data", "background"): ("drop", "white", "black"),
+    ("loss", "dense_flip"): ("image", "both"),
 }
 
 #: what a config written before a setting existed meant by it (a run or checkpoint of an earlier
@@ -331,7 +332,6 @@ def validate(cfg) -> None:
         (cfg.loss.dense_weight >= 0, "loss.dense_weight must be >= 0"),
         (cfg.loss.dense_points >= 2, "loss.dense_points must be >= 2 (the other points are the negatives)"),
         (cfg.loss.dense_temperature > 0, "loss.dense_temperature must be > 0"),
-        (cfg.loss.dense_flip in ("image", "both"), "loss.dense_flip must be 'image' or 'both'"),
         (cfg.run.log_every >= 1, "run.log_every must be >= 1"),
         (cfg.run.selection != "test" or bool(cfg.run.selection_data),
          "run.selection = test needs run.selection_data (a dataset with a test split, e.g. ModelNet40)"),

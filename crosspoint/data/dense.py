@@ -32,13 +32,15 @@ from __future__ import annotations
 
 import numpy as np
 
+from crosspoint.config import CHOICES
+
 __all__ = ["project_visible", "dense_sample", "mirror_in_view", "DENSE_FLIPS"]
 
 #: what a random horizontal flip of the image does to the pair (``loss.dense_flip``): ``"image"``
 #: mirrors the image only (the paper's image augmentation; the shipped demo checkpoint), ``"both"``
 #: also mirrors the points, across the plane through the camera's centre, its viewing axis and its
 #: up axis, so the pair stays one object seen by one camera
-DENSE_FLIPS = ("image", "both")
+DENSE_FLIPS = CHOICES[("loss", "dense_flip")]
 
 
 def mirror_in_view(points: np.ndarray, camera) -> np.ndarray:
