@@ -75,6 +75,13 @@ def test_eval_correspondence_json_keys_and_ranges(demo, small_ckpt, tmp_path, ca
     assert res["point_to_pixel_hit_chance"] <= res["point_to_pixel_hit_2r_chance"] <= 1
     assert _fraction(res["misses_on_own_part"]) and _fraction(res["misses_on_own_part_chance"])
     assert "symmetric twin" in text
+    # the objects' symmetries (the demo's meshes): hits up to the rotations, the ceiling, mirror twins
+    assert res["point_to_pixel_hit"] <= res["point_to_pixel_hit_sym"] <= res["point_to_pixel_hit_twin"] <= 1
+    assert _fraction(res["point_to_pixel_hit_ceiling"]) and res["point_to_pixel_hit_ceiling"] > 0
+    assert _fraction(res["rotation_symmetric_objects"]) and "rotational symmetries" in text
+    assert set(res["by_class"]) == {o["class"] for o in res["objects"]} <= {"chair", "table", "lamp", "mug"}
+    for o in res["objects"]:
+        assert o["hits"] <= o["hits_sym"] <= o["hits_twin"] <= o["tested"] and o["hit_ceiling"] <= o["tested"]
     for o in res["objects"]:
         assert o["hits"] + o["misses"] == o["tested"] and 0 <= o["miss_same_part"] <= o["misses"]
 

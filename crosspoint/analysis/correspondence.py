@@ -1122,9 +1122,13 @@ def dense_readouts(session, cloud, image, camera, *, view: "ViewCorrespondence |
 
 
 def _dense_figures(session, cloud_pts, labels, image, camera, view: ViewCorrespondence, *, rng, n_pixels: int,
-                   max_points: int, n_points: "int | None", seed: int, ds: "DenseSimilarity | None" = None) -> dict:
+                   max_points: int, n_points: "int | None", seed: int, ds: "DenseSimilarity | None" = None,
+                   symmetry: "tuple | None" = None) -> dict:
     """Point -> pixel hit rate (with chance), true-cell top-1 (with chance) and pixel -> points AUC
-    for one object view (``ds``: the dense similarity when already computed with these settings)."""
+    for one object view (``ds``: the dense similarity when already computed with these settings).
+    ``symmetry``: ``(Symmetries, camera, mesh)`` of the object (:mod:`crosspoint.analysis.symmetry`;
+    the camera and mesh as given to :func:`view_correspondence` for ``view``): also the hits up to the
+    object's symmetries and the hit rate's ceiling (:func:`_symmetry_figures`)."""
     if ds is None:
         ds = dense_similarity(session, cloud_pts.astype(np.float32), image, camera, n_points=n_points, seed=seed)
     prep = ds.prepared
@@ -1149,6 +1153,9 @@ def _dense_figures(session, cloud_pts, labels, image, camera, view: ViewCorrespo
     out["hit_chance_2r"] = _disc_chance(obj_s, uv_s[vis_idx], 2 * HIT_RADIUS_PX)
     if labels is not None:  # where the misses land: on the point's own part, or elsewhere?
         out.update(_miss_parts(np.asarray(labels)[prep.index], vis, uv_s, vis_idx, am, dist))
+    if symmetry is not None:
+        out.update(_symmetry_figures(symmetry, np.asarray(cloud_pts, np.float64)[prep.index[vis_idx]],
+                                     uv_s[vis_idx], am, (H, W)))
     # true cell top-1 (the issue's measure), with chance = 1 / cells under the object
     h, w = ds.grid
     cs = ds.cell_scores(vis_idx).reshape(vis_idx.size, -1)
@@ -1175,6 +1182,53 @@ def _dense_figures(session, cloud_pts, labels, image, camera, view: ViewCorrespo
             sc = ds.pixel_scores(u, v)
             aucs.append(_auc(sc[pos], sc[~pos]))
     out["pixel_aucs"] = aucs
+    return out
+
+
+def _symmetry_figures(symmetry: tuple, pts: np.ndarray, uv_true: np.ndarray, am: np.ndarray,
+                      shape: "tuple[int, int]") -> dict:
+    """What the hit rate means on an object with symmetries (:mod:`crosspoint.analysis.symmetry`).
+
+    ``pts`` ``(T, 3)``: the tested (visible) points, ``uv_true`` their pixels and ``am`` the arg-max
+    pixels (both at :data:`EVAL_SIZE`). A rotation ``g`` of the object onto itself moves a point to a
+    place that the same view shows identically (the camera moved by ``g`` takes the same picture);
+    where ``g(p)`` is visible too (the view's mesh depth buffer), the image cannot say which of the
+    places is ``p``. Returns
+
+    * ``hits_sym``: arg-max within the hit radius of ``p``'s pixel or of a visible rotated place's
+      (a hit up to the object's rotational symmetries);
+    * ``hit_ceiling``: the sum over the points of the hit rate of an oracle that knows every point up
+      to those rotations and picks one of its visible places (uniformly over the detected rotations):
+      the share of them within the hit radius of ``p``'s own pixel. The strict hit rate cannot be
+      expected above it;
+    * ``hits_twin``: hits counting mirror images too (a diagnostic: mirror twins are told apart by
+      the image's handedness, so these are errors of a flip-invariant model, not ambiguities).
+    """
+    from crosspoint.analysis.symmetry import equivalent_points
+
+    sym, cam, mesh = symmetry
+    t = pts.shape[0]
+    out = {"symmetry": sym.kind, "symmetry_motions": len(sym) - 1,
+           "symmetry_rotations": int(sym.rotations.size - 1), "hits_sym": 0, "hits_twin": 0, "hit_ceiling": 0.0}
+    if t == 0:
+        return out
+    own_hit = np.linalg.norm(am - uv_true, axis=1) <= HIT_RADIUS_PX
+    if len(sym) == 1:
+        out["hits_sym"] = out["hits_twin"] = int(np.count_nonzero(own_hit))
+        out["hit_ceiling"] = float(t)
+        return out
+    eq = equivalent_points(sym, pts)[1:]  # (G - 1, T, 3)
+    ev = view_correspondence(eq.reshape(-1, 3), cam, mesh=mesh)
+    H, W = shape
+    uv_e = ev.uv.astype(np.float64).reshape(eq.shape[0], t, 2) * np.array([EVAL_SIZE / W, EVAL_SIZE / H])
+    vis_e = ev.visible.reshape(eq.shape[0], t) & np.isfinite(uv_e).all(axis=-1)
+    rot = np.isin(np.arange(1, len(sym)), sym.rotations)
+    near_am = vis_e & (np.linalg.norm(uv_e - am[None], axis=-1) <= HIT_RADIUS_PX)
+    out["hits_sym"] = int(np.count_nonzero(own_hit | near_am[rot].any(axis=0)))
+    out["hits_twin"] = int(np.count_nonzero(own_hit | near_am.any(axis=0)))
+    near_true = (vis_e & (np.linalg.norm(uv_e - uv_true[None], axis=-1) <= HIT_RADIUS_PX))[rot]
+    # the point itself (visible, at distance 0) is one of the places
+    out["hit_ceiling"] = float(np.sum((1.0 + near_true.sum(axis=0)) / (1.0 + vis_e[rot].sum(axis=0))))
     return out
 
 
@@ -1220,7 +1274,7 @@ def _resize_mask(mask: np.ndarray, h: int, w: "int | None" = None, any_: bool = 
 
 def evaluate_views(session, objects, *, n_pixels: int = 48, max_points: int = 256, n_random: int = 2,
                    occlusion_mode: str = "repool", heat: bool = True, occlusion: bool = True,
-                   n_points: "int | None" = None, seed: int = 0, progress: Progress = None,
+                   symmetry: bool = True, n_points: "int | None" = None, seed: int = 0, progress: Progress = None,
                    cancel: Cancel = None) -> dict:
     """The correspondence figures of ``session`` on ``objects``: each a dict ``{"points" (N, 3),
     "labels" (N,) part labels, "image", "camera", "mesh" (optional), "name", "other_image"
@@ -1241,11 +1295,18 @@ def evaluate_views(session, objects, *, n_pixels: int = 48, max_points: int = 25
         cam = as_pinhole(obj["camera"])
         if (cam.height, cam.width) != arr.shape[:2]:
             cam = cam.scaled(arr.shape[1], arr.shape[0])
-        view = view_correspondence(pts, obj["camera"] if cam.width == getattr(obj["camera"], "size", -1) else cam,
-                                   mesh=obj.get("mesh"))
+        view_cam = obj["camera"] if cam.width == getattr(obj["camera"], "size", -1) else cam
+        view = view_correspondence(pts, view_cam, mesh=obj.get("mesh"))
         rec = {"name": obj.get("name", f"object {i}"), "visible_fraction": float(view.visible.mean())}
+        if obj.get("class") is not None:
+            rec["class"] = str(obj["class"])
+        sym = None
+        if symmetry and obj.get("mesh") is not None:
+            from crosspoint.analysis.symmetry import upright_symmetries
+
+            sym = (upright_symmetries(pts, mesh=obj["mesh"]), view_cam, obj["mesh"])
         rec.update(_dense_figures(session, pts, obj.get("labels"), arr, cam, view, rng=rng, n_pixels=n_pixels,
-                                  max_points=max_points, n_points=n_points, seed=seed))
+                                  max_points=max_points, n_points=n_points, seed=seed, symmetry=sym))
         if occlusion and obj.get("labels") is not None:
             ev = part_occlusion(session, pts, arr, cam, obj["labels"], names=obj.get("part_names"), view=view,
                                 n_random=n_random, mode=occlusion_mode, n_points=n_points, seed=seed)
@@ -1291,6 +1352,33 @@ def summarize_evaluation(records: "list[dict]") -> dict:
         "pixels_tested": len(aucs),
         "visible_fraction": _nanmean(r.get("visible_fraction") for r in records),
     }
+    sym = [r for r in records if "hits_sym" in r]
+    t_sym = sum(r.get("tested", 0) for r in sym)
+    out["point_to_pixel_hit_sym"] = sum(r["hits_sym"] for r in sym) / t_sym if t_sym else float("nan")
+    out["point_to_pixel_hit_ceiling"] = sum(r["hit_ceiling"] for r in sym) / t_sym if t_sym else float("nan")
+    out["point_to_pixel_hit_twin"] = sum(r["hits_twin"] for r in sym) / t_sym if t_sym else float("nan")
+    out["rotation_symmetric_objects"] = (float(np.mean([r.get("symmetry_rotations", 0) > 0 for r in sym]))
+                                         if sym else float("nan"))
+    by_class: dict = {}
+    for r in records:
+        if r.get("class") is not None and r.get("tested"):
+            c = by_class.setdefault(r["class"], {"objects": 0, "tested": 0, "hits": 0, "hits_sym": 0,
+                                                 "hits_twin": 0, "hit_ceiling": 0.0, "symmetry": []})
+            c["objects"] += 1
+            c["tested"] += r["tested"]
+            c["hits"] += r.get("hits", 0)
+            if "hits_sym" in r:
+                c["hits_sym"] += r["hits_sym"]
+                c["hits_twin"] += r["hits_twin"]
+                c["hit_ceiling"] += r["hit_ceiling"]
+                c["symmetry"].append(r["symmetry"])
+    out["by_class"] = {k: {"objects": v["objects"], "tested": v["tested"],
+                           "point_to_pixel_hit": v["hits"] / v["tested"],
+                           **({"point_to_pixel_hit_sym": v["hits_sym"] / v["tested"],
+                               "point_to_pixel_hit_ceiling": v["hit_ceiling"] / v["tested"],
+                               "point_to_pixel_hit_twin": v["hits_twin"] / v["tested"],
+                               "symmetry": v["symmetry"]} if v["symmetry"] else {})}
+                       for k, v in sorted(by_class.items())}
     misses = sum(r.get("misses", 0) for r in records if "miss_same_part" in r)
     out["misses_on_own_part"] = (sum(r["miss_same_part"] for r in records if "miss_same_part" in r) / misses
                                  if misses else float("nan"))

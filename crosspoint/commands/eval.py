@@ -169,6 +169,8 @@ def add_arguments(p) -> None:
     c.add_argument("--random-draws", type=int, default=2, help="draws of each random baseline (default 2)")
     c.add_argument("--pixels", type=int, default=48, help="object pixels per view for the AUC (default 48)")
     c.add_argument("--no-heat", action="store_true", help="skip the Grad-CAM readouts (faster)")
+    c.add_argument("--no-symmetry", action="store_true",
+                   help="skip the objects' symmetries (the hit rate up to them and its ceiling)")
     c.add_argument("--image-arch", default="resnet18", choices=("resnet18", "resnet34", "resnet50"),
                    help="image encoder of --checkpoint random (default resnet18, the demo checkpoint's)")
     c.add_argument("--image-size", type=int, default=None, help="image size of --checkpoint random (default 128)")
@@ -594,6 +596,7 @@ def _run_correspondence(args) -> int:
         try:
             res = evaluate_views(session, objs, n_pixels=args.pixels, n_random=args.random_draws,
                                  occlusion_mode=args.occlusion_mode, heat=not args.no_heat, n_points=args.points,
+                                 symmetry=not args.no_symmetry,
                                  seed=args.seed,
                                  progress=(lambda d, t, _txt="": cb(d, t)) if cb is not None else None)
         finally:
@@ -611,6 +614,11 @@ def _run_correspondence(args) -> int:
     if sm.get("misses_on_own_part") == sm.get("misses_on_own_part"):  # not NaN: the objects have part labels
         print(f"  {'misses on the own part (a symmetric twin)':<51}{_pct(sm['misses_on_own_part'])}   "
               f"chance {_pct(sm['misses_on_own_part_chance']).strip()}")
+    if sm.get("point_to_pixel_hit_sym") == sm.get("point_to_pixel_hit_sym"):  # not NaN: the objects have meshes
+        print(f"  {'... up to the object' + chr(39) + 's rotational symmetries':<51}{_pct(sm['point_to_pixel_hit_sym'])}   "
+              f"({_pct(sm['rotation_symmetric_objects']).strip()} % of the objects have one)")
+        print(f"  {'ceiling: the same view from a rotated camera':<51}{_pct(sm['point_to_pixel_hit_ceiling'])}")
+        print(f"  {'... counting mirror twins as hits (diagnostic)':<51}{_pct(sm['point_to_pixel_hit_twin'])}")
     print(f"  true cell ranks first{'':30}{_pct(sm['cell_top1'])}   chance {_pct(sm['cell_top1_chance']).strip()}")
     print(f"  pixel -> points AUC ({sm['pixels_tested']} pixels){'':25}{sm['pixel_to_point_auc']:7.3f}   chance 0.500")
     print(f"  most important part, 3D = 2D ({sm['part_agreement_objects']} objects){'':11}"
