@@ -911,7 +911,7 @@ class MainWindow(QMainWindow):
     def _show_dense_point(self, index: int, ds, figures) -> None:
         """The picked point's dense similarity over the selected view, its peak (magenta) beside its
         true pixel, and how far apart they are (at 224 px, as eval correspondence measures)."""
-        from crosspoint.analysis.correspondence import EVAL_SIZE, HIT_RADIUS_PX
+        from crosspoint.analysis.correspondence import EVAL_SIZE, HIT_RADIUS_PX, symmetric_twin_at
 
         doc = self.state.current
         corr = self.view_correspondence()
@@ -938,8 +938,16 @@ class MainWindow(QMainWindow):
         if corr.in_frame[index]:
             d = float(np.hypot((u + 0.5 - corr.uv[index][0]) * EVAL_SIZE / W, (v + 0.5 - corr.uv[index][1]) * EVAL_SIZE / H))
             verdict = "a hit" if d <= HIT_RADIUS_PX and corr.visible[index] else "a miss"
+            twin = None if verdict == "a hit" else symmetric_twin_at(
+                ds.symmetries, doc.cloud.model_points()[index], corr, (u + 0.5, v + 0.5))
+            if twin is not None:
+                verdict += (f" by the 8 px rule, but on its twin under the object's {twin}"
+                            + (" (the same picture from a turned camera: no model can tell)"
+                               if twin.startswith("rotation") else " (the view's handedness tells them apart)"))
+            else:
+                verdict += " by the 8 px rule"
             text = (f"dense: point {index}'s similarity peaks {d:.0f} px (at {EVAL_SIZE}) from its true pixel "
-                    f"({'visible' if corr.visible[index] else 'occluded'}): {verdict} by the 8 px rule; this view: "
+                    f"({'visible' if corr.visible[index] else 'occluded'}): {verdict}; this view: "
                     f"{100 * figures['point_to_pixel_hit']:.0f} % hits (chance "
                     f"{100 * figures['point_to_pixel_hit_chance']:.1f} %)")
         else:

@@ -841,6 +841,9 @@ class ModelPanel(QWidget):
             + (f"; the misses land on the point's own part (the file's labels) for "
                f"{100 * f['misses_on_own_part']:.0f} % (chance {100 * f['misses_on_own_part_chance']:.0f} %)"
                if f.get("misses_on_own_part") == f.get("misses_on_own_part") else "")
+            + (f"; the object has a rotational symmetry ({f['symmetry']}: a turned camera sees the same "
+               f"picture): {100 * f['point_to_pixel_hit_sym']:.0f} % up to it, ceiling "
+               f"{100 * f['point_to_pixel_hit_ceiling']:.0f} %" if f.get("symmetry_rotations") else "")
             + f"; pixel -> points AUC {f['pixel_to_point_auc']:.2f} (chance 0.5)")
 
     def run_part_evidence(self) -> None:

@@ -47,6 +47,8 @@ def figures(r: dict) -> dict:
         "corr_objects": c["objects"],
         "hit_2r": c.get("point_to_pixel_hit_2r"), "hit_2r_chance": c.get("point_to_pixel_hit_2r_chance"),
         "miss_own": c.get("misses_on_own_part"), "miss_own_chance": c.get("misses_on_own_part_chance"),
+        "hit_sym": c.get("point_to_pixel_hit_sym"), "hit_ceiling": c.get("point_to_pixel_hit_ceiling"),
+        "hit_twin": c.get("point_to_pixel_hit_twin"), "rot_objects": c.get("rotation_symmetric_objects"),
         "fewshot_accs": (r["fewshot_100"]["results"][0]["accs"] if "fewshot_100" in r else None),
         "sil": r["umap"]["silhouette"], "knn": r["umap"]["knn_acc"],
         "partseg_frozen": (r["partseg_frozen"]["results"]["instance_miou"] if "partseg_frozen" in r else None),
@@ -200,6 +202,13 @@ def _miss_rows(t: dict, z: dict) -> str:
         rows += (f"\n| ... misses that land on the point's own part: near misses and symmetric twins (chance "
                  f"{pct(t['miss_own_chance'])} / {pct(z['miss_own_chance'])}) | **{pct(t['miss_own'])}** | "
                  f"{pct(z['miss_own'])} |")
+    if t.get("hit_sym") is not None and z.get("hit_sym") is not None:
+        rows += (f"\n| ... up to the object's rotational symmetries (a rotated camera sees the same picture; "
+                 f"{pct(t['rot_objects'])} of the objects have one) | **{pct(t['hit_sym'])}** | {pct(z['hit_sym'])} |"
+                 f"\n| ... ceiling of the hit rate: an oracle that knows each point up to those rotations "
+                 f"(`analysis.symmetry`) | {pct(t['hit_ceiling'])} | {pct(z['hit_ceiling'])} |"
+                 f"\n| ... counting mirror twins as hits (a diagnostic: the image's handedness tells them apart) | "
+                 f"{pct(t['hit_twin'])} | {pct(z['hit_twin'])} |")
     return rows
 
 

@@ -641,6 +641,10 @@ def test_dense_similarity_on_click_with_this_views_figures(qtbot, window):
     assert f["point_to_pixel_hit"] <= f["point_to_pixel_hit_2r"] <= 1 and "within 16 px" in mp.dense_note.text()
     assert doc.cloud.labels is not None and 0 <= f["misses_on_own_part"] <= 1
     assert f"own part (the file's labels) for {100 * f['misses_on_own_part']:.0f} %" in mp.dense_note.text()
+    # the demo object is a mesh: its symmetries are known, and the note names a rotational one
+    assert f["symmetry"] is not None and f["point_to_pixel_hit"] <= f["point_to_pixel_hit_sym"] \
+        <= f["point_to_pixel_hit_twin"] <= 1 and 0 < f["point_to_pixel_hit_ceiling"] <= 1
+    assert ("ceiling" in mp.dense_note.text()) == (f["symmetry_rotations"] > 0)
     corr = window.view_correspondence()
     i = int(ds.prepared.index[np.flatnonzero(corr.visible[ds.prepared.index])[0]])  # a visible input point
     window._on_point_picked(i)
@@ -658,3 +662,36 @@ def test_dense_similarity_on_click_with_this_views_figures(qtbot, window):
     hm = window.state.result(doc, "heatmap")
     assert hm is not None and hm.value["title"].startswith("dense similarity to pixel")
     assert hm.value["values"].shape == (doc.cloud.n_points,) and doc.color_mode == "heatmap"
+
+
+def test_dense_peak_on_a_rotated_twin_is_called_so(qtbot, window):
+    """On the demo table (two-fold: a half-turned camera sees the same picture) some points' peaks
+    land on their half-turn twin; the status says so, and only where symmetric_twin_at agrees."""
+    from crosspoint.analysis.correspondence import symmetric_twin_at
+
+    window.model_panel.load(None)
+    qtbot.waitUntil(lambda: not window.model_panel.busy and window.model_panel.session is not None, timeout=60_000)
+    _open_demo(qtbot, window, "table")
+    qtbot.waitUntil(lambda: not window.views.rendering, timeout=60_000)
+    mp, doc = window.model_panel, window.state.current
+    mp.dense_links.setChecked(True)
+    qtbot.waitUntil(lambda: mp._dense is not None and not mp.busy, timeout=120_000)
+    _, ds, f = mp._dense
+    assert f["symmetry_rotations"] >= 1 and "rotation 180" in ds.symmetries.names
+    assert "ceiling" in mp.dense_note.text()
+    corr = window.view_correspondence()
+    vis = np.flatnonzero(corr.visible[ds.prepared.index])
+    seen = {"twin": 0, "plain": 0}
+    for k in range(0, vis.size, 3):
+        i = int(ds.prepared.index[vis[k]])
+        window.statusBar().clearMessage()
+        window._on_point_picked(i)
+        qtbot.waitUntil(lambda: "peaks" in window.statusBar().currentMessage(), timeout=10_000)
+        msg = window.statusBar().currentMessage()
+        (du, dv, _), _true = window.views.big.markers
+        expect = None if "a hit" in msg else symmetric_twin_at(ds.symmetries, doc.cloud.model_points()[i], corr, (du, dv))
+        assert ("twin under the object's" in msg) == (expect is not None), msg
+        seen["twin" if expect else "plain"] += 1
+        if seen["twin"] and seen["plain"]:
+            break
+    assert seen["twin"] >= 1 and seen["plain"] >= 1

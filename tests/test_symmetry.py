@@ -128,3 +128,35 @@ def test_symmetry_figures_count_the_rotated_twin_as_a_hit_and_halve_the_ceiling_
     # the ceiling: 1 per point, 1/2 where the twin is visible and far (the mirror planes do not count)
     # (a twin closer than the radius counts as a second correct place: 2/2)
     assert out["hit_ceiling"] == pytest.approx(vis.size - 0.5 * int((seen & far).sum()), abs=1e-9)
+
+
+def test_symmetric_twin_at_names_the_rotation_whose_visible_twin_sits_at_a_pixel():
+    from crosspoint.analysis.correspondence import symmetric_twin_at
+
+    mesh = _table(25.0)
+    cam = Camera(azimuth=35.0, elevation=30.0, distance=3.0, size=128)
+    pts = _sample(mesh, 3000, seed=1)
+    view = view_correspondence(pts, cam, mesh=mesh)
+    sym = upright_symmetries(pts, mesh=mesh)
+    moved = {n: equivalent_points(sym, pts)[i] for i, n in enumerate(sym.names)}
+    tv = {n: view_correspondence(moved[n], cam, mesh=mesh) for n in sym.names[1:]}
+    s = EVAL_SIZE / 128
+
+    def far(n):
+        return np.linalg.norm((tv[n].uv - view.uv).astype(np.float64) * s, axis=1) > 3 * HIT_RADIUS_PX
+
+    mirrors = [n for n in sym.names if n.startswith("mirror")]
+    # a visible point whose half-turn twin is visible and far from it: the twin's pixel names the rotation
+    i = int(np.flatnonzero(view.visible & tv["rotation 180"].visible & far("rotation 180"))[0])
+    assert symmetric_twin_at(sym, pts[i], view, tv["rotation 180"].uv[i]) == "rotation 180"
+    # a pixel far from every twin: none
+    others = np.stack([tv[n].uv[i] for n in sym.names[1:]] + [view.uv[i]]).astype(np.float64)
+    corner = np.array([2.0, 2.0])
+    assert np.linalg.norm((others - corner) * s, axis=1).min() > HIT_RADIUS_PX
+    assert symmetric_twin_at(sym, pts[i], view, corner) is None
+    # a point whose only visible far twin is a mirror image: the mirror plane is named
+    m = mirrors[0]
+    only = view.visible & tv[m].visible & far(m) & ~tv["rotation 180"].visible & ~tv[mirrors[1]].visible
+    j = int(np.flatnonzero(only)[0])
+    assert symmetric_twin_at(sym, pts[j], view, tv[m].uv[j]) == m
+    assert symmetric_twin_at(None, pts[j], view, tv[m].uv[j]) is None

@@ -669,6 +669,8 @@ class DenseSimilarity:
     image_shape: "tuple[int, int]"
     method: str  # "projection heads" | "dense heads"
     similarity: float = float("nan")  # the global cos(proj(cloud), proj(image))
+    #: the object's symmetries (:mod:`crosspoint.analysis.symmetry`) when :func:`dense_readouts` had a mesh
+    symmetries: object = None
 
     @property
     def grid(self) -> "tuple[int, int]":
@@ -1094,15 +1096,18 @@ def _spearman(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def dense_readouts(session, cloud, image, camera, *, view: "ViewCorrespondence | None" = None, mesh=None,
-                   labels=None, n_pixels: int = 64, max_points: int = 256,
+                   labels=None, n_pixels: int = 64, max_points: int = 256, symmetry: bool = True,
                    seed: int = 0) -> "tuple[DenseSimilarity, dict]":
     """The dense similarity of ``cloud`` and a rendered ``image`` (its ``camera``) with what it is worth
     on this very view, measured as ``crosspoint eval correspondence`` measures a checkpoint:
     ``point_to_pixel_hit`` (visible points whose map peaks within :data:`HIT_RADIUS_PX` at
     :data:`EVAL_SIZE` px of their true pixel) with its ``_chance``, and ``pixel_to_point_auc`` (mean
     over object pixels); ``point_to_pixel_hit_2r`` (within twice the radius) with its chance; with
-    per-point part ``labels``, ``misses_on_own_part`` and its chance (see :func:`_miss_parts`).
-    ``cloud``: points in the frame of ``camera`` (an array, or a cloud whose model frame it is)."""
+    per-point part ``labels``, ``misses_on_own_part`` and its chance (see :func:`_miss_parts`); with
+    a ``mesh`` (and ``symmetry``), the object's symmetries (``symmetry``: their kind, +Y up) and
+    ``point_to_pixel_hit_sym``, ``point_to_pixel_hit_ceiling``, ``point_to_pixel_hit_twin`` (see
+    :func:`_symmetry_figures`). ``cloud``: points in the frame of ``camera`` (an array, or a cloud
+    whose model frame it is)."""
     pts = _as_points(cloud)
     if view is None:
         view = view_correspondence(pts, camera, mesh=mesh)
@@ -1110,14 +1115,22 @@ def dense_readouts(session, cloud, image, camera, *, view: "ViewCorrespondence |
     ds = dense_similarity(session, pts.astype(np.float32), image, camera, seed=seed)
     if labels is not None and np.asarray(labels).shape[0] != pts.shape[0]:
         raise AnalysisError(f"{np.asarray(labels).shape[0]} labels for {pts.shape[0]} points")
+    sym = None
+    if symmetry and mesh is not None:
+        from crosspoint.analysis.symmetry import upright_symmetries
+
+        sym = (upright_symmetries(pts, mesh=mesh), camera, mesh)
+        ds.symmetries = sym[0]
     f = _dense_figures(session, pts, labels, image, camera, view, rng=rng, n_pixels=n_pixels, max_points=max_points,
-                       n_points=None, seed=seed, ds=ds)
+                       n_points=None, seed=seed, ds=ds, symmetry=sym)
     sm = summarize_evaluation([f])  # the eval's own figures, for this one view
     out = {"method": ds.method, "visible_points": f.get("visible_points", 0), "tested": f.get("tested", 0),
-           "pixels": len(f.get("pixel_aucs", []))}
+           "pixels": len(f.get("pixel_aucs", [])), "symmetry": f.get("symmetry")}
     out.update({k: sm[k] for k in ("point_to_pixel_hit", "point_to_pixel_hit_chance", "point_to_pixel_hit_2r",
                                    "point_to_pixel_hit_2r_chance", "misses_on_own_part", "misses_on_own_part_chance",
-                                   "pixel_to_point_auc")})
+                                   "pixel_to_point_auc", "point_to_pixel_hit_sym", "point_to_pixel_hit_ceiling",
+                                   "point_to_pixel_hit_twin")})
+    out["symmetry_rotations"] = f.get("symmetry_rotations", 0)
     return ds, out
 
 
@@ -1230,6 +1243,29 @@ def _symmetry_figures(symmetry: tuple, pts: np.ndarray, uv_true: np.ndarray, am:
     # the point itself (visible, at distance 0) is one of the places
     out["hit_ceiling"] = float(np.sum((1.0 + near_true.sum(axis=0)) / (1.0 + vis_e[rot].sum(axis=0))))
     return out
+
+
+def symmetric_twin_at(symmetries, point, view: ViewCorrespondence, pixel,
+                      radius_px: float = HIT_RADIUS_PX) -> "str | None":
+    """Which symmetry of the object (:func:`crosspoint.analysis.symmetry.upright_symmetries`) moves
+    ``point`` ``(3,)`` to a place that ``view`` shows (visible, by its depth buffer) within
+    ``radius_px`` (at :data:`EVAL_SIZE`) of ``pixel`` (u, v in the view's pixels): its name
+    (rotations before mirror planes), or None. "The peak missed the point but landed on its twin"."""
+    from crosspoint.analysis.symmetry import equivalent_points
+
+    if symmetries is None or len(symmetries) < 2:
+        return None
+    eq = equivalent_points(symmetries, np.asarray(point, np.float64).reshape(1, 3))[1:, 0]
+    tv = view_correspondence(eq, view.camera, depth=view.depth_buffer)
+    H, W = view.shape
+    d = np.hypot((tv.uv[:, 0].astype(np.float64) - pixel[0]) * EVAL_SIZE / W,
+                 (tv.uv[:, 1].astype(np.float64) - pixel[1]) * EVAL_SIZE / H)
+    ok = np.flatnonzero(tv.visible & (d <= radius_px))
+    if ok.size == 0:
+        return None
+    names = [symmetries.names[1 + i] for i in ok]
+    rot = [n for n in names if n.startswith("rotation")]
+    return (rot or names)[0]
 
 
 def _miss_parts(lab: np.ndarray, vis: np.ndarray, uv_s: np.ndarray, vis_idx: np.ndarray, am: np.ndarray,
