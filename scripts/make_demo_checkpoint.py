@@ -3,6 +3,7 @@
     python scripts/make_demo_checkpoint.py [--skip-pretrain] [--seg-epochs 40]
     python scripts/make_demo_checkpoint.py --probe-only   # step 5 on the shipped bundle, card regenerated
     python scripts/make_demo_checkpoint.py --seg-only     # step 3's segmentation from the shipped encoder
+    python scripts/make_demo_checkpoint.py --dense-only   # step 3's refine-dense on the shipped bundle
 
 Every step uses the project's own commands (``python -m crosspoint ...``):
 
@@ -16,8 +17,9 @@ Every step uses the project's own commands (``python -m crosspoint ...``):
    from random weights (the baseline); ``--seg-backbone frozen`` trains the head alone on the frozen
    encoders instead;
    ``refine-dense`` refits the dense point-pixel heads on the frozen pretrained encoders against the
-   renderer's exact correspondences on the seed-0 demo (the shipped heads; pretraining's own heads
-   are evaluated too, for comparison);
+   renderer's exact correspondences on the seed-0 demo, with their own copies of the ResNet's layer2
+   and layer3 (``--image-branch``; the shipped heads; pretraining's own heads are evaluated too, for
+   comparison);
 4. on the held-out demo, for the pretrained and the random encoder alike: ``eval svm`` on whole
    objects and on the partial scans (C by cross-validation; the held-out demo's own train/test split),
    ``eval fewshot`` (5-way 10-shot), ``eval retrieval``, ``eval partseg``, ``eval correspondence``, and
@@ -294,8 +296,15 @@ def main(argv=None) -> int:
                     help="only (re)train the segmentation model and its random baseline from the shipped bundle, "
                          "evaluate both on the held-out demo, repack the bundle, regenerate the card")
     ap.add_argument("--objects", type=int, default=48, help="objects for eval correspondence")
-    ap.add_argument("--dense-objects", type=int, default=360, help="seed-0 objects refine-dense fits on")
+    ap.add_argument("--dense-objects", type=int, default=600, help="seed-0 objects refine-dense fits on")
     ap.add_argument("--dense-steps", type=int, default=2000, help="steps of refine-dense")
+    from crosspoint.models.dense import IMAGE_BRANCHES
+
+    ap.add_argument("--dense-image-branch", default="layer2+layer3", choices=IMAGE_BRANCHES,
+                    help="refine-dense --image-branch (default layer2+layer3)")
+    ap.add_argument("--dense-only", action="store_true",
+                    help="only refit the shipped bundle's dense heads (refine-dense), measure them on the held-out "
+                         "demo, replace them in the bundle, regenerate the card")
     ap.add_argument("--queries", type=int, default=20, help="few-shot queries per class (default 20)")
     ap.add_argument("--assets", default=str(REPO / "assets"), help="where the checkpoint, results and card go")
     ap.add_argument("--curve", default=str(REPO / "docs" / "images" / "demo-val-curve.svg"))
@@ -308,6 +317,8 @@ def main(argv=None) -> int:
     runs = REPO / args.runs
     if args.seg_only:
         return seg_only(args, runs)
+    if args.dense_only:
+        return dense_only(args, runs)
     if args.probe_only:
         assets = Path(args.assets)
         results = json.loads((assets / "demo_results.json").read_text())
@@ -338,7 +349,8 @@ def main(argv=None) -> int:
     dense = runs / "cpu-demo-hard-dense" / "checkpoint.pt"
     if not dense.is_file():
         times["refine_dense_s"] = sh("refine-dense", "--checkpoint", str(best), "--data", str(demo), "--objects",
-                                     str(args.dense_objects), "--steps", str(args.dense_steps), "--out", str(dense),
+                                     str(args.dense_objects), "--steps", str(args.dense_steps), "--image-branch",
+                                     args.dense_image_branch, "--out", str(dense),
                                      "--json", str(dense.parent / "record.json"), "--no-progress")
 
     from crosspoint.data.shapenet_render import ShapeNetRenderClassification
@@ -405,6 +417,62 @@ def main(argv=None) -> int:
 
     write_model_card(results, assets / "MODEL_CARD.md", assets / "demo_checkpoint.pt")
     print((assets / "MODEL_CARD.md").read_text())
+    return 0
+
+
+def dense_only(args, runs: Path) -> int:
+    """``--dense-only``: ``refine-dense`` on the shipped bundle (its encoders are the pretrained ones),
+    ``eval correspondence`` of the result on the held-out demo, the bundle's ``dense_heads`` replaced
+    (float16), the results and the card updated. The previous heads' figures stay in the results
+    under ``correspondence_previous_heads`` for comparison."""
+    import torch
+
+    from crosspoint.engine.checkpoint import atomic_torch_save
+    from crosspoint.models.checkpoint import read_checkpoint
+
+    assets = Path(args.assets)
+    bundle = assets / "demo_checkpoint.pt"
+    results = json.loads((assets / "demo_results.json").read_text())
+    demo, held = runs / "demo-hard-seed0", runs / "demo-hard-seed1"
+    for root, seed in ((demo, 0), (held, 1)):
+        if not (root / "demo_meta.json").is_file():
+            sh("make-demo", str(root), "--seed", str(seed), "--workers", "2")
+    out_dir = runs / "dense-branch"
+    dense = out_dir / "checkpoint.pt"
+    times = results.setdefault("times", {})
+    if not dense.is_file():
+        out_dir.mkdir(parents=True, exist_ok=True)
+        times["refine_dense_s"] = sh("refine-dense", "--checkpoint", str(bundle), "--data", str(demo), "--objects",
+                                     str(args.dense_objects), "--steps", str(args.dense_steps), "--image-branch",
+                                     args.dense_image_branch, "--out", str(dense), "--json",
+                                     str(out_dir / "record.json"), "--no-progress")
+    ej = runs / "eval-json"
+    ej.mkdir(exist_ok=True)
+    corr = ev(ej / "corr-trained-branch.json", "correspondence", "--checkpoint", str(dense), "--data", str(held),
+              "--objects", str(args.objects), "--no-heat")
+    corr.pop("objects", None)
+    trained = results["trained"]
+    if "correspondence_previous_heads" not in trained:
+        trained["correspondence_previous_heads"] = {**trained["correspondence"],
+                                                    "dense_refine": results.get("dense_refine")}
+    trained["correspondence"] = corr
+    results["dense_refine"] = json.loads((out_dir / "record.json").read_text())
+    src, new = read_checkpoint(bundle), read_checkpoint(dense)
+    sd = new["dense_heads"]["state_dict"]
+    src["dense_heads"] = {**new["dense_heads"], "state_dict": {
+        k: (v.half() if v.is_floating_point() and "running_var" not in k else v) for k, v in sd.items()}}
+    src["meta"] = {**src.get("meta", {}), "dense_refined": new["meta"]["dense_refined"],
+                   "trained_with": str(src.get("meta", {}).get("trained_with", "")).replace(
+                       "+ refine-dense", f"+ refine-dense --image-branch {args.dense_image_branch}")}
+    atomic_torch_save(src, bundle)
+    torch.load(bundle, weights_only=True)
+    (assets / "demo_results.json").write_text(json.dumps(results, indent=1, default=float) + "\n")
+    sys.path.insert(0, str(REPO / "scripts"))
+    from model_card import write_model_card
+
+    write_model_card(results, assets / "MODEL_CARD.md", bundle)
+    print({k: corr[k] for k in ("point_to_pixel_hit", "point_to_pixel_hit_2r", "pixel_to_point_auc",
+                                "point_to_pixel_hit_sym", "point_to_pixel_hit_ceiling")})
     return 0
 
 

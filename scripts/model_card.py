@@ -127,13 +127,19 @@ def _refine_text(dr: "dict | None", j: "dict | None") -> str:
     if not dr:
         return ""
     st, c = dr["settings"], dr["curve"]
+    branch = st.get("image_branch", "none")
+    src = dr.get("checkpoint", "runs/cpu-demo-hard/checkpoints/last.pt")
+    own = (f", with their own copies of the ResNet's {branch.replace('+', ' and ')} (started from the image "
+           f"encoder's, fitted with the heads at lr {st.get('branch_lr', 0):g}; the image encoder itself is not "
+           "touched)") if branch != "none" else ""
     return (f"""
-- Dense heads: `crosspoint refine-dense --checkpoint runs/cpu-demo-hard/checkpoints/last.pt --data
-  runs/demo-hard-seed0 --objects {dr['objects']} --steps {st['steps']}`: the encoders frozen (every other figure
-  is theirs), heads of stride {st['stride']}{_context(st['context'], " with ")} fitted on {dr['views_used']} views
-  of {dr['objects']} seed-0 objects against the renderer's exact correspondences (mesh depth buffer), starting
-  from {dr['started_from']}; loss {c[0]['loss']:.2f} -> {c[-1]['loss']:.2f}, {dr['seconds'] / 60:.1f} min.
-  Pretraining's own heads (the joint dense term) are measured below too.
+- Dense heads: `crosspoint refine-dense --checkpoint {src} --data
+  runs/demo-hard-seed0 --objects {dr['objects']} --steps {st['steps']}{' --image-branch ' + branch if branch != 'none' else ''}`:
+  the encoders frozen (every other figure is theirs), heads of stride {st['stride']}{_context(st['context'], " with ")}{own},
+  fitted on {dr['views_used']} views of {dr['objects']} seed-0 objects against the renderer's exact
+  correspondences (mesh depth buffer), starting from {dr['started_from']}; loss {c[0]['loss']:.2f} ->
+  {c[-1]['loss']:.2f}, {dr['seconds'] / 60:.1f} min. Pretraining's own heads (the joint dense term) are measured
+  below too.
 """)
 
 
@@ -212,11 +218,20 @@ def _miss_rows(t: dict, z: dict) -> str:
     return rows
 
 
-def _joint_rows(j: "dict | None") -> str:
-    if not j:
-        return ""
-    return (f"\n| ... with pretraining's own dense heads (before `refine-dense`): hit / AUC | "
-            f"{pct(j['point_to_pixel_hit'])} / {j['pixel_to_point_auc']:.3f} | |")
+def _joint_rows(j: "dict | None", prev: "dict | None" = None) -> str:
+    rows = ""
+    if prev:
+        p = prev.get("summary", prev)
+        st = (prev.get("dense_refine") or {}).get("settings", {})
+        rows += (f"\n| ... with the earlier heads on the frozen features alone (`refine-dense`, "
+                 f"{(prev.get('dense_refine') or {}).get('objects', '?')} objects, {st.get('steps', '?')} steps, no "
+                 f"image branch): hit / up to rotations / AUC | {pct(p['point_to_pixel_hit'])} / "
+                 f"{pct(p['point_to_pixel_hit_sym']) if p.get('point_to_pixel_hit_sym') is not None else '-'} / "
+                 f"{p['pixel_to_point_auc']:.3f} | |")
+    if j:
+        rows += (f"\n| ... with pretraining's own dense heads (before `refine-dense`): hit / AUC | "
+                 f"{pct(j['point_to_pixel_hit'])} / {j['pixel_to_point_auc']:.3f} | |")
+    return rows
 
 
 def write_model_card(results: dict, out: Path, checkpoint: Path) -> None:
@@ -278,7 +293,7 @@ stored in float16 ({size_mb:.1f} MB); the loaders cast it back to float32.
 |---|---|---|
 | `point_encoder` | DGCNN, k = 20, emb_dims 1024 (2048-d feature), projection to 256 | CrossPoint pretraining |
 | `image_encoder` | ResNet-18, projection to 256, {128}x{128} input | CrossPoint pretraining (jointly) |
-| `dense_heads` | per-point and per-pixel (stride-{heads.get('stride', 8)}{_context(heads.get('context', 0), ", ")}) embeddings, {heads.get('dim', 64)}-d | {"refitted on the frozen encoders (`crosspoint refine-dense`) after the joint dense term" if dr else "the dense point-pixel term (jointly)"} |
+| `dense_heads` | per-point and per-pixel (stride-{heads.get('stride', 8)}{_context(heads.get('context', 0), ", ")}) embeddings, {heads.get('dim', 64)}-d{"; their own ResNet " + heads["image_branch"].replace("+", " and ") + " (a fitted copy of the image encoder's)" if heads.get("image_branch", "none") != "none" else ""} | {"refitted on the frozen encoders (`crosspoint refine-dense`) after the joint dense term" if dr else "the dense point-pixel term (jointly)"} |
 {_seg_table_rows(results)}
 
 ## How it was made
@@ -319,7 +334,7 @@ same architecture, evaluated by the same command (`--checkpoint random`).
 | part segmentation, {"encoder fine-tuned with the head" if results.get("seg_backbone") == "finetune" else "frozen encoder + head"}, instance / class mIoU ({t['partseg_shapes']} test shapes) | **{pct(t['partseg'])} / {pct(t['partseg_class'])}** | {pct(z['partseg'])} / {pct(z['partseg_class'])} |{_seg_row(t, z)}
 | UMAP of the held-out demo: class silhouette in 2-D / 5-NN accuracy in 2-D | **{t['sil']:.2f} / {pct(t['knn'])}** | {z['sil']:.2f} / {pct(z['knn'])} |
 | point -> pixel hit, arg-max within 8 px at 224 (`eval correspondence`, {t['corr_objects']} objects; chance {pct(t['hit_chance'])}) | **{pct(t['hit'])}** | {pct(z['hit'])} |{_miss_rows(t, z)}
-| pixel -> points AUC (chance 0.5) | **{t['auc']:.3f}** | {z['auc']:.3f} |{_joint_rows(j)}
+| pixel -> points AUC (chance 0.5) | **{t['auc']:.3f}** | {z['auc']:.3f} |{_joint_rows(j, results['trained'].get('correspondence_previous_heads'))}
 | similarity drop when a part is removed, 3D / 2D (a random blob of the same size) | {t['part_drop_3d']:.3f} ({t['part_blob_3d']:.3f}) / {t['part_drop_2d']:.3f} ({t['part_blob_2d']:.3f}) | {z['part_drop_3d']:.3f} ({z['part_blob_3d']:.3f}) / {z['part_drop_2d']:.3f} ({z['part_blob_2d']:.3f}) |
 | most important part agrees in 3D and 2D (chance {pct(t['part_agree_chance'])}) | {pct(t['part_agree'])} | {pct(z['part_agree'])} |
 

@@ -158,3 +158,20 @@ def test_the_validation_curve_plot_draws_the_held_out_points_with_their_interval
     mdc.curve_svg(results["pretrain"]["epochs"], out)
     assert not [r for r in ET.parse(out).getroot().iter(f"{ns}rect") if r.get("width") == "6"]
     assert (repo / "docs" / "images" / "demo-val-curve.svg").read_text().count('width="6"') == len(held["points"])
+
+
+def test_the_shipped_checkpoint_fits_the_size_budget_and_names_what_it_holds():
+    """Issue 12: <= 50 MB. The bundle holds the pretrained encoders, the fine-tuned segmentation
+    encoder and head, the dense heads with their own image branch, and the category probe."""
+    import torch
+
+    path = A.default_checkpoint_path()
+    if not path.is_file():
+        pytest.skip("no assets/demo_checkpoint.pt")
+    assert path.stat().st_size <= 50 * 1024 * 1024, path.stat().st_size
+    b = torch.load(path, weights_only=True)
+    assert {"point_encoder", "image_encoder", "seg_head", "dense_heads"} <= set(b)
+    branch = b["dense_heads"]["config"].get("image_branch", "none")
+    refined = b["meta"]["dense_refined"]["settings"]
+    assert branch == refined.get("image_branch", "none")  # the meta says how the shipped heads were fitted
+    assert all(k.split(".")[1] in branch.split("+") for k in b["dense_heads"]["state_dict"] if k.startswith("branch."))

@@ -300,9 +300,37 @@ def test_dense_heads_options_and_the_pretraining_layout():
     assert fine.image_embeddings(stages).shape == (2, 8, 16, 16)
     assert [m.kernel_size for m in fine.image if isinstance(m, torch.nn.Conv2d)] == [(1, 1), (3, 3), (3, 3), (1, 1)]
     assert fine.config()["stride"] == 4 and fine.config()["context"] == 2
-    for bad in ({"stride": 2}, {"context": -1}):
+    for bad in ({"stride": 2}, {"context": -1}, {"image_branch": "layer4"}):
         with pytest.raises(ValueError):
             DenseHeads(point_dim=32, image_arch="resnet18", **bad)
+
+
+def test_an_image_branch_started_from_the_encoder_gives_the_encoders_embeddings_exactly():
+    """The branch's stages are copies of the image encoder's: until they are fitted, the heads with a
+    branch and the same heads without one embed a view identically (float64, bit for bit); the
+    config names the branch only when there is one (older checkpoints keep theirs)."""
+    from crosspoint.analysis.correspondence import _resnet_stages
+    from crosspoint.models import ImageEncoder
+
+    torch.manual_seed(0)
+    enc = ImageEncoder("resnet18", projection_dim=32).double().eval()
+    plain = DenseHeads(point_dim=32, image_arch="resnet18", dim=8, hidden=16, stride=4, context=1).double()
+    assert "image_branch" not in plain.config()
+    for branch in ("layer3", "layer2+layer3"):
+        b = DenseHeads(**plain.config(), image_branch=branch).double()
+        assert b.config()["image_branch"] == branch and set(b.branch) == set(branch.split("+"))
+        b.load_state_dict({**b.state_dict(), **plain.state_dict()})
+        b.init_branch(enc)
+        b.train()
+        assert b.image[0].training and not any(m.training for m in b.branch.modules())
+        b.eval()
+        x = torch.rand(2, 3, 64, 64, dtype=torch.float64)
+        with torch.no_grad():
+            _, st = _resnet_stages(enc, x)
+            assert torch.equal(b.image_embeddings(st), plain.eval().image_embeddings(st))
+            # a branch that differs from the encoder changes the embedding (it is really used)
+            next(iter(b.branch[branch.split("+")[-1]].parameters())).add_(0.1)
+            assert not torch.equal(b.image_embeddings(st), plain.image_embeddings(st))
 
 
 def test_dense_cell_loss_matches_a_hand_computation():
@@ -373,6 +401,25 @@ def test_refine_dense_heads_fits_on_frozen_encoders_and_writes_a_loadable_copy(d
     _, rec2 = refine_dense_heads(s2, objs, RefineSettings(steps=2, batch=2, points_per_view=8, candidates=8,
                                                           hidden=32, dim=16))
     assert rec2["started_from"] == "the checkpoint's heads"
+    # with the heads' own layer2 + layer3: fitted from the encoder's copies, the encoder untouched
+    ienc = session.require_image_encoder()
+    before = {k: v.clone() for k, v in ienc.state_dict().items()}
+    st_b = RefineSettings(steps=20, batch=4, points_per_view=16, candidates=32, hidden=32, dim=16, lr=3e-3,
+                          image_branch="layer2+layer3")
+    hb, rec_b = refine_dense_heads(session, objs, st_b, log_every=10)
+    assert rec_b["started_from"] == "a seeded initialisation and the image encoder's layer2+layer3"
+    assert all(torch.equal(v, ienc.state_dict()[k]) for k, v in before.items())
+    moved = [not torch.equal(hb.branch[n].state_dict()[k], ienc.resnet.get_submodule(n).state_dict()[k])
+             for n in ("layer2", "layer3") for k in hb.branch[n].state_dict() if "weight" in k]
+    assert any(moved)
+    assert all(not m.training for m in hb.branch.modules())  # BatchNorm kept the encoder's statistics
+    out_b = write_refined_checkpoint(ck, hb, rec_b, tmp_path / "branch.pt")
+    s3 = ModelSession(out_b, device="cpu")
+    assert s3.dense_heads.config()["image_branch"] == "layer2+layer3"
+    for k, v in hb.state_dict().items():
+        assert torch.equal(s3.dense_heads.state_dict()[k], v.float() if v.is_floating_point() else v), k
+    ds3 = dense_similarity(s3, objs[0]["points"], objs[0]["images"][0], objs[0]["cameras"][0])
+    assert ds3.method == "dense heads" and ds3.grid == (16, 16)
 
 
 def test_refine_dense_command_refuses_what_it_cannot_use(tmp_path, capsys):

@@ -12,6 +12,8 @@ point -> similarity over the image" and "click a pixel -> similarity over the po
 encoders, against the exact correspondences of a demo's rendered views (the renderer's camera and the
 mesh's depth buffer): crosspoint.analysis.dense_refine. The encoders are not changed, so every global
 figure (SVM, retrieval, few-shot) stays what it was. Writes a copy of the checkpoint with the new heads.
+--image-branch layer2+layer3 gives the heads their own copies of those ResNet stages, started from the
+image encoder's and fitted with them (the shipped demo checkpoint's heads; +2.6M parameters).
 
   crosspoint refine-dense --checkpoint runs/demo/checkpoints/last.pt --data runs/demo-seed0 \\
       --out runs/demo-dense.pt
@@ -25,6 +27,7 @@ def add_arguments(p) -> None:
     import argparse
 
     from crosspoint.analysis.dense_refine import RefineSettings
+    from crosspoint.models.dense import IMAGE_BRANCHES
 
     d = RefineSettings()
     p.formatter_class = argparse.RawDescriptionHelpFormatter
@@ -47,6 +50,11 @@ def add_arguments(p) -> None:
                    help=f"3x3 layers in the image head (default {d.context}; pretraining's heads: 0)")
     p.add_argument("--hidden", type=int, default=d.hidden, help=f"(default {d.hidden})")
     p.add_argument("--dim", type=int, default=d.dim, help=f"embedding size (default {d.dim})")
+    p.add_argument("--image-branch", choices=IMAGE_BRANCHES, default=d.image_branch,
+                   help="give the heads their own copies of these ResNet stages, fitted with them (the image "
+                        f"encoder is not touched; default {d.image_branch})")
+    p.add_argument("--branch-lr", type=float, default=d.branch_lr,
+                   help=f"Adam learning rate of the branch's stages (default {d.branch_lr:g})")
     p.add_argument("--seed", type=int, default=d.seed, help=f"(default {d.seed})")
     p.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N (feature extraction)")
     p.add_argument("--json", default=None, help="also write the record (settings, loss curve) here")
@@ -70,7 +78,8 @@ def run(args) -> int:
 
     st = RefineSettings(steps=args.steps, batch=args.batch, points_per_view=args.points_per_view,
                         candidates=args.candidates, lr=args.lr, temperature=args.temperature, stride=args.stride,
-                        context=args.context, hidden=args.hidden, dim=args.dim, seed=args.seed)
+                        context=args.context, hidden=args.hidden, dim=args.dim, image_branch=args.image_branch,
+                        branch_lr=args.branch_lr, seed=args.seed)
     if args.objects < 2:
         print("crosspoint refine-dense: --objects must be >= 2", file=sys.stderr)
         return 2

@@ -12,9 +12,12 @@ views itself, so every sampled point's pixel and visibility in the chosen view a
   ``(B, N, D)``, and
 * the image encoder's ``layer2`` map (stride 8) fused with the bilinearly upsampled ``layer3`` map
   (stride 16) through 1x1 convolutions to ``(B, D, H/8, W/8)`` - finer than the 4x4 last stage that
-  Grad-CAM had. Two options (defaults: as pretraining builds them): ``stride=4`` adds the
+  Grad-CAM had. Options (defaults: as pretraining builds them): ``stride=4`` adds the
   ``layer1`` map and gives ``(B, D, H/4, W/4)``; ``context=n`` puts ``n`` 3x3 convolutions between
   the two 1x1 ones, so that a pixel's embedding sees its neighbourhood (where on the object it is);
+  ``image_branch`` ("layer3" or "layer2+layer3", :mod:`crosspoint.analysis.dense_refine` only) gives
+  the heads their own copies of those ResNet stages, started from the encoder's and fitted with the
+  heads: the image encoder itself, and every global figure, stay as they were;
 
 :func:`dense_nce` is the loss: for each image, ``M`` visible points (chosen by the data pipeline, so
 resume stays exact) are matched to the image embeddings sampled bilinearly at their pixels, with the
@@ -32,15 +35,20 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-__all__ = ["DenseHeads", "dense_nce", "dense_cell_loss", "sample_pixels", "dense_maps", "RESNET_STAGE_CHANNELS"]
+__all__ = ["DenseHeads", "dense_nce", "dense_cell_loss", "sample_pixels", "dense_maps", "RESNET_STAGE_CHANNELS",
+           "IMAGE_BRANCHES"]
 
 #: channels of (layer1, layer2, layer3) of the torchvision ResNets
 RESNET_STAGE_CHANNELS = {"resnet18": (64, 128, 256), "resnet34": (64, 128, 256), "resnet50": (256, 512, 1024)}
 
 
+#: the ResNet stages a dense branch may own (``image_branch``), each recomputed from the one before
+IMAGE_BRANCHES = ("none", "layer3", "layer2+layer3")
+
+
 class DenseHeads(nn.Module):
     def __init__(self, point_dim: int, image_arch: str, dim: int = 64, hidden: int = 256, stride: int = 8,
-                 context: int = 0):
+                 context: int = 0, image_branch: str = "none"):
         super().__init__()
         if image_arch not in RESNET_STAGE_CHANNELS:
             raise ValueError(f"no dense head for image encoder {image_arch!r}")
@@ -48,18 +56,42 @@ class DenseHeads(nn.Module):
             raise ValueError(f"the dense image map has stride 4 or 8, got {stride!r}")
         if int(context) < 0:
             raise ValueError(f"context must be >= 0 (3x3 layers), got {context!r}")
+        if image_branch not in IMAGE_BRANCHES:
+            raise ValueError(f"image_branch must be one of {', '.join(IMAGE_BRANCHES)}, got {image_branch!r}")
         c1, c2, c3 = RESNET_STAGE_CHANNELS[image_arch]
         self.point_dim, self.image_arch, self.dim, self.hidden = int(point_dim), image_arch, int(dim), int(hidden)
-        self.stride, self.context = int(stride), int(context)
+        self.stride, self.context, self.image_branch = int(stride), int(context), image_branch
         self.point = nn.Sequential(nn.Linear(self.point_dim, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, dim))
         layers = [nn.Conv2d(c2 + c3 + (c1 if self.stride == 4 else 0), hidden, 1), nn.ReLU(inplace=True)]
         for _ in range(self.context):
             layers += [nn.Conv2d(hidden, hidden, 3, padding=1), nn.ReLU(inplace=True)]
         self.image = nn.Sequential(*layers, nn.Conv2d(hidden, dim, 1))
+        #: the dense branch's own copies of ResNet stages (``image_branch``), fitted for the dense
+        #: similarity while the image encoder (and every global figure) stays as it was
+        self.branch = nn.ModuleDict()
+        if image_branch != "none":
+            import torchvision
+
+            net = getattr(torchvision.models, image_arch)(weights=None)
+            for name in image_branch.split("+"):
+                self.branch[name] = getattr(net, name)
 
     def config(self) -> dict:
-        return {"point_dim": self.point_dim, "image_arch": self.image_arch, "dim": self.dim, "hidden": self.hidden,
-                "stride": self.stride, "context": self.context}
+        cfg = {"point_dim": self.point_dim, "image_arch": self.image_arch, "dim": self.dim, "hidden": self.hidden,
+               "stride": self.stride, "context": self.context}
+        if self.image_branch != "none":  # checkpoints written before the option keep their config
+            cfg["image_branch"] = self.image_branch
+        return cfg
+
+    def init_branch(self, image_encoder) -> None:
+        """Start the branch's stages as copies of ``image_encoder``'s (a trained ResNet's features)."""
+        for name, stage in self.branch.items():
+            stage.load_state_dict(getattr(image_encoder.resnet, name).state_dict())
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        self.branch.eval()  # BatchNorm keeps the encoder's statistics: batches of a few views
+        return self
 
     def point_embeddings(self, point_map: torch.Tensor) -> torch.Tensor:
         """``(B, N, C_p) -> (B, N, D)`` (not normalised)."""
@@ -67,7 +99,15 @@ class DenseHeads(nn.Module):
 
     def image_embeddings(self, stages: dict) -> torch.Tensor:
         """``(B, D, h, w)`` (stride :attr:`stride`) from the ResNet's stage maps ``{"layer1",
-        "layer2", "layer3"}`` (``layer1`` only needed at stride 4); not normalised."""
+        "layer2", "layer3"}`` (``layer1`` only needed at stride 4); not normalised. With an
+        ``image_branch``, its own stages replace the encoder's (``layer3`` from ``layer2``, or both
+        from ``layer1``)."""
+        if self.branch:
+            stages = dict(stages)
+            dt = self.image[0].weight.dtype
+            if "layer2" in self.branch:
+                stages["layer2"] = self.branch["layer2"](stages["layer1"].to(dt))
+            stages["layer3"] = self.branch["layer3"](stages["layer2"].to(dt))
         fine = stages["layer1"] if self.stride == 4 else stages["layer2"]
         size = fine.shape[-2:]
         parts = [fine] if self.stride == 4 else []
