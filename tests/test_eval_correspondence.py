@@ -90,10 +90,13 @@ def test_eval_correspondence_random_weights_and_errors(demo, tmp_path, capsys):
     out = tmp_path / "r.json"
     rc = main(["eval", "correspondence", "--checkpoint", "random", "--data", str(demo), "--objects", "2",
                "--points", "128", "--image-size", "64", "--no-heat", "--json", str(out), "--no-progress",
-               "--pixels", "4", "--random-draws", "1", "--occlusion-mode", "replace"])
+               "--pixels", "4", "--random-draws", "1", "--occlusion-mode", "replace", "--no-symmetry"])
     assert rc == 0
     res = json.loads(out.read_text())
     assert _fraction(res["point_to_pixel_hit"]) and _fraction(res["pixel_to_point_auc"])
+    # --no-symmetry: no symmetry figures (null in strict JSON), and no line for them
+    assert res["point_to_pixel_hit_sym"] is None and res["point_to_pixel_hit_ceiling"] is None
+    assert all("hits_sym" not in o for o in res["objects"])
     assert res["n_points"] == 128 and res["occlusion_mode"] == "replace"
     assert "heat_top_drop" not in res
     # not a demo folder; too few objects
