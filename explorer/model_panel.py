@@ -11,6 +11,7 @@ comes from the state, marked stale when the object's view, the checkpoint or the
 from __future__ import annotations
 
 import functools
+import hashlib
 import logging
 import os
 from pathlib import Path
@@ -217,6 +218,7 @@ class ModelPanel(QWidget):
         self.dense_note.setWordWrap(True)
         self.dense_note.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self._dense = None  # (key, DenseSimilarity, figures) of the current object and view
+        self._symmetries = None  # (object and mesh key, Symmetries) of the last object with a mesh
         self.evidence_button = QPushButton("Part evidence")
         self.evidence_button.setToolTip(
             "For each part (the segmentation's, else the file's labels): how much the object-view similarity drops "
@@ -816,13 +818,18 @@ class ModelPanel(QWidget):
             return
         model = doc.cloud.in_model_frame()  # the frame the views were rendered in
         mesh = model.mesh if model.mesh is not None and model.mesh.n_faces > 0 else None
+        # the object's symmetries do not depend on the view: found once per object (and frame)
+        sym_key = None if mesh is None else (doc.key, hashlib.blake2b(mesh.vertices.tobytes(), digest_size=16).digest())
+        known = self._symmetries[1] if self._symmetries is not None and self._symmetries[0] == sym_key else None
 
         def func(progress, cancel):
             progress(0, 0, "dense similarity of the object and the view")
-            return A.dense_readouts(s, model.points, image, camera, mesh=mesh, labels=model.labels)
+            return A.dense_readouts(s, model.points, image, camera, mesh=mesh, labels=model.labels, symmetries=known)
 
         def done(res):
             ds, f = res
+            if sym_key is not None and ds.symmetries is not None:
+                self._symmetries = (sym_key, ds.symmetries)
             self._dense = (key, ds, f)
             self._show_dense_note(f)
             if then is not None and self._dense_key() == key:

@@ -47,6 +47,19 @@ def _open_demo(qtbot, win, cls="chair") -> None:
     qtbot.waitUntil(lambda: win.views.image_count() > 0, timeout=60_000)
 
 
+def _dense_on_demo(qtbot, win, cls: str):
+    """The demo checkpoint, a demo object of class ``cls`` and "dense similarity on click" switched
+    on, its figures computed: ``(model panel, document)``."""
+    win.model_panel.load(None)
+    qtbot.waitUntil(lambda: not win.model_panel.busy and win.model_panel.session is not None, timeout=60_000)
+    _open_demo(qtbot, win, cls)
+    qtbot.waitUntil(lambda: not win.views.rendering, timeout=60_000)
+    mp = win.model_panel
+    mp.dense_links.setChecked(True)
+    qtbot.waitUntil(lambda: mp._dense is not None and not mp.busy, timeout=120_000)
+    return mp, win.state.current
+
+
 def _distinct_colours(frame: np.ndarray) -> int:
     bg = frame[0, 0].astype(int)
     fg = frame[(np.abs(frame.astype(int) - bg).max(axis=2) > 30)]
@@ -627,13 +640,7 @@ def test_dense_similarity_on_click_with_this_views_figures(qtbot, window):
     the note gives this view's hit rate and AUC (dense_readouts, the eval's measure)."""
     from crosspoint.analysis.correspondence import EVAL_SIZE
 
-    window.model_panel.load(None)
-    qtbot.waitUntil(lambda: not window.model_panel.busy and window.model_panel.session is not None, timeout=60_000)
-    _open_demo(qtbot, window, "chair")
-    qtbot.waitUntil(lambda: not window.views.rendering, timeout=60_000)
-    mp, doc = window.model_panel, window.state.current
-    mp.dense_links.setChecked(True)
-    qtbot.waitUntil(lambda: mp._dense is not None and not mp.busy, timeout=120_000)
+    mp, doc = _dense_on_demo(qtbot, window, "chair")
     key, ds, f = mp._dense
     assert ds.method == "dense heads" and 0 <= f["point_to_pixel_hit"] <= 1 and f["tested"] > 0
     assert f"{100 * f['point_to_pixel_hit']:.0f} %" in mp.dense_note.text() and "AUC" in mp.dense_note.text()
@@ -669,14 +676,8 @@ def test_dense_peak_on_a_rotated_twin_is_called_so(qtbot, window):
     land on their half-turn twin; the status says so, and only where symmetric_twin_at agrees."""
     from crosspoint.analysis.correspondence import symmetric_twin_at
 
-    window.model_panel.load(None)
-    qtbot.waitUntil(lambda: not window.model_panel.busy and window.model_panel.session is not None, timeout=60_000)
-    _open_demo(qtbot, window, "table")
-    qtbot.waitUntil(lambda: not window.views.rendering, timeout=60_000)
-    mp, doc = window.model_panel, window.state.current
-    mp.dense_links.setChecked(True)
-    qtbot.waitUntil(lambda: mp._dense is not None and not mp.busy, timeout=120_000)
-    _, ds, f = mp._dense
+    mp, doc = _dense_on_demo(qtbot, window, "table")
+    key0, ds, f = mp._dense
     assert f["symmetry_rotations"] >= 1 and "rotation 180" in ds.symmetries.names
     assert "ceiling" in mp.dense_note.text()
     corr = window.view_correspondence()
@@ -695,3 +696,8 @@ def test_dense_peak_on_a_rotated_twin_is_called_so(qtbot, window):
         if seen["twin"] and seen["plain"]:
             break
     assert seen["twin"] >= 1 and seen["plain"] >= 1
+    # another view of the same object: new figures, the same symmetries (found once per object)
+    window.views.thumbs.setCurrentRow(1)
+    mp.ensure_dense()
+    qtbot.waitUntil(lambda: mp._dense is not None and mp._dense[0] != key0 and not mp.busy, timeout=120_000)
+    assert mp._dense[1].symmetries is ds.symmetries

@@ -1097,7 +1097,7 @@ def _spearman(a: np.ndarray, b: np.ndarray) -> float:
 
 def dense_readouts(session, cloud, image, camera, *, view: "ViewCorrespondence | None" = None, mesh=None,
                    labels=None, n_pixels: int = 64, max_points: int = 256, symmetry: bool = True,
-                   seed: int = 0) -> "tuple[DenseSimilarity, dict]":
+                   symmetries=None, seed: int = 0) -> "tuple[DenseSimilarity, dict]":
     """The dense similarity of ``cloud`` and a rendered ``image`` (its ``camera``) with what it is worth
     on this very view, measured as ``crosspoint eval correspondence`` measures a checkpoint:
     ``point_to_pixel_hit`` (visible points whose map peaks within :data:`HIT_RADIUS_PX` at
@@ -1106,8 +1106,9 @@ def dense_readouts(session, cloud, image, camera, *, view: "ViewCorrespondence |
     per-point part ``labels``, ``misses_on_own_part`` and its chance (see :func:`_miss_parts`); with
     a ``mesh`` (and ``symmetry``), the object's symmetries (``symmetry``: their kind, +Y up) and
     ``point_to_pixel_hit_sym``, ``point_to_pixel_hit_ceiling``, ``point_to_pixel_hit_twin`` (see
-    :func:`_symmetry_figures`). ``cloud``: points in the frame of ``camera`` (an array, or a cloud
-    whose model frame it is)."""
+    :func:`_symmetry_figures`; ``symmetries``: the object's, when the caller has them from another
+    view, else found here). ``cloud``: points in the frame of ``camera`` (an array, or a cloud whose
+    model frame it is)."""
     pts = _as_points(cloud)
     if view is None:
         view = view_correspondence(pts, camera, mesh=mesh)
@@ -1119,7 +1120,7 @@ def dense_readouts(session, cloud, image, camera, *, view: "ViewCorrespondence |
     if symmetry and mesh is not None:
         from crosspoint.analysis.symmetry import upright_symmetries
 
-        sym = (upright_symmetries(pts, mesh=mesh), camera, mesh)
+        sym = (symmetries if symmetries is not None else upright_symmetries(pts, mesh=mesh), camera, mesh)
         ds.symmetries = sym[0]
     f = _dense_figures(session, pts, labels, image, camera, view, rng=rng, n_pixels=n_pixels, max_points=max_points,
                        n_points=None, seed=seed, ds=ds, symmetry=sym)

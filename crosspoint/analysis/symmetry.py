@@ -38,7 +38,6 @@ class Symmetries:
     centre: np.ndarray  # (3,) float64
     matrices: np.ndarray  # (G, 3, 3) float64
     names: "list[str]"  # "identity", "rotation 90", "mirror 132" (the plane's azimuth, degrees)
-    spacing: float  # median nearest-neighbour distance of the cloud
     continuous: bool = False  # every rotation (or every mirror plane) passed: a surface of revolution
 
     def __len__(self) -> int:
@@ -91,7 +90,7 @@ def _mesh_distance(mesh):
     import open3d as o3d
 
     V = np.asarray(mesh.vertices, np.float64)
-    F = np.asarray(getattr(mesh, "faces", None) if hasattr(mesh, "faces") else mesh.triangles, np.int64)
+    F = np.asarray(mesh.faces if hasattr(mesh, "faces") else mesh.triangles, np.int64)
     if V.ndim != 2 or V.shape[1] != 3 or F.ndim != 2 or F.shape[1] != 3 or F.shape[0] == 0:
         raise ValueError("upright_symmetries: the mesh has no triangles")
     tri = V[F]
@@ -144,18 +143,18 @@ def upright_symmetries(points, *, mesh=None, up_axis: int = 1, step_deg: float =
         tol = 0.005 * radius if tol is None else float(tol)
 
         def score(G):
-            moved = np.einsum("gij,nj->gni", G, probe - centre) + centre
+            moved = _move(G, centre, probe)
             return np.quantile(dist(moved.reshape(-1, 3)).reshape(len(G), -1), 0.95, axis=1)
 
         unit = tol
     else:
         centre = P.mean(axis=0)
-        tree = cKDTree(P - centre)
-        spacing = float(np.median(tree.query(P - centre, k=2)[0][:, 1]))
+        tree = cKDTree(P)
+        spacing = float(np.median(tree.query(P, k=2)[0][:, 1]))
         unit = (1.5 if tol is None else float(tol)) * spacing
 
         def score(G):
-            d = tree.query(np.einsum("gij,nj->gni", G, probe - centre).reshape(-1, 3))[0].reshape(len(G), -1)
+            d = tree.query(_move(G, centre, probe).reshape(-1, 3))[0].reshape(len(G), -1)
             # both criteria in one number: the median against the unit, the 90th percentile against 2 units
             return np.maximum(np.median(d, axis=1), 0.5 * np.quantile(d, 0.9, axis=1))
 
@@ -191,10 +190,8 @@ def upright_symmetries(points, *, mesh=None, up_axis: int = 1, step_deg: float =
                     k[0] == kind and abs(k[1] - np.degrees(a)) < step_deg for k in found):
                 found[(kind, round(float(np.degrees(a)), 3))] = make(np.array([a]), up_axis)[0]
     keys = sorted(found)
-    spacing_out = float(np.median(cKDTree(P).query(P, k=2)[0][:, 1]))
     return Symmetries(centre=centre, matrices=np.concatenate([np.eye(3)[None]] + [found[k][None] for k in keys]),
-                      names=["identity"] + [f"{k[0]} {k[1]:g}" for k in keys], spacing=spacing_out,
-                      continuous=continuous)
+                      names=["identity"] + [f"{k[0]} {k[1]:g}" for k in keys], continuous=continuous)
 
 
 def _circular_runs(ok: np.ndarray) -> "list[list[int]]":
@@ -219,5 +216,9 @@ def _circular_runs(ok: np.ndarray) -> "list[list[int]]":
 def equivalent_points(sym: Symmetries, points) -> np.ndarray:
     """``(G, N, 3)``: every point of ``points`` ``(N, 3)`` moved by every symmetry (``[0]`` the
     points themselves)."""
-    X = np.asarray(points, np.float64) - sym.centre
-    return np.einsum("gij,nj->gni", sym.matrices, X) + sym.centre
+    return _move(sym.matrices, sym.centre, np.asarray(points, np.float64))
+
+
+def _move(G: np.ndarray, centre: np.ndarray, X: np.ndarray) -> np.ndarray:
+    """``(G, N, 3)``: the points ``X`` moved by each ``x -> G[g] @ (x - centre) + centre``."""
+    return np.einsum("gij,nj->gni", G, X - centre) + centre
