@@ -146,8 +146,9 @@ def bench_large(session, repeats: int, n_large: int) -> None:
 
     big = demo_object("airplane", 0, n_points=n_large).points
     print(f"\na {n_large:,}-point cloud (demo airplane)")
-    t_prep, prep = _best(lambda: A.prepare_points(big, 2048), repeats)
-    _row("prepare_points: FPS to 2048 + unit sphere", t_prep)
+    n_model = session.points_for(None)  # the points segment() gives the model (the checkpoint's)
+    t_prep, prep = _best(lambda: A.prepare_points(big, n_model), repeats)
+    _row(f"prepare_points: FPS to {n_model} + unit sphere", t_prep)
     t_seg, seg = _best(lambda: A.segment(session, big, k_parts=4), repeats)
     _row("segment (clusters) incl. FPS and propagation to every point", t_seg)
     vals = seg.subset_labels
