@@ -4,6 +4,9 @@
     python scripts/make_demo_checkpoint.py --probe-only   # step 5 on the shipped bundle, card regenerated
     python scripts/make_demo_checkpoint.py --seg-only     # step 3's segmentation from the shipped encoder
     python scripts/make_demo_checkpoint.py --dense-only   # step 3's refine-dense on the shipped bundle
+    python scripts/make_demo_checkpoint.py --dense-only --dense-seed 2 --dense-per-class 50 --dense-split all \
+        --dense-objects 1200 --dense-steps 3000 --dense-out dense-big   # the shipped heads: continued from those
+    python scripts/make_demo_checkpoint.py --fewshot-only # 100 paired few-shot episodes, objects and scans
 
 Every step uses the project's own commands (``python -m crosspoint ...``):
 
@@ -302,6 +305,13 @@ def main(argv=None) -> int:
 
     ap.add_argument("--dense-image-branch", default="layer2+layer3", choices=IMAGE_BRANCHES,
                     help="refine-dense --image-branch (default layer2+layer3)")
+    ap.add_argument("--dense-seed", type=int, default=0,
+                    help="make-demo seed of the objects refine-dense fits on (default 0, pretraining's; the "
+                         "evaluation uses seed 1)")
+    ap.add_argument("--dense-per-class", type=int, default=None,
+                    help="objects per class of that demo (default make-demo's, 36)")
+    ap.add_argument("--dense-split", default="train", help="its split refine-dense fits on (default train; all)")
+    ap.add_argument("--dense-out", default="dense-branch", help="run folder of --dense-only under --runs")
     ap.add_argument("--dense-only", action="store_true",
                     help="only refit the shipped bundle's dense heads (refine-dense), measure them on the held-out "
                          "demo, replace them in the bundle, regenerate the card")
@@ -466,28 +476,35 @@ def dense_only(args, runs: Path) -> int:
     assets = Path(args.assets)
     bundle = assets / "demo_checkpoint.pt"
     results = json.loads((assets / "demo_results.json").read_text())
-    demo, held = runs / "demo-hard-seed0", runs / "demo-hard-seed1"
-    for root, seed in ((demo, 0), (held, 1)):
+    demo, held = runs / f"demo-hard-seed{args.dense_seed}", runs / "demo-hard-seed1"
+    if args.dense_seed == 1:
+        raise SystemExit("--dense-seed 1 is the held-out demo the heads are measured on")
+    for root, seed, per_class in ((demo, args.dense_seed, args.dense_per_class), (held, 1, None)):
         if not (root / "demo_meta.json").is_file():
-            sh("make-demo", str(root), "--seed", str(seed), "--workers", "2")
-    out_dir = runs / "dense-branch"
+            sh("make-demo", str(root), "--seed", str(seed), "--workers", "2",
+               *(("--per-class", str(per_class)) if per_class else ()))
+    out_dir = runs / args.dense_out
     dense = out_dir / "checkpoint.pt"
     times = results.setdefault("times", {})
-    if not dense.is_file():
+    if not dense.is_file():  # starts from the bundle's heads when they have the requested shape
         out_dir.mkdir(parents=True, exist_ok=True)
-        times["refine_dense_s"] = sh("refine-dense", "--checkpoint", str(bundle), "--data", str(demo), "--objects",
-                                     str(args.dense_objects), "--steps", str(args.dense_steps), "--image-branch",
-                                     args.dense_image_branch, "--out", str(dense), "--json",
-                                     str(out_dir / "record.json"), "--no-progress")
+        times["refine_dense_s"] = sh("refine-dense", "--checkpoint", str(bundle), "--data", str(demo), "--split",
+                                     args.dense_split, "--objects", str(args.dense_objects), "--steps",
+                                     str(args.dense_steps), "--image-branch", args.dense_image_branch, "--out",
+                                     str(dense), "--json", str(out_dir / "record.json"), "--no-progress")
     ej = runs / "eval-json"
     ej.mkdir(exist_ok=True)
-    corr = ev(ej / "corr-trained-branch.json", "correspondence", "--checkpoint", str(dense), "--data", str(held),
+    name = "branch" if args.dense_out == "dense-branch" else args.dense_out
+    corr = ev(ej / f"corr-trained-{name}.json", "correspondence", "--checkpoint", str(dense), "--data", str(held),
               "--objects", str(args.objects), "--no-heat")
     corr.pop("objects", None)
     trained = results["trained"]
     if "correspondence_previous_heads" not in trained:
         trained["correspondence_previous_heads"] = {**trained["correspondence"],
                                                     "dense_refine": results.get("dense_refine")}
+    else:  # every later refit keeps the one it replaces (the card lists them)
+        trained.setdefault("correspondence_history", []).append(
+            {**trained["correspondence"], "dense_refine": results.get("dense_refine")})
     trained["correspondence"] = corr
     results["dense_refine"] = json.loads((out_dir / "record.json").read_text())
     src, new = read_checkpoint(bundle), read_checkpoint(dense)

@@ -133,12 +133,18 @@ def _refine_text(dr: "dict | None", j: "dict | None") -> str:
     own = (f", with their own copies of the ResNet's {branch.replace('+', ' and ')} (started from the image "
            f"encoder's, fitted with the heads at lr {st.get('branch_lr', 0):g}; the image encoder itself is not "
            "touched)") if branch != "none" else ""
+    data = dr.get("data", "runs/demo-hard-seed0")
+    split = dr.get("split", "train")
+    seed = data.rstrip("/").rsplit("seed", 1)[-1] if "seed" in data else "0"
+    start = dr["started_from"]
+    if start == "the checkpoint's heads":
+        start = "the heads the bundle shipped before (the earlier refits' rows below)"
     return (f"""
 - Dense heads: `crosspoint refine-dense --checkpoint {src} --data
-  runs/demo-hard-seed0 --objects {dr['objects']} --steps {st['steps']}{' --image-branch ' + branch if branch != 'none' else ''}`:
+  {data}{' --split ' + split if split != 'train' else ''} --objects {dr['objects']} --steps {st['steps']}{' --image-branch ' + branch if branch != 'none' else ''}`:
   the encoders frozen (every other figure is theirs), heads of stride {st['stride']}{_context(st['context'], " with ")}{own},
-  fitted on {dr['views_used']} views of {dr['objects']} seed-0 objects against the renderer's exact
-  correspondences (mesh depth buffer), starting from {dr['started_from']}; loss {c[0]['loss']:.2f} ->
+  fitted on {dr['views_used']} views of {dr['objects']} seed-{seed} objects against the renderer's exact
+  correspondences (mesh depth buffer), starting from {start}; loss {c[0]['loss']:.2f} ->
   {c[-1]['loss']:.2f}, {dr['seconds'] / 60:.1f} min. Pretraining's own heads (the joint dense term) are measured
   below too.
 """)
@@ -228,7 +234,7 @@ def _miss_rows(t: dict, z: dict) -> str:
     return rows
 
 
-def _joint_rows(j: "dict | None", prev: "dict | None" = None) -> str:
+def _joint_rows(j: "dict | None", prev: "dict | None" = None, history: "list | None" = None) -> str:
     rows = ""
     if prev:
         p = prev.get("summary", prev)
@@ -236,6 +242,15 @@ def _joint_rows(j: "dict | None", prev: "dict | None" = None) -> str:
         rows += (f"\n| ... with the earlier heads on the frozen features alone (`refine-dense`, "
                  f"{(prev.get('dense_refine') or {}).get('objects', '?')} objects, {st.get('steps', '?')} steps, no "
                  f"image branch): hit / up to rotations / AUC | {pct(p['point_to_pixel_hit'])} / "
+                 f"{pct(p['point_to_pixel_hit_sym']) if p.get('point_to_pixel_hit_sym') is not None else '-'} / "
+                 f"{p['pixel_to_point_auc']:.3f} | |")
+    for h in history or []:
+        p, dr = h.get("summary", h), h.get("dense_refine") or {}
+        st = dr.get("settings", {})
+        branch = st.get("image_branch", "none")
+        rows += (f"\n| ... with the heads shipped before (`refine-dense`, {dr.get('objects', '?')} objects, "
+                 f"{st.get('steps', '?')} steps{', own ResNet ' + branch.replace('+', ' and ') if branch != 'none' else ''}"
+                 f"): hit / up to rotations / AUC | {pct(p['point_to_pixel_hit'])} / "
                  f"{pct(p['point_to_pixel_hit_sym']) if p.get('point_to_pixel_hit_sym') is not None else '-'} / "
                  f"{p['pixel_to_point_auc']:.3f} | |")
     if j:
@@ -345,7 +360,7 @@ same architecture, evaluated by the same command (`--checkpoint random`).
 | part segmentation, {"encoder fine-tuned with the head" if results.get("seg_backbone") == "finetune" else "frozen encoder + head"}, instance / class mIoU ({t['partseg_shapes']} test shapes) | **{pct(t['partseg'])} / {pct(t['partseg_class'])}** | {pct(z['partseg'])} / {pct(z['partseg_class'])} |{_seg_row(t, z)}
 | UMAP of the held-out demo: class silhouette in 2-D / 5-NN accuracy in 2-D | **{t['sil']:.2f} / {pct(t['knn'])}** | {z['sil']:.2f} / {pct(z['knn'])} |
 | point -> pixel hit, arg-max within 8 px at 224 (`eval correspondence`, {t['corr_objects']} objects; chance {pct(t['hit_chance'])}) | **{pct(t['hit'])}** | {pct(z['hit'])} |{_miss_rows(t, z)}
-| pixel -> points AUC (chance 0.5) | **{t['auc']:.3f}** | {z['auc']:.3f} |{_joint_rows(j, results['trained'].get('correspondence_previous_heads'))}
+| pixel -> points AUC (chance 0.5) | **{t['auc']:.3f}** | {z['auc']:.3f} |{_joint_rows(j, results['trained'].get('correspondence_previous_heads'), results['trained'].get('correspondence_history'))}
 | similarity drop when a part is removed, 3D / 2D (a random blob of the same size) | {t['part_drop_3d']:.3f} ({t['part_blob_3d']:.3f}) / {t['part_drop_2d']:.3f} ({t['part_blob_2d']:.3f}) | {z['part_drop_3d']:.3f} ({z['part_blob_3d']:.3f}) / {z['part_drop_2d']:.3f} ({z['part_blob_2d']:.3f}) |
 | most important part agrees in 3D and 2D (chance {pct(t['part_agree_chance'])}) | {pct(t['part_agree'])} | {pct(z['part_agree'])} |
 
