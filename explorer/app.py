@@ -87,6 +87,9 @@ def create_app(argv: Sequence[str] | None = None):
 
         load_llvm_users_first()  # before Qt or Open3D create any OpenGL context
         app = QApplication(list(argv or ["crosspoint-explorer"]))
+    from explorer.o3d_renderer import import_open3d
+
+    import_open3d()  # now, on this thread: before any worker thread imports a module (see there why)
     app.setApplicationName("CrossPoint Explorer")
     app.setOrganizationName("CrossPointExplorer")
     _dark_palette(app)

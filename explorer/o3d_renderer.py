@@ -99,6 +99,20 @@ def _skip_plotly_import() -> None:
     sys.modules[name] = stub
 
 
+def import_open3d():
+    """Import Open3D (without its Plotly part) on the calling thread and return it.
+
+    Open3D's ``__init__`` walks ``sys.modules`` (``_insert_pybind_names``); a module imported by
+    another thread during that walk raises "dictionary changed size during iteration" and the 3D
+    view is lost for the session (seen in CI under load: the screenshot command's first frame
+    imported Open3D while a worker thread read the file). The app therefore imports it in
+    :func:`explorer.app.create_app`, before any worker thread exists."""
+    _skip_plotly_import()
+    import open3d
+
+    return open3d
+
+
 #: eye-dome lighting: the neighbours' distance in pixels and the strength of the shading (chosen by eye on
 #: the demo's sparse splats: stronger turns whole surfaces black, radius 2 doubles the rims)
 EDL_RADIUS = 1
@@ -186,8 +200,7 @@ class OffscreenRenderer:
 
     def __init__(self, width: int = 800, height: int = 600, *, background=(0.11, 0.12, 0.14),
                  point_size: float = 3.0, backend: str | None = None):
-        _skip_plotly_import()
-        import open3d as o3d
+        o3d = import_open3d()
 
         self._o3d = o3d
         self.width, self.height = max(16, int(width)), max(16, int(height))

@@ -111,6 +111,7 @@ def test_screenshot_command(tmp_path, shared_data):
                         "--size", "1024x700", str(shared_data / "ply" / "ant.ply")], env=env, capture_output=True,
                        text=True, timeout=180)
     assert r.returncode == 0, f"exit code {r.returncode}\n{r.stdout[-3000:]}\n{r.stderr[-6000:]}"
+    assert "3D view unavailable" not in r.stderr, r.stderr[-6000:]
     from PyQt6.QtGui import QImage
 
     img = QImage(str(out))
