@@ -134,6 +134,8 @@ def _refine_text(dr: "dict | None", j: "dict | None") -> str:
            f"encoder's, fitted with the heads at lr {st.get('branch_lr', 0):g}; the image encoder itself is not "
            "touched)") if branch != "none" else ""
     data = dr.get("data", "runs/demo-hard-seed0")
+    if Path(data).is_absolute() and Path(data).is_relative_to(REPO):  # the script passes absolute paths
+        data = str(Path(data).relative_to(REPO))
     split = dr.get("split", "train")
     seed = data.rstrip("/").rsplit("seed", 1)[-1] if "seed" in data else "0"
     start = dr["started_from"]
