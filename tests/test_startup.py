@@ -30,15 +30,20 @@ def test_open3d_without_dash_until_plotly_is_used():
     assert out.split() == ["False", "False", "True", "Figure"]
 
 
-def test_building_the_window_imports_neither_torch_nor_open3d():
+def test_building_the_window_imports_open3d_on_the_main_thread_but_not_torch():
     """The window (the model panel's device combo included) is built without torch; the model load
-    imports it in a worker. Open3D comes with the first frame, from the 3D view."""
+    imports it in a worker. Open3D is imported by ``create_app``, on the main thread before any
+    worker thread exists (its ``__init__`` walks ``sys.modules``, which a worker importing at the same
+    time breaks), without its Plotly/Dash part."""
     out = _run(
-        "import os, sys\n"
+        "import os, sys, threading\n"
         "os.environ.setdefault('QT_QPA_PLATFORM', 'offscreen')\n"
         "from explorer.app import create_app\n"
         "from explorer.main_window import MainWindow\n"
         "app = create_app()\n"
+        "print('open3d' in sys.modules, threading.active_count())\n"
         "w = MainWindow()\n"
-        "print('torch' in sys.modules, 'open3d' in sys.modules)\n")
-    assert out.split()[-2:] == ["False", "False"]
+        "print('torch' in sys.modules, 'open3d' in sys.modules, 'dash' in sys.modules)\n")
+    first, second = out.split("\n")[-3:-1]
+    assert first.split() == ["True", "1"]
+    assert second.split() == ["False", "True", "False"]
