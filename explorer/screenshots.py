@@ -64,7 +64,7 @@ def _steps(win, panel: str | None):
     def views_ready():
         return not win.views.rendering and (win.views.image_count() > 0 or win.state.current is None)
 
-    def frame_ready():  # no frame will come once the 3D view has failed: shoot, and say so (exit code 1)
+    def frame_ready():  # no frame will come once the 3D view has failed: shoot at once (shoot() prints why)
         return not win.loading and (win.state.current is None or win.viewer.has_frame or bool(win.viewer.error))
 
     steps = [(None, frame_ready), (None, lambda: not mp._loading), (None, views_ready),

@@ -506,7 +506,11 @@ def dense_only(args, runs: Path) -> int:
         trained.setdefault("correspondence_history", []).append(
             {**trained["correspondence"], "dense_refine": results.get("dense_refine")})
     trained["correspondence"] = corr
-    results["dense_refine"] = json.loads((out_dir / "record.json").read_text())
+    record = json.loads((out_dir / "record.json").read_text())
+    for k in ("data", "checkpoint"):  # the commands ran from the repository with absolute paths: keep them portable
+        if Path(record.get(k, "")).is_absolute() and Path(record[k]).is_relative_to(REPO):
+            record[k] = str(Path(record[k]).relative_to(REPO))
+    results["dense_refine"] = record
     src, new = read_checkpoint(bundle), read_checkpoint(dense)
     sd = new["dense_heads"]["state_dict"]
     src["dense_heads"] = {**new["dense_heads"], "state_dict": {

@@ -134,8 +134,6 @@ def _refine_text(dr: "dict | None", j: "dict | None") -> str:
            f"encoder's, fitted with the heads at lr {st.get('branch_lr', 0):g}; the image encoder itself is not "
            "touched)") if branch != "none" else ""
     data = dr.get("data", "runs/demo-hard-seed0")
-    if Path(data).is_absolute() and Path(data).is_relative_to(REPO):  # the script passes absolute paths
-        data = str(Path(data).relative_to(REPO))
     split = dr.get("split", "train")
     seed = data.rstrip("/").rsplit("seed", 1)[-1] if "seed" in data else "0"
     start = dr["started_from"]
@@ -236,25 +234,28 @@ def _miss_rows(t: dict, z: dict) -> str:
     return rows
 
 
+def _heads_row(label: str, c: dict) -> str:
+    """A row of earlier dense heads' figures: hit / up to rotations / AUC."""
+    p = c.get("summary", c)
+    sym = pct(p["point_to_pixel_hit_sym"]) if p.get("point_to_pixel_hit_sym") is not None else "-"
+    return (f"\n| ... with {label}: hit / up to rotations / AUC | {pct(p['point_to_pixel_hit'])} / {sym} / "
+            f"{p['pixel_to_point_auc']:.3f} | |")
+
+
 def _joint_rows(j: "dict | None", prev: "dict | None" = None, history: "list | None" = None) -> str:
     rows = ""
     if prev:
-        p = prev.get("summary", prev)
         st = (prev.get("dense_refine") or {}).get("settings", {})
-        rows += (f"\n| ... with the earlier heads on the frozen features alone (`refine-dense`, "
-                 f"{(prev.get('dense_refine') or {}).get('objects', '?')} objects, {st.get('steps', '?')} steps, no "
-                 f"image branch): hit / up to rotations / AUC | {pct(p['point_to_pixel_hit'])} / "
-                 f"{pct(p['point_to_pixel_hit_sym']) if p.get('point_to_pixel_hit_sym') is not None else '-'} / "
-                 f"{p['pixel_to_point_auc']:.3f} | |")
+        rows += _heads_row(f"the earlier heads on the frozen features alone (`refine-dense`, "
+                           f"{(prev.get('dense_refine') or {}).get('objects', '?')} objects, {st.get('steps', '?')} "
+                           "steps, no image branch)", prev)
     for h in history or []:
-        p, dr = h.get("summary", h), h.get("dense_refine") or {}
+        dr = h.get("dense_refine") or {}
         st = dr.get("settings", {})
         branch = st.get("image_branch", "none")
-        rows += (f"\n| ... with the heads shipped before (`refine-dense`, {dr.get('objects', '?')} objects, "
-                 f"{st.get('steps', '?')} steps{', own ResNet ' + branch.replace('+', ' and ') if branch != 'none' else ''}"
-                 f"): hit / up to rotations / AUC | {pct(p['point_to_pixel_hit'])} / "
-                 f"{pct(p['point_to_pixel_hit_sym']) if p.get('point_to_pixel_hit_sym') is not None else '-'} / "
-                 f"{p['pixel_to_point_auc']:.3f} | |")
+        own = ", own ResNet " + branch.replace("+", " and ") if branch != "none" else ""
+        rows += _heads_row(f"the heads shipped before (`refine-dense`, {dr.get('objects', '?')} objects, "
+                           f"{st.get('steps', '?')} steps{own})", h)
     if j:
         rows += (f"\n| ... with pretraining's own dense heads (before `refine-dense`): hit / AUC | "
                  f"{pct(j['point_to_pixel_hit'])} / {j['pixel_to_point_auc']:.3f} | |")
