@@ -7,6 +7,9 @@
     python scripts/make_demo_checkpoint.py --dense-only --dense-seed 2 --dense-per-class 50 --dense-split all \
         --dense-objects 1200 --dense-steps 3000 --dense-out dense-big   # the shipped heads: continued from those
     python scripts/make_demo_checkpoint.py --fewshot-only # 100 paired few-shot episodes, objects and scans
+    python scripts/make_demo_checkpoint.py --seg-continue --seg-init runs/seg-ft-cont2/checkpoints/best.pt \
+        --seg-random-init runs/random-seg-ft-cont2/checkpoints/best.pt --seg-data runs/demo-hard-seed2 \
+        --seg-epochs 15 --seg-lr 0.03 --seg-name cont3  # the shipped segmentation model and its twin, continued
 
 Every step uses the project's own commands (``python -m crosspoint ...``):
 
@@ -322,6 +325,15 @@ def main(argv=None) -> int:
     ap.add_argument("--assets", default=str(REPO / "assets"), help="where the checkpoint, results and card go")
     ap.add_argument("--curve", default=str(REPO / "docs" / "images" / "demo-val-curve.svg"))
     ap.add_argument("--per-class", type=int, default=None, help="objects per class of the demos (default: make-demo's)")
+    ap.add_argument("--seg-continue", action="store_true",
+                    help="continue the shipped segmentation model (--seg-init, its run checkpoint) and its random-weight "
+                         "twin (--seg-random-init) for --seg-epochs at --seg-lr on --seg-data, both measured on the "
+                         "held-out demo; the continued model replaces the bundle's, the results keep the earlier rows")
+    ap.add_argument("--seg-init", help="run checkpoint of the shipped segmentation model (--seg-continue)")
+    ap.add_argument("--seg-random-init", help="run checkpoint of its random-weight twin (--seg-continue)")
+    ap.add_argument("--seg-data", default="runs/demo-hard-seed0", help="demo the continuation trains on")
+    ap.add_argument("--seg-lr", type=float, default=0.03, help="peak learning rate of the continuation")
+    ap.add_argument("--seg-name", default="cont3", help="run folders runs/seg-ft-NAME and runs/random-seg-ft-NAME")
     ap.add_argument("--probe-only", action="store_true",
                     help="only (re)fit the category probe into the shipped bundle, measure it, regenerate the card")
     args = ap.parse_args(argv)
@@ -332,6 +344,8 @@ def main(argv=None) -> int:
         return seg_only(args, runs)
     if args.dense_only:
         return dense_only(args, runs)
+    if args.seg_continue:
+        return seg_continue(args, runs)
     if args.fewshot_only:
         return fewshot_only(args, runs)
     if args.probe_only:
@@ -570,6 +584,64 @@ def seg_only(args, runs: Path) -> int:
     write_model_card(results, assets / "MODEL_CARD.md", bundle)
     print((assets / "MODEL_CARD.md").read_text())
     return 0
+
+
+def seg_continue(args, runs: Path) -> int:
+    """``--seg-continue``: one more warm restart of the shipped segmentation model and of its
+    random-weight twin, same settings for both (the twin is the baseline), on ``--seg-data`` (its
+    train split; best epoch on its val split); both measured on the held-out demo's test split. The
+    continued model's ``seg_backbone`` and ``seg_head`` replace the bundle's; the figures they replace
+    stay in the results as ``partseg_continued_<ordinal>`` and the recipe grows one link of
+    ``seg_continued``'s ``then`` chain (the card reads both)."""
+    sys.path.insert(0, str(REPO / "scripts"))
+    from model_card import ORDINALS, write_model_card
+
+    if not (args.seg_init and args.seg_random_init):
+        raise SystemExit("--seg-continue needs --seg-init and --seg-random-init (run checkpoints)")
+    assets = Path(args.assets)
+    bundle = assets / "demo_checkpoint.pt"
+    results = json.loads((assets / "demo_results.json").read_text())
+    if results.get("seg_backbone") != "finetune" or "seg_continued" not in results:
+        raise SystemExit("--seg-continue continues a fine-tuned, already continued model (see --seg-only)")
+    data, held = REPO / args.seg_data, runs / "demo-hard-seed1"
+    if held.resolve() == data.resolve():
+        raise SystemExit("--seg-data is the held-out demo the models are measured on")
+    seg, seg_rand = runs / f"seg-ft-{args.seg_name}", runs / f"random-seg-ft-{args.seg_name}"
+    common = ["--data", args.seg_data, "--backbone", "finetune", "--points", str(POINTS), "--epochs",
+              str(args.seg_epochs), "--set", f"optim.lr={args.seg_lr:g}", "--no-progress"]
+    took = {}
+    for out, init, key in ((seg, args.seg_init, "trained"), (seg_rand, args.seg_random_init, "random")):
+        if not (out / "checkpoints" / "best.pt").is_file():
+            took[key] = round(sh("finetune-partseg", "--init", init, "--out", str(out.relative_to(REPO)), *common), 1)
+    ej = runs / "eval-json"
+    ej.mkdir(exist_ok=True)
+    new = {name: ev(ej / f"partseg-{name}-finetune-{args.seg_name}.json", "partseg", "--checkpoint",
+                    str(out / "checkpoints" / "best.pt"), "--data", str(held), "--split", "test", "--points",
+                    str(POINTS)) for name, out in (("trained", seg), ("random", seg_rand))}
+    done = sum(1 for k in results["trained"] if k.startswith("partseg_continued_"))
+    for name in ("trained", "random"):
+        results[name][f"partseg_continued_{ORDINALS[done]}"] = results[name]["partseg"]
+        results[name]["partseg"] = new[name]
+    link = results["seg_continued"]
+    while link.get("then"):
+        link = link["then"]
+    link["then"] = {"epochs": int(args.seg_epochs), "lr": float(args.seg_lr), "data": args.seg_data,
+                    "train_objects": _split_size(data, "train"),
+                    "command": (f"crosspoint finetune-partseg --init {args.seg_init} " + " ".join(common[:-1])
+                                + f" (random baseline: --init {args.seg_random_init})"),
+                    "times_s": {**took, "note": "one after the other on the 2 cores"}}
+    repack_segmenter(bundle, seg / "checkpoints" / "best.pt")
+    results["category"] = add_category_probe(bundle, runs / "demo-hard-seed0", held)  # the head-score figure moves
+    (assets / "demo_results.json").write_text(json.dumps(results, indent=1, default=float) + "\n")
+    write_model_card(results, assets / "MODEL_CARD.md", bundle)
+    print({name: new[name]["results"]["instance_miou"] for name in new})
+    return 0
+
+
+def _split_size(demo: Path, split: str) -> int:
+    """Objects in a demo's ShapeNetPart-layout split list."""
+    lists = demo / "shapenetcore_partanno_segmentation_benchmark_v0_normal" / "train_test_split"
+    return len(json.loads((lists / f"shuffled_{split}_file_list.json").read_text()))
 
 
 if __name__ == "__main__":

@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
+ORDINALS = ("first", "second", "third", "fourth", "fifth", "sixth")  # the segmentation model's continuations
+NUMBERS = ("no", "one", "two", "three", "four", "five", "six", "seven", "eight")
 
 
 def pct(v, digits: int = 1) -> str:
@@ -55,8 +57,8 @@ def figures(r: dict) -> dict:
         "partseg_frozen": (r["partseg_frozen"]["results"]["instance_miou"] if "partseg_frozen" in r else None),
         "partseg_first": (r["partseg_finetune_first"]["results"]["instance_miou"]
                           if "partseg_finetune_first" in r else None),
-        "partseg_cont1": (r["partseg_continued_first"]["results"]["instance_miou"]
-                          if "partseg_continued_first" in r else None),
+        "partseg_conts": [r[f"partseg_continued_{o}"]["results"]["instance_miou"] for o in ORDINALS
+                          if f"partseg_continued_{o}" in r],
     }
 
 
@@ -71,16 +73,23 @@ def _seg_text(results: dict) -> str:
     cont = results.get("seg_continued")
     more = (f", then {cont['epochs']} more from that run's best epoch (a warm restart of the cosine schedule at lr "
             f"{cont['lr']:g})" if cont else "")
+    links = []
     then = (cont or {}).get("then")
-    if then:
-        more += f" and {then['epochs']} more from that one's best epoch (lr {then['lr']:g})"
+    while then:
+        where = (f" on the {Path(then['data']).name.replace('demo-hard-seed', 'seed-')} demo (its "
+                 f"{then['train_objects']} train objects, best epoch on its val split; " if then.get("data") else " (")
+        links.append(f"{then['epochs']} more from that one's best epoch{where}lr {then['lr']:g})")
+        then = then.get("then")
+    if links:
+        more += (", " if len(links) > 1 else "") + ", ".join(links[:-1]) + " and " + links[-1]
+    runs = 2 + len(links) if cont else 1
     return (f"- Segmentation: `crosspoint finetune-partseg --backbone finetune` on the seed-0 demo's train split, "
             f"{n} epochs (SGD lr 0.1 cosine, batch 8){more}, best epoch on its val split, from the pretrained encoder "
             f"and the head first trained on it frozen" + (f" ({prior} epochs)" if prior else "") + ": the encoder is "
             "fine-tuned with the head, as the paper evaluates segmentation, and ships as the bundle's "
             "`seg_backbone`; embeddings, retrieval, heatmaps and every other figure here use the pretrained "
             "`point_encoder`. The baseline is the same model trained from random weights for the same epochs"
-            + (" (the same three runs)" if then else " (the same two runs)" if cont else "") + ".")
+            + (f" (the same {NUMBERS[runs]} runs)" if runs > 1 else "") + ".")
 
 
 def _seg_table_rows(results: dict) -> str:
@@ -94,12 +103,13 @@ def _seg_table_rows(results: dict) -> str:
 
 def _seg_row(t: dict, z: dict) -> str:
     rows = ""
-    cont1 = t.get("partseg_cont1") is not None and z.get("partseg_cont1") is not None
-    if cont1:
-        rows += (f"\n| ... after the first continuation only (the previous shipped model) | "
-                 f"{100 * t['partseg_cont1']:.1f} % | {100 * z['partseg_cont1']:.1f} % |")
+    conts = list(zip(t.get("partseg_conts") or [], z.get("partseg_conts") or []))
+    for i in reversed(range(len(conts))):  # the latest first
+        rows += (f"\n| ... after the {ORDINALS[i]} continuation only "
+                 f"({'the previous shipped model' if i == len(conts) - 1 else 'shipped before that'}) | "
+                 f"{100 * conts[i][0]:.1f} % | {100 * conts[i][1]:.1f} % |")
     if t.get("partseg_first") is not None and z.get("partseg_first") is not None:
-        rows += (f"\n| ... after the first fine-tuning run only ({'shipped before that' if cont1 else 'the previous shipped model'}) | "
+        rows += (f"\n| ... after the first fine-tuning run only ({'shipped before that' if conts else 'the previous shipped model'}) | "
                  f"{100 * t['partseg_first']:.1f} % | {100 * z['partseg_first']:.1f} % |")
     if t.get("partseg_frozen") is not None and z.get("partseg_frozen") is not None:
         rows += (f"\n| ... the head alone on the frozen encoder (shipped before that) | "
