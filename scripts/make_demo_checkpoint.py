@@ -72,7 +72,16 @@ def ev(out: Path, *args: str) -> dict:
     """``crosspoint eval ...`` with ``--json out`` (reused when it exists)."""
     if not out.is_file():
         sh("eval", *args, "--json", str(out), "--no-progress")
-    return json.loads(out.read_text())
+    return _portable(json.loads(out.read_text()))
+
+
+def _portable(record: dict) -> dict:
+    """``record`` with its paths inside the repository made relative to it (the results and the card
+    generated from them must not depend on where the repository was checked out)."""
+    for k in ("checkpoint", "data", "root"):
+        if isinstance(record.get(k), str) and Path(record[k]).is_absolute() and Path(record[k]).is_relative_to(REPO):
+            record[k] = str(Path(record[k]).relative_to(REPO))
+    return record
 
 
 def umap_quality(checkpoint: str, root: Path) -> dict:
@@ -520,11 +529,7 @@ def dense_only(args, runs: Path) -> int:
         trained.setdefault("correspondence_history", []).append(
             {**trained["correspondence"], "dense_refine": results.get("dense_refine")})
     trained["correspondence"] = corr
-    record = json.loads((out_dir / "record.json").read_text())
-    for k in ("data", "checkpoint"):  # the commands ran from the repository with absolute paths: keep them portable
-        if Path(record.get(k, "")).is_absolute() and Path(record[k]).is_relative_to(REPO):
-            record[k] = str(Path(record[k]).relative_to(REPO))
-    results["dense_refine"] = record
+    results["dense_refine"] = _portable(json.loads((out_dir / "record.json").read_text()))
     src, new = read_checkpoint(bundle), read_checkpoint(dense)
     sd = new["dense_heads"]["state_dict"]
     src["dense_heads"] = {**new["dense_heads"], "state_dict": {
