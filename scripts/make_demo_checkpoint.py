@@ -317,6 +317,8 @@ def main(argv=None) -> int:
 
     ap.add_argument("--dense-image-branch", default="layer2+layer3", choices=IMAGE_BRANCHES,
                     help="refine-dense --image-branch (default layer2+layer3)")
+    ap.add_argument("--dense-point-context", default="none", choices=("none", "pooled"),
+                    help="refine-dense --point-context (pooled: widen the shipped heads' point side)")
     ap.add_argument("--dense-seed", type=int, default=0,
                     help="make-demo seed of the objects refine-dense fits on (default 0, pretraining's; the "
                          "evaluation uses seed 1)")
@@ -513,7 +515,8 @@ def dense_only(args, runs: Path) -> int:
         out_dir.mkdir(parents=True, exist_ok=True)
         times["refine_dense_s"] = sh("refine-dense", "--checkpoint", str(bundle), "--data", str(demo), "--split",
                                      args.dense_split, "--objects", str(args.dense_objects), "--steps",
-                                     str(args.dense_steps), "--image-branch", args.dense_image_branch, "--out",
+                                     str(args.dense_steps), "--image-branch", args.dense_image_branch,
+                                     "--point-context", args.dense_point_context, "--out",
                                      str(dense), "--json", str(out_dir / "record.json"), "--no-progress")
     ej = runs / "eval-json"
     ej.mkdir(exist_ok=True)
@@ -535,8 +538,8 @@ def dense_only(args, runs: Path) -> int:
     src["dense_heads"] = {**new["dense_heads"], "state_dict": {
         k: (v.half() if v.is_floating_point() and "running_var" not in k else v) for k, v in sd.items()}}
     src["meta"] = {**src.get("meta", {}), "dense_refined": new["meta"]["dense_refined"],
-                   "trained_with": str(src.get("meta", {}).get("trained_with", "")).replace(
-                       "+ refine-dense", f"+ refine-dense --image-branch {args.dense_image_branch}")}
+                   "trained_with": _with_refine(str(src.get("meta", {}).get("trained_with", "")),
+                                                args.dense_image_branch, args.dense_point_context)}
     atomic_torch_save(src, bundle)
     torch.load(bundle, weights_only=True)
     (assets / "demo_results.json").write_text(json.dumps(results, indent=1, default=float) + "\n")
@@ -547,6 +550,17 @@ def dense_only(args, runs: Path) -> int:
     print({k: corr[k] for k in ("point_to_pixel_hit", "point_to_pixel_hit_2r", "pixel_to_point_auc",
                                 "point_to_pixel_hit_sym", "point_to_pixel_hit_ceiling")})
     return 0
+
+
+def _with_refine(trained_with: str, image_branch: str, point_context: str) -> str:
+    """The bundle's ``trained_with`` with its ``refine-dense`` step (and that step's options, once)."""
+    import re
+
+    step = "refine-dense" + (f" --image-branch {image_branch}" if image_branch != "none" else "") + \
+        (f" --point-context {point_context}" if point_context != "none" else "")
+    if re.search(r"\+ refine-dense\b", trained_with):
+        return re.sub(r"\+ refine-dense(?: --[a-z-]+ \S+)*", "+ " + step, trained_with)
+    return f"{trained_with} + {step}" if trained_with else step
 
 
 def seg_only(args, runs: Path) -> int:

@@ -11,7 +11,10 @@ demos (``crosspoint make-demo``; the fitting and the test demo must be different
 2. handedness: on the mirror-symmetric objects (``analysis.symmetry``: exactly one vertical mirror
    plane), which side of the plane a point lies on, the side named in the object's own frame (the
    demo's recorded heading, so "left" means the same for every object); logistic regression on the
-   standardised map, accuracy on the test demo (chance 50 %);
+   standardised map, accuracy on the test demo (chance 50 %); then a small MLP (what a dense head
+   could learn) on the map alone, on the map plus the object's pooled map (max and mean over its
+   points: the global context a point head could be given), and, as the upper bound that says the
+   question is answerable, on the point's coordinates plus the object's heading;
 3. the dense heads' view of the same: the cosine of a point's dense embedding with its mirror twin's
    (the nearest point to its reflection) against a point at the same distance drawn at random.
 """
@@ -43,7 +46,8 @@ def collect(session, root: Path, split: str, n: int, *, stride: int = 4, twins: 
     from crosspoint.analysis.symmetry import upright_symmetries
 
     meta = {o["id"]: o for o in json.loads((root / "demo_meta.json").read_text())["objects"]}
-    out = {"feat": [], "xyz": [], "side_feat": [], "side": [], "twin_cos": [], "ctrl_cos": [], "aligned": []}
+    out = {"feat": [], "xyz": [], "side_feat": [], "side_glob": [], "side_oracle": [], "side": [], "twin_cos": [],
+           "ctrl_cos": [], "aligned": []}
     for o in demo_objects(root, split, n, view=0):
         prep = prepare_points(o["points"], session.points_for(None), 0)
         with session.inference(autocast=False):
@@ -84,6 +88,9 @@ def collect(session, root: Path, split: str, n: int, *, stride: int = 4, twins: 
         w = (prep.original_points() - sym.centre) @ (normal * np.sign(dot))
         keep = np.abs(w) > 0.1
         out["side_feat"].append(f[keep])
+        out["side_glob"].append(np.broadcast_to(np.concatenate([f.max(0), f.mean(0)]), (int(keep.sum()), 2 * f.shape[1])))
+        xyz = prep.points[keep]  # what the model sees, with the heading it cannot see
+        out["side_oracle"].append(np.column_stack([xyz, np.broadcast_to([np.cos(h), np.sin(h)], (xyz.shape[0], 2))]))
         out["side"].append(w[keep] > 0)
     return out
 
@@ -124,6 +131,22 @@ def main(argv=None) -> int:
         lr = LogisticRegression(C=c, max_iter=300).fit(sc.transform(Sf[::3]), sf[::3])
         res["side_probe"].append({"C": c, "fit_acc": float(lr.score(sc.transform(Sf[::3]), sf[::3])),
                                   "test_acc": float(lr.score(sc.transform(St), st))})
+    from sklearn.neural_network import MLPClassifier
+
+    res["side_mlp"] = {}
+    for name, key in (("map", None), ("map + pooled map", "side_glob"), ("xyz + heading (upper bound)", "side_oracle")):
+        if key == "side_oracle":
+            A, B = np.concatenate(fit[key]), np.concatenate(test[key])
+        else:
+            A, B = Sf, St
+            if key:
+                A, B = np.hstack([A, np.concatenate(fit[key])]), np.hstack([B, np.concatenate(test[key])])
+        s2 = StandardScaler().fit(A)
+        mlp = MLPClassifier(hidden_layer_sizes=(256,), alpha=1e-3, max_iter=200, early_stopping=True,
+                            random_state=0).fit(s2.transform(A[::3]), sf[::3])
+        res["side_mlp"][name] = {"fit_acc": float(mlp.score(s2.transform(A[::3]), sf[::3])),
+                                 "test_acc": float(mlp.score(s2.transform(B), st))}
+        print(name, res["side_mlp"][name], flush=True)
     if test["twin_cos"]:
         res["twin_cos"], res["ctrl_cos"] = float(np.mean(test["twin_cos"])), float(np.mean(test["ctrl_cos"]))
         res["twin_objects"] = len(test["twin_cos"])

@@ -333,6 +333,36 @@ def test_an_image_branch_started_from_the_encoder_gives_the_encoders_embeddings_
             assert not torch.equal(b.image_embeddings(st), plain.image_embeddings(st))
 
 
+def test_pooled_point_context_widened_from_plain_heads_starts_as_them_and_pools_the_whole_object():
+    """``point_context="pooled"``: the point MLP also reads the object's max- and mean-pooled map.
+    Widened from heads without it (zero weights on the new inputs) the heads embed every point as
+    the plain heads do (float64; the extra terms are exact zeros); a subset of the points embedded
+    with the object's whole map as context gives the whole object's rows bit for bit; once the new
+    weights move, the embedding depends on the rest of the object (the context is really used)."""
+    torch.manual_seed(0)
+    plain = DenseHeads(point_dim=12, image_arch="resnet18", dim=8, hidden=16, stride=4, context=1).double().eval()
+    wide = DenseHeads(**plain.config(), point_context="pooled").double().eval()
+    assert "point_context" not in plain.config() and wide.config()["point_context"] == "pooled"
+    assert wide.point[0].in_features == 36
+    wide.load_state_dict(wide.widened_state(plain))
+    pmap = torch.randn(2, 50, 12, dtype=torch.float64)
+    with torch.no_grad():
+        full = wide.point_embeddings(pmap)
+        assert torch.allclose(full, plain.point_embeddings(pmap), rtol=1e-13, atol=1e-13)
+        idx = torch.tensor([3, 17, 40])
+        assert torch.equal(wide.point_embeddings(pmap[:, idx], pmap), full[:, idx])
+        wide.point[0].weight[:, 12:].normal_(0, 0.1)
+        other = pmap.clone()
+        other[:, 20:] += 1.0  # the same three points, the rest of the object changed
+        assert not torch.allclose(wide.point_embeddings(pmap[:, idx], pmap), wide.point_embeddings(other[:, idx], other))
+    with pytest.raises(ValueError):
+        plain.widened_state(plain)  # only pooled heads widen
+    with pytest.raises(ValueError):
+        wide.widened_state(DenseHeads(point_dim=12, image_arch="resnet18", dim=8, hidden=32).double())
+    with pytest.raises(ValueError):
+        DenseHeads(point_dim=12, image_arch="resnet18", point_context="global")
+
+
 def test_dense_cell_loss_matches_a_hand_computation():
     from crosspoint.models.dense import dense_cell_loss
 
@@ -401,6 +431,11 @@ def test_refine_dense_heads_fits_on_frozen_encoders_and_writes_a_loadable_copy(d
     _, rec2 = refine_dense_heads(s2, objs, RefineSettings(steps=2, batch=2, points_per_view=8, candidates=8,
                                                           hidden=32, dim=16))
     assert rec2["started_from"] == "the checkpoint's heads"
+    # asked for the pooled context, it widens those heads: before the fit they embed as they did
+    _, rec_w = refine_dense_heads(s2, objs, RefineSettings(steps=2, batch=2, points_per_view=8, candidates=8,
+                                                           hidden=32, dim=16, point_context="pooled"))
+    assert rec_w["started_from"] == "the checkpoint's heads, widened (zero weights on the pooled map)"
+    assert rec_w["heads"]["point_context"] == "pooled"
     # with the heads' own layer2 + layer3: fitted from the encoder's copies, the encoder untouched
     ienc = session.require_image_encoder()
     before = {k: v.clone() for k, v in ienc.state_dict().items()}

@@ -55,6 +55,7 @@ class RefineSettings:
     dim: int = 64
     image_branch: str = "none"  # "layer3" | "layer2+layer3": the heads' own copies of those ResNet stages
     branch_lr: float = 5e-4  # Adam learning rate of the branch's stages
+    point_context: str = "none"  # "pooled": the point MLP also sees the object's pooled map (DenseHeads)
     seed: int = 0
 
 
@@ -184,10 +185,12 @@ def refine_dense_heads(session, objects, settings: "RefineSettings | None" = Non
     st = settings or RefineSettings()
     if st.steps < 1 or st.batch < 1 or st.points_per_view < 1 or st.candidates < 0:
         raise AnalysisError("steps, batch and points_per_view must be >= 1, candidates >= 0")
-    from crosspoint.models.dense import IMAGE_BRANCHES
+    from crosspoint.models.dense import IMAGE_BRANCHES, POINT_CONTEXTS
 
     if st.image_branch not in IMAGE_BRANCHES:
         raise AnalysisError(f"image_branch must be one of {', '.join(IMAGE_BRANCHES)}, got {st.image_branch!r}")
+    if st.point_context not in POINT_CONTEXTS:
+        raise AnalysisError(f"point_context must be one of {', '.join(POINT_CONTEXTS)}, got {st.point_context!r}")
     if not objects or any("cameras" not in o for o in objects):
         raise AnalysisError("refine_dense_heads needs objects with all their views (demo_objects(view=None))")
     t0 = time.perf_counter()
@@ -201,7 +204,7 @@ def refine_dense_heads(session, objects, settings: "RefineSettings | None" = Non
     arch = ienc.arch
     old = getattr(session, "dense_heads", None)
     cfg = dict(point_dim=int(feats["P"].shape[-1]), image_arch=str(arch), dim=st.dim, hidden=st.hidden,
-               stride=st.stride, context=st.context, image_branch=st.image_branch)
+               stride=st.stride, context=st.context, image_branch=st.image_branch, point_context=st.point_context)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(st.seed)
         heads = DenseHeads(**cfg)
@@ -211,6 +214,10 @@ def refine_dense_heads(session, objects, settings: "RefineSettings | None" = Non
     if old is not None and old.config() == heads.config():
         heads.load_state_dict(old.state_dict())
         started_from = "the checkpoint's heads"
+    elif old is not None and st.point_context == "pooled" and \
+            old.config() == {k: v for k, v in heads.config().items() if k != "point_context"}:
+        heads.load_state_dict(heads.widened_state(old))
+        started_from = "the checkpoint's heads, widened (zero weights on the pooled map)"
     heads.train()
     branch = [p for p in heads.branch.parameters()]
     ids = {id(p) for p in branch}
@@ -247,7 +254,7 @@ def refine_dense_heads(session, objects, settings: "RefineSettings | None" = Non
         stages = {k: torch.from_numpy(feats[k][views].astype(np.float32)) for k in ("layer1", "layer2", "layer3")}
         pmap = heads.image_embeddings(stages)
         ci = torch.from_numpy(cand)
-        emb_c = heads.point_embeddings(torch.gather(P, 1, ci[..., None].expand(-1, -1, P.shape[-1])))
+        emb_c = heads.point_embeddings(torch.gather(P, 1, ci[..., None].expand(-1, -1, P.shape[-1])), P)
         loss = dense_cell_loss(emb_c[:, :m], pmap, torch.from_numpy(uv), torch.from_numpy(valid), emb_c,
                                torch.from_numpy(positives), (size, size), st.temperature)
         opt.zero_grad()

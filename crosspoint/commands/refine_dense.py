@@ -14,6 +14,10 @@ mesh's depth buffer): crosspoint.analysis.dense_refine. The encoders are not cha
 figure (SVM, retrieval, few-shot) stays what it was. Writes a copy of the checkpoint with the new heads.
 --image-branch layer2+layer3 gives the heads their own copies of those ResNet stages, started from the
 image encoder's and fitted with them (the shipped demo checkpoint's heads; +2.6M parameters).
+--point-context pooled also gives the point head the object's pooled map (max and mean over its points)
+beside each point's feature: a point's feature says where it is, not which way the object faces, so
+mirror twins (a chair's left and right legs) look alike to it. Started from heads without it, the new
+inputs get zero weights: the fit starts from exactly what the checkpoint's heads do.
 
   crosspoint refine-dense --checkpoint runs/demo/checkpoints/last.pt --data runs/demo-seed0 \\
       --out runs/demo-dense.pt
@@ -27,7 +31,7 @@ def add_arguments(p) -> None:
     import argparse
 
     from crosspoint.analysis.dense_refine import RefineSettings
-    from crosspoint.models.dense import IMAGE_BRANCHES
+    from crosspoint.models.dense import IMAGE_BRANCHES, POINT_CONTEXTS
 
     d = RefineSettings()
     p.formatter_class = argparse.RawDescriptionHelpFormatter
@@ -55,6 +59,8 @@ def add_arguments(p) -> None:
                         f"encoder is not touched; default {d.image_branch})")
     p.add_argument("--branch-lr", type=float, default=d.branch_lr,
                    help=f"Adam learning rate of the branch's stages (default {d.branch_lr:g})")
+    p.add_argument("--point-context", choices=POINT_CONTEXTS, default=d.point_context,
+                   help=f"what the point head sees beside a point's feature (default {d.point_context})")
     p.add_argument("--seed", type=int, default=d.seed, help=f"(default {d.seed})")
     p.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N (feature extraction)")
     p.add_argument("--json", default=None, help="also write the record (settings, loss curve) here")
@@ -79,7 +85,7 @@ def run(args) -> int:
     st = RefineSettings(steps=args.steps, batch=args.batch, points_per_view=args.points_per_view,
                         candidates=args.candidates, lr=args.lr, temperature=args.temperature, stride=args.stride,
                         context=args.context, hidden=args.hidden, dim=args.dim, image_branch=args.image_branch,
-                        branch_lr=args.branch_lr, seed=args.seed)
+                        branch_lr=args.branch_lr, point_context=args.point_context, seed=args.seed)
     if args.objects < 2:
         print("crosspoint refine-dense: --objects must be >= 2", file=sys.stderr)
         return 2

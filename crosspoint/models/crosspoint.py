@@ -70,7 +70,7 @@ class CrossPointModel(nn.Module):
             losses = []
             for half in (pmap[:b], pmap[b:]):
                 pts = torch.gather(half, 1, idx.unsqueeze(-1).expand(-1, -1, half.shape[-1]))
-                losses.append(dense_nce(heads.point_embeddings(pts), pix, valid, self.dense_temperature))
+                losses.append(dense_nce(heads.point_embeddings(pts, half), pix, valid, self.dense_temperature))
             res["dense_loss"] = 0.5 * (losses[0] + losses[1])
         return res
 

@@ -17,7 +17,11 @@ views itself, so every sampled point's pixel and visibility in the chosen view a
   the two 1x1 ones, so that a pixel's embedding sees its neighbourhood (where on the object it is);
   ``image_branch`` ("layer3" or "layer2+layer3", :mod:`crosspoint.analysis.dense_refine` only) gives
   the heads their own copies of those ResNet stages, started from the encoder's and fitted with the
-  heads: the image encoder itself, and every global figure, stay as they were;
+  heads: the image encoder itself, and every global figure, stay as they were; ``point_context="pooled"``
+  (also :mod:`~crosspoint.analysis.dense_refine` only) gives the point MLP the object's pooled map
+  (max and mean over its points) beside each point's own feature: a point's feature says where the
+  point is but not which way the object faces, so of two mirror twins it cannot say which is the left
+  one (``scripts/probe_point_features.py``); the pooled map carries some of the heading;
 
 :func:`dense_nce` is the loss: for each image, ``M`` visible points (chosen by the data pipeline, so
 resume stays exact) are matched to the image embeddings sampled bilinearly at their pixels, with the
@@ -36,7 +40,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 __all__ = ["DenseHeads", "dense_nce", "dense_cell_loss", "sample_pixels", "dense_maps", "RESNET_STAGE_CHANNELS",
-           "IMAGE_BRANCHES"]
+           "IMAGE_BRANCHES", "POINT_CONTEXTS"]
 
 #: channels of (layer1, layer2, layer3) of the torchvision ResNets
 RESNET_STAGE_CHANNELS = {"resnet18": (64, 128, 256), "resnet34": (64, 128, 256), "resnet50": (256, 512, 1024)}
@@ -44,11 +48,13 @@ RESNET_STAGE_CHANNELS = {"resnet18": (64, 128, 256), "resnet34": (64, 128, 256),
 
 #: the ResNet stages a dense branch may own (``image_branch``), each recomputed from the one before
 IMAGE_BRANCHES = ("none", "layer3", "layer2+layer3")
+#: what the point MLP sees beside a point's own feature (``point_context``)
+POINT_CONTEXTS = ("none", "pooled")
 
 
 class DenseHeads(nn.Module):
     def __init__(self, point_dim: int, image_arch: str, dim: int = 64, hidden: int = 256, stride: int = 8,
-                 context: int = 0, image_branch: str = "none"):
+                 context: int = 0, image_branch: str = "none", point_context: str = "none"):
         super().__init__()
         if image_arch not in RESNET_STAGE_CHANNELS:
             raise ValueError(f"no dense head for image encoder {image_arch!r}")
@@ -58,10 +64,14 @@ class DenseHeads(nn.Module):
             raise ValueError(f"context must be >= 0 (3x3 layers), got {context!r}")
         if image_branch not in IMAGE_BRANCHES:
             raise ValueError(f"image_branch must be one of {', '.join(IMAGE_BRANCHES)}, got {image_branch!r}")
+        if point_context not in POINT_CONTEXTS:
+            raise ValueError(f"point_context must be one of {', '.join(POINT_CONTEXTS)}, got {point_context!r}")
         c1, c2, c3 = RESNET_STAGE_CHANNELS[image_arch]
         self.point_dim, self.image_arch, self.dim, self.hidden = int(point_dim), image_arch, int(dim), int(hidden)
         self.stride, self.context, self.image_branch = int(stride), int(context), image_branch
-        self.point = nn.Sequential(nn.Linear(self.point_dim, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, dim))
+        self.point_context = point_context
+        width = self.point_dim * (3 if point_context == "pooled" else 1)  # (own, max, mean)
+        self.point = nn.Sequential(nn.Linear(width, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, dim))
         layers = [nn.Conv2d(c2 + c3 + (c1 if self.stride == 4 else 0), hidden, 1), nn.ReLU(inplace=True)]
         for _ in range(self.context):
             layers += [nn.Conv2d(hidden, hidden, 3, padding=1), nn.ReLU(inplace=True)]
@@ -81,7 +91,22 @@ class DenseHeads(nn.Module):
                "stride": self.stride, "context": self.context}
         if self.image_branch != "none":  # checkpoints written before the option keep their config
             cfg["image_branch"] = self.image_branch
+        if self.point_context != "none":
+            cfg["point_context"] = self.point_context
         return cfg
+
+    def widened_state(self, narrow: "DenseHeads") -> dict:
+        """A state dict for these ``point_context="pooled"`` heads from ``narrow`` heads that are the
+        same but without the context: every tensor copied, the point MLP's first layer widened with
+        zero weights on the pooled inputs, so the widened heads start as exactly ``narrow``'s
+        function and a fit can only add what the pooled map carries."""
+        if self.point_context != "pooled" or narrow.config() != {k: v for k, v in self.config().items()
+                                                                  if k != "point_context"}:
+            raise ValueError("widened_state needs heads without point context of otherwise the same shape")
+        sd = {k: v.detach().clone() for k, v in narrow.state_dict().items()}
+        w = sd["point.0.weight"]
+        sd["point.0.weight"] = torch.cat([w, w.new_zeros(w.shape[0], 2 * w.shape[1])], dim=1)
+        return sd
 
     def init_branch(self, image_encoder) -> None:
         """Start the branch's stages as copies of ``image_encoder``'s (a trained ResNet's features)."""
@@ -93,9 +118,16 @@ class DenseHeads(nn.Module):
         self.branch.eval()  # BatchNorm keeps the encoder's statistics: batches of a few views
         return self
 
-    def point_embeddings(self, point_map: torch.Tensor) -> torch.Tensor:
-        """``(B, N, C_p) -> (B, N, D)`` (not normalised)."""
-        return self.point(point_map.to(self.point[0].weight.dtype))
+    def point_embeddings(self, point_map: torch.Tensor, context_map: "torch.Tensor | None" = None) -> torch.Tensor:
+        """``(B, N, C_p) -> (B, N, D)`` (not normalised). With ``point_context="pooled"`` the pooled
+        map is taken over ``context_map`` ``(B, N_all, C_p)``, the object's whole map, when
+        ``point_map`` holds some of its points only (default: ``point_map`` itself)."""
+        x = point_map.to(self.point[0].weight.dtype)
+        if self.point_context == "pooled":
+            full = x if context_map is None else context_map.to(x.dtype)
+            pooled = torch.cat([full.amax(dim=1), full.mean(dim=1)], dim=-1)  # (B, 2 C_p)
+            x = torch.cat([x, pooled[:, None].expand(-1, x.shape[1], -1)], dim=-1)
+        return self.point(x)
 
     def image_embeddings(self, stages: dict) -> torch.Tensor:
         """``(B, D, h, w)`` (stride :attr:`stride`) from the ResNet's stage maps ``{"layer1",
