@@ -172,9 +172,12 @@ def repack_segmenter(bundle: Path, seg_best: Path) -> None:
     obj.pop(SEG_BACKBONE_KEY, None)
     if _seg_mode(head) == "finetune":
         obj[SEG_BACKBONE_KEY] = {**head["point_encoder"], "state_dict": half(head["point_encoder"]["state_dict"])}
-    obj["meta"] = {**obj.get("meta", {}), "seg_backbone": _seg_mode(head),
-                   "trained_with": str(obj.get("meta", {}).get("trained_with", "")).replace(
-                       "finetune-partseg --backbone frozen", f"finetune-partseg --backbone {_seg_mode(head)}")}
+    trained_with = str(obj.get("meta", {}).get("trained_with", "")).replace(
+        "finetune-partseg --backbone frozen", f"finetune-partseg --backbone {_seg_mode(head)}")
+    if "dense_heads" in obj and "refine-dense" in trained_with:  # name the heads' refit step once
+        cfg = obj["dense_heads"].get("config", {})
+        trained_with = _with_refine(trained_with, cfg.get("image_branch", "none"), cfg.get("point_context", "none"))
+    obj["meta"] = {**obj.get("meta", {}), "seg_backbone": _seg_mode(head), "trained_with": trained_with}
     atomic_torch_save(obj, bundle)
     torch.load(bundle, weights_only=True)
 

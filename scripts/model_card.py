@@ -147,12 +147,15 @@ def _refine_text(dr: "dict | None", j: "dict | None") -> str:
     split = dr.get("split", "train")
     seed = data.rstrip("/").rsplit("seed", 1)[-1] if "seed" in data else "0"
     start = dr["started_from"]
-    if start == "the checkpoint's heads":
-        start = "the heads the bundle shipped before (the earlier refits' rows below)"
+    if start.startswith("the checkpoint's heads"):
+        start = "the heads the bundle shipped before (the earlier refits' rows below)" + start[len("the checkpoint's heads"):]
+    ctx = st.get("point_context", "none")
+    pooled = ("; the point head also reads the object's pooled map (max and mean over its points: which way the "
+              "object faces)") if ctx != "none" else ""
     return (f"""
 - Dense heads: `crosspoint refine-dense --checkpoint {src} --data
-  {data}{' --split ' + split if split != 'train' else ''} --objects {dr['objects']} --steps {st['steps']}{' --image-branch ' + branch if branch != 'none' else ''}`:
-  the encoders frozen (every other figure is theirs), heads of stride {st['stride']}{_context(st['context'], " with ")}{own},
+  {data}{' --split ' + split if split != 'train' else ''} --objects {dr['objects']} --steps {st['steps']}{' --image-branch ' + branch if branch != 'none' else ''}{' --point-context ' + ctx if ctx != 'none' else ''}`:
+  the encoders frozen (every other figure is theirs), heads of stride {st['stride']}{_context(st['context'], " with ")}{own}{pooled},
   fitted on {dr['views_used']} views of {dr['objects']} seed-{seed} objects against the renderer's exact
   correspondences (mesh depth buffer), starting from {start}; loss {c[0]['loss']:.2f} ->
   {c[-1]['loss']:.2f}, {dr['seconds'] / 60:.1f} min. Pretraining's own heads (the joint dense term) are measured
