@@ -214,8 +214,7 @@ def refine_dense_heads(session, objects, settings: "RefineSettings | None" = Non
     if old is not None and old.config() == heads.config():
         heads.load_state_dict(old.state_dict())
         started_from = "the checkpoint's heads"
-    elif old is not None and st.point_context == "pooled" and \
-            old.config() == {k: v for k, v in heads.config().items() if k != "point_context"}:
+    elif old is not None and heads.widens(old):
         heads.load_state_dict(heads.widened_state(old))
         started_from = "the checkpoint's heads, widened (zero weights on the pooled map)"
     heads.train()

@@ -95,13 +95,18 @@ class DenseHeads(nn.Module):
             cfg["point_context"] = self.point_context
         return cfg
 
+    def widens(self, narrow: "DenseHeads") -> bool:
+        """Whether these are ``point_context="pooled"`` heads of ``narrow``'s shape otherwise (what
+        :meth:`widened_state` takes)."""
+        return self.point_context == "pooled" and narrow.config() == {
+            k: v for k, v in self.config().items() if k != "point_context"}
+
     def widened_state(self, narrow: "DenseHeads") -> dict:
         """A state dict for these ``point_context="pooled"`` heads from ``narrow`` heads that are the
         same but without the context: every tensor copied, the point MLP's first layer widened with
         zero weights on the pooled inputs, so the widened heads start as exactly ``narrow``'s
         function and a fit can only add what the pooled map carries."""
-        if self.point_context != "pooled" or narrow.config() != {k: v for k, v in self.config().items()
-                                                                  if k != "point_context"}:
+        if not self.widens(narrow):
             raise ValueError("widened_state needs heads without point context of otherwise the same shape")
         sd = {k: v.detach().clone() for k, v in narrow.state_dict().items()}
         w = sd["point.0.weight"]
