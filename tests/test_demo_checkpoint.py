@@ -128,6 +128,40 @@ def test_the_model_card_is_what_its_generator_writes_from_the_shipped_results(tm
     assert out.read_text() == (repo / "assets" / "MODEL_CARD.md").read_text()
 
 
+def test_the_card_checks_the_dense_goal_on_the_larger_sample_too(tmp_path):
+    """The hit-rate goal of issue 11 is checked on the card's 48 objects and, when the results hold it,
+    on the larger held-out sample (`make_demo_checkpoint.py --dense-check-objects`): the row says what
+    that sample measured and is "not met" when it falls short, whatever the 48 objects say."""
+    import copy
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location("model_card", repo / "scripts" / "model_card.py")
+    mc = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mc)
+    results = json.loads((repo / "assets" / "demo_results.json").read_text())
+    check = results["trained"]["correspondence_check"]
+    assert check["objects"] == 192 and check["eval_size"] == 224
+    assert sum(c["objects"] for c in check["by_class"].values()) == 192
+
+    def goal_rows(res):
+        out = tmp_path / "card.md"
+        mc.write_model_card(res, out, repo / "assets" / "demo_checkpoint.pt")
+        return [line for line in out.read_text().splitlines() if line.startswith("| ... on 192 held-out objects")]
+
+    rows = goal_rows(results)
+    assert len(rows) == 1 and rows[0].endswith("| met |")
+    assert f"({100 * check['point_to_pixel_hit']:.1f}%;" in rows[0]
+    short = copy.deepcopy(results)
+    short["trained"]["correspondence_check"]["point_to_pixel_hit"] = 0.4999
+    assert results["trained"]["correspondence"]["point_to_pixel_hit"] >= 0.5  # the 48 objects still meet it
+    assert goal_rows(short)[0].endswith("| **not met** |")
+    del short["trained"]["correspondence_check"]
+    assert goal_rows(short) == []
+
+
 def test_the_validation_curve_plot_draws_the_held_out_points_with_their_intervals(tmp_path):
     """scripts/make_demo_checkpoint.py's curve: the run's validation points, the loss, and the
     held-out curve (a square and an interval per epoch, random weights as a line), as valid SVG."""
