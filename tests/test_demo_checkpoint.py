@@ -162,6 +162,40 @@ def test_the_card_checks_the_dense_goal_on_the_larger_sample_too(tmp_path):
     assert goal_rows(short) == []
 
 
+def test_the_card_compares_the_dense_term_with_its_ablation_and_flags_a_worse_figure(tmp_path):
+    """Issue 11's "global metrics no worse than without the dense term": the card's table is the shipped
+    results' ablation (differences and their 95 % half-widths computed from them), and the goal row turns
+    "not met" and names the figure as soon as one difference falls below minus its half-width."""
+    import copy
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    import numpy as np
+
+    repo = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location("model_card", repo / "scripts" / "model_card.py")
+    mc = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mc)
+    results = json.loads((repo / "assets" / "demo_results.json").read_text())
+    a = results["no_dense_ablation"]
+    assert a["set"] == "loss.dense_weight=0" and len(a["with"]["fewshot_accs"]) == len(a["without"]["fewshot_accs"])
+    rows = mc._ablation_rows(a)
+    p, q, n = a["with"]["svm_whole"], a["without"]["svm_whole"], a["with"]["svm_whole_n"]
+    assert rows[0][1:] == (p, q, 1.96 * np.sqrt((p * (1 - p) + q * (1 - q)) / n))
+    d = np.subtract(a["with"]["fewshot_accs"], a["without"]["fewshot_accs"])
+    assert np.isclose(rows[-1][3], 1.96 * d.std(ddof=1) / np.sqrt(d.size) / 100, rtol=1e-12)
+    [(label, ok)] = mc._ablation_goal(a)
+    assert ok and "worse:" not in label
+    worse = copy.deepcopy(a)
+    worse["without"]["svm_scans"] = a["with"]["svm_scans"] + rows[1][3] + 0.01
+    [(label, ok)] = mc._ablation_goal(worse)
+    assert not ok and "worse: linear SVM (C by CV), partial scans" in label
+    out = tmp_path / "card.md"
+    mc.write_model_card(results, out, repo / "assets" / "demo_checkpoint.pt")
+    assert "| with the dense term (shipped) | without |" in out.read_text()
+
+
 def test_the_validation_curve_plot_draws_the_held_out_points_with_their_intervals(tmp_path):
     """scripts/make_demo_checkpoint.py's curve: the run's validation points, the loss, and the
     held-out curve (a square and an interval per epoch, random weights as a line), as valid SVG."""
