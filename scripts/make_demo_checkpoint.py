@@ -82,9 +82,15 @@ def _portable(record: dict) -> dict:
     """``record`` with its paths inside the repository made relative to it (the results and the card
     generated from them must not depend on where the repository was checked out)."""
     for k in ("checkpoint", "data", "root"):
-        if isinstance(record.get(k), str) and Path(record[k]).is_absolute() and Path(record[k]).is_relative_to(REPO):
-            record[k] = str(Path(record[k]).relative_to(REPO))
+        if isinstance(record.get(k), str):
+            record[k] = _rel(record[k])
     return record
+
+
+def _rel(path) -> str:
+    """``path`` relative to the repository when it is an absolute path inside it, else as given."""
+    p = Path(path)
+    return str(p.relative_to(REPO)) if p.is_absolute() and p.is_relative_to(REPO) else str(path)
 
 
 def umap_quality(checkpoint: str, root: Path) -> dict:
@@ -509,14 +515,14 @@ def no_dense_ablation(args, runs: Path, episodes: int = 100) -> int:
         few = ev(ej / f"ablation-fewshot-{name}.json", "fewshot", "--checkpoint", ck, "--data", str(held), "--points",
                  str(POINTS), "--ways", "5", "--shots", "10", "--runs", str(episodes), "--queries",
                  str(args.queries))["results"][0]
-        figures[name] = {"checkpoint": _portable({"checkpoint": ck})["checkpoint"],
+        figures[name] = {"checkpoint": _rel(ck),
                          "svm_whole": svm_big["cv"]["overall_acc"], "svm_whole_n": svm_big["n_test"],
                          "svm_scans": svm_scans["cv"]["overall_acc"], "svm_scans_n": svm_scans["n_test"],
                          "retrieval_top1": ret["point_to_image"]["top1"],
                          "retrieval_top1_i2p": ret["image_to_point"]["top1"], "retrieval_n": ret["n"],
                          "fewshot_accs": few["accs"]}
     results["no_dense_ablation"] = {
-        "run": _portable({"checkpoint": str(run)})["checkpoint"], "config": CONFIG, "set": "loss.dense_weight=0",
+        "run": _rel(run), "config": CONFIG, "set": "loss.dense_weight=0",
         "pretrain_seconds": end[-1]["seconds"] if end else None, "machine": f"{platform.machine()}, {os.cpu_count()} cores",
         **figures}
     (assets / "demo_results.json").write_text(json.dumps(results, indent=1, default=float) + "\n")
@@ -606,7 +612,7 @@ def dense_only(args, runs: Path) -> int:
                                                       args.dense_check_objects)
     results["dense_refine"] = _portable(json.loads((out_dir / "record.json").read_text()))
     # the refit started from this bundle's heads (possibly run on a copy of it, under another --assets)
-    results["dense_refine"]["checkpoint"] = _portable({"checkpoint": str(bundle.resolve())})["checkpoint"]
+    results["dense_refine"]["checkpoint"] = _rel(bundle.resolve())
     src, new = read_checkpoint(bundle), read_checkpoint(dense)
     sd = new["dense_heads"]["state_dict"]
     src["dense_heads"] = {**new["dense_heads"], "state_dict": {

@@ -40,6 +40,17 @@ def embeddings(sessions, held_out, tmp_path_factory):
     return {k: A.embed_dataset(s, held_out, n_points=1024, cache_dir=cache) for k, s in sessions.items()}
 
 
+def _script(name: str):
+    """The module ``scripts/<name>.py`` (the scripts are not a package)."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parents[1] / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def test_random_weights_are_the_same_architecture_and_inputs(sessions):
     t, r = sessions["trained"], sessions["random"]
     assert r.point_encoder.arch in ("dgcnn", t.point_encoder.arch) and r.k == t.k
@@ -114,14 +125,11 @@ def test_orientation_check_finds_the_up_axis_of_turned_unseen_objects(sessions, 
 def test_the_model_card_is_what_its_generator_writes_from_the_shipped_results(tmp_path):
     """assets/MODEL_CARD.md cannot drift from assets/demo_results.json: regenerating it from the
     shipped results gives the shipped file, byte for byte (every figure in it is a measured one)."""
-    import importlib.util
     import json
     from pathlib import Path
 
     repo = Path(__file__).resolve().parents[1]
-    spec = importlib.util.spec_from_file_location("model_card", repo / "scripts" / "model_card.py")
-    mc = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mc)
+    mc = _script("model_card")
     results = json.loads((repo / "assets" / "demo_results.json").read_text())
     out = tmp_path / "card.md"
     mc.write_model_card(results, out, repo / "assets" / "demo_checkpoint.pt")
@@ -133,14 +141,11 @@ def test_the_card_checks_the_dense_goal_on_the_larger_sample_too(tmp_path):
     on the larger held-out sample (`make_demo_checkpoint.py --dense-check-objects`): the row says what
     that sample measured and is "not met" when it falls short, whatever the 48 objects say."""
     import copy
-    import importlib.util
     import json
     from pathlib import Path
 
     repo = Path(__file__).resolve().parents[1]
-    spec = importlib.util.spec_from_file_location("model_card", repo / "scripts" / "model_card.py")
-    mc = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mc)
+    mc = _script("model_card")
     results = json.loads((repo / "assets" / "demo_results.json").read_text())
     check = results["trained"]["correspondence_check"]
     assert check["objects"] == 192 and check["eval_size"] == 224
@@ -167,16 +172,13 @@ def test_the_card_compares_the_dense_term_with_its_ablation_and_flags_a_worse_fi
     results' ablation (differences and their 95 % half-widths computed from them), and the goal row turns
     "not met" and names the figure as soon as one difference falls below minus its half-width."""
     import copy
-    import importlib.util
     import json
     from pathlib import Path
 
     import numpy as np
 
     repo = Path(__file__).resolve().parents[1]
-    spec = importlib.util.spec_from_file_location("model_card", repo / "scripts" / "model_card.py")
-    mc = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mc)
+    mc = _script("model_card")
     results = json.loads((repo / "assets" / "demo_results.json").read_text())
     a = results["no_dense_ablation"]
     assert a["set"] == "loss.dense_weight=0" and len(a["with"]["fewshot_accs"]) == len(a["without"]["fewshot_accs"])
@@ -199,15 +201,12 @@ def test_the_card_compares_the_dense_term_with_its_ablation_and_flags_a_worse_fi
 def test_the_validation_curve_plot_draws_the_held_out_points_with_their_intervals(tmp_path):
     """scripts/make_demo_checkpoint.py's curve: the run's validation points, the loss, and the
     held-out curve (a square and an interval per epoch, random weights as a line), as valid SVG."""
-    import importlib.util
     import json
     import xml.etree.ElementTree as ET
     from pathlib import Path
 
     repo = Path(__file__).resolve().parents[1]
-    spec = importlib.util.spec_from_file_location("make_demo_checkpoint", repo / "scripts" / "make_demo_checkpoint.py")
-    mdc = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mdc)
+    mdc = _script("make_demo_checkpoint")
     results = json.loads((repo / "assets" / "demo_results.json").read_text())
     held = results["curve_heldout"]
     out = tmp_path / "curve.svg"
