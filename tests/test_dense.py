@@ -95,6 +95,46 @@ def test_crosspoint_model_with_dense_heads_trains_the_heads_and_the_encoders():
     torch.testing.assert_close(a["loss"], c["loss"], rtol=1e-12, atol=0)
 
 
+@pytest.mark.parametrize("context", ["none", "pooled"])
+def test_dense_loss_is_the_mean_of_the_two_views_terms(context):
+    """CrossPointModel gathers both views' points from the map at once; the loss and every gradient
+    are those of the two views' terms taken one by one (float64)."""
+    from crosspoint.models import CrossPointModel, build_image_encoder, build_point_encoder
+
+    torch.manual_seed(0)
+    pe = build_point_encoder("dgcnn", k=4, emb_dims=24).double()
+    ie = build_image_encoder("resnet18").double()
+    heads = DenseHeads(pe.point_feature_dim, "resnet18", dim=8, hidden=16, point_context=context).double()
+    model = CrossPointModel(pe, ie, dense_heads=heads).train()
+    g = torch.Generator().manual_seed(2)
+    b, n, m = 3, 24, 5
+    p1 = torch.rand(b, n, 3, generator=g, dtype=torch.float64)
+    p2 = p1 + 0.02 * torch.randn(b, n, 3, generator=g, dtype=torch.float64)
+    img = torch.rand(b, 3, 32, 32, generator=g, dtype=torch.float64)
+    idx = torch.randint(0, n, (b, m), generator=g)
+    uv = 32 * torch.rand(b, m, 2, generator=g, dtype=torch.float64)
+    valid = torch.tensor([[True] * m, [True] * m, [True, True, False, True, False]])
+    loss = model(p1, p2, img, {"idx": idx, "uv": uv, "valid": valid})["dense_loss"]
+    loss.backward()
+    got = {k: p.grad.clone() for k, p in model.named_parameters() if p.grad is not None}
+
+    model.zero_grad()
+    pmap = pe(torch.cat([p1, p2]), with_point_features=True).point_features
+    _, stages = ie.forward_stages(img)
+    pix = sample_pixels(heads.image_embeddings(stages), uv, (32, 32))
+    terms = []
+    for half in (pmap[:b], pmap[b:]):
+        pts = torch.gather(half, 1, idx.unsqueeze(-1).expand(-1, -1, half.shape[-1]))
+        terms.append(dense_nce(heads.point_embeddings(pts, half), pix, valid))
+    ref = 0.5 * (terms[0] + terms[1])
+    ref.backward()
+    assert torch.equal(loss.detach(), ref.detach())
+    want = {k: p.grad for k, p in model.named_parameters() if p.grad is not None}
+    assert set(got) == set(want)
+    for k in want:
+        torch.testing.assert_close(got[k], want[k], rtol=1e-12, atol=1e-15, msg=k)
+
+
 @pytest.fixture(scope="module")
 def demo128(tmp_path_factory):
     from crosspoint.data.synthetic import generate_demo

@@ -116,6 +116,37 @@ def test_knn_selection_is_the_top_k_with_ties_to_the_lower_index():
     assert torch.equal(idx[100:], idx[:100])
 
 
+def test_neighbour_sum_backward_is_embedding_bags_and_independent_of_threads(kernel_backend):
+    """The numba backward of neighbour_sum: on integer-valued float64 data (exact in any order) the
+    gradient is embedding_bag's; on float32 it is the same bits with one thread and with two (every
+    row's sum is taken in one fixed order)."""
+    from crosspoint.models.ops import neighbour_sum
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 2500, 3, generator=g, dtype=torch.float64)  # two chunks of 2500 rows with 2 threads
+    idx = knn_rows(x, 7)
+    vals = torch.randint(-50, 50, (5000, 5), generator=g).double().requires_grad_(True)
+    w = torch.randint(-9, 9, (5000, 5), generator=g).double()
+    (neighbour_sum(vals, idx) * w).sum().backward()
+    ref = vals.detach().clone().requires_grad_(True)
+    (torch.nn.functional.embedding_bag(idx, ref, mode="sum") * w).sum().backward()
+    assert torch.equal(vals.grad, ref.grad)
+
+    v32 = torch.randn(5000, 40, generator=g).requires_grad_(True)
+    w32 = torch.randn(5000, 40, generator=g)
+    grads = []
+    threads = torch.get_num_threads()
+    try:
+        for t in (1, 2):
+            torch.set_num_threads(t)
+            v32.grad = None
+            (neighbour_sum(v32, idx) * w32).sum().backward()
+            grads.append(v32.grad.clone())
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.equal(grads[0], grads[1])
+
+
 def test_knn_rejects_bad_k():
     with pytest.raises(ValueError):
         knn(torch.randn(1, 5, 3), 6)

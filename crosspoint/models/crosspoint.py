@@ -67,10 +67,15 @@ class CrossPointModel(nn.Module):
             valid = dense["valid"].to(pmap.device)
             pix_map = heads.image_embeddings(stages)
             pix = sample_pixels(pix_map, dense["uv"].to(pix_map.device), tuple(images.shape[-2:]))
+            # one gather for both views (two slices of the map would each cost a map-sized zero
+            # tensor in the backward pass); the whole map is the context only for pooled heads
+            both = torch.cat([idx, idx])
+            picked = torch.gather(pmap, 1, both.unsqueeze(-1).expand(-1, -1, pmap.shape[-1]))
+            pooled = getattr(heads, "point_context", "none") == "pooled"
             losses = []
-            for half in (pmap[:b], pmap[b:]):
-                pts = torch.gather(half, 1, idx.unsqueeze(-1).expand(-1, -1, half.shape[-1]))
-                losses.append(dense_nce(heads.point_embeddings(pts, half), pix, valid, self.dense_temperature))
+            for half in (slice(0, b), slice(b, 2 * b)):
+                emb = heads.point_embeddings(picked[half], pmap[half] if pooled else None)
+                losses.append(dense_nce(emb, pix, valid, self.dense_temperature))
             res["dense_loss"] = 0.5 * (losses[0] + losses[1])
         return res
 

@@ -447,11 +447,12 @@ POINTWISE_BLOCK_ROWS = 8192
 
 class _BNActPool(torch.autograd.Function):
     """Training-mode BatchNorm (batch statistics over all rows, optionally synchronised) + LeakyReLU /
-    ReLU + max-pool and mean-pool over each cloud's rows, without building the normalised or the
-    activated ``(R, O)`` tensors: one pass forward, two passes backward over the saved ``y``."""
+    ReLU + max-pool and mean-pool over each cloud's rows, without building the normalised tensor:
+    one pass forward, two passes backward over the saved ``y``. The activated ``(R, O)`` map is
+    written (third output) only with ``keep_map``; otherwise the third output is empty."""
 
     @staticmethod
-    def forward(ctx, y, weight, bias, bn, batch, slope, group):
+    def forward(ctx, y, weight, bias, bn, batch, slope, group, keep_map):
         r, o = y.shape
         n_local = float(r)
         kern = _kernels() if y.device.type == "cpu" else None
@@ -480,39 +481,49 @@ class _BNActPool(torch.autograd.Function):
             omax = y.new_empty(batch, o)
             omean = y.new_empty(batch, o)
             arg = torch.empty(batch, o, dtype=torch.int32)
-            args = (y.numpy(), batch, s.numpy(), t.numpy(), float(slope), omax.numpy(), omean.numpy(), arg.numpy())
+            amap = y.new_empty((r, o) if keep_map else (0, 0))
+            args = (y.numpy(), batch, s.numpy(), t.numpy(), float(slope), omax.numpy(), omean.numpy(), arg.numpy(),
+                    amap.numpy())
             _run_chunks(lambda _i, b0, b1: kern["bn_act_pool"](*args, b0, b1), batch, 1)
         else:
             a = torch.addcmul(t, y, s)
             a = F.leaky_relu_(a, slope) if slope > 0 else F.relu_(a)
+            amap = a if keep_map else y.new_empty(0, 0)
             a = a.view(batch, r // batch, o)
             omax, arg = a.max(dim=1)
             omean = a.mean(dim=1)
         ctx.save_for_backward(y, s, t, mu, inv, gamma, arg)
         ctx.batch, ctx.slope, ctx.group, ctx.n = batch, float(slope), group, n
         ctx.has_weight, ctx.has_bias = weight is not None, bias is not None
-        return omax, omean
+        if not keep_map:
+            ctx.mark_non_differentiable(amap)
+        return omax, omean, amap
 
     @staticmethod
     @torch.autograd.function.once_differentiable
-    def backward(ctx, gmax, gmean):
+    def backward(ctx, gmax, gmean, gmap):
         y, s, t, mu, inv, gamma, arg = ctx.saved_tensors
         r, o = y.shape
         b = ctx.batch
         gmax = torch.zeros(b, o, dtype=y.dtype, device=y.device) if gmax is None else gmax.contiguous()
         gmean = torch.zeros(b, o, dtype=y.dtype, device=y.device) if gmean is None else gmean.contiguous()
+        if gmap is not None and gmap.shape != y.shape:
+            gmap = None  # the empty placeholder of a pass without the map
+        if gmap is not None:
+            gmap = gmap.contiguous()
         k = _kernels() if y.device.type == "cpu" else None
         if k is not None:
             threads = max(1, min(torch.get_num_threads(), b))
             acc = torch.zeros(threads, 2, o, dtype=torch.float64)
             accn = acc.numpy()
+            gm = (gmap if gmap is not None else y.new_empty(0, 0)).numpy()
             args = (y.numpy(), b, s.numpy(), t.numpy(), ctx.slope, mu.numpy(), inv.numpy(), gmax.numpy(),
-                    gmean.numpy(), arg.numpy())
+                    gmean.numpy(), arg.numpy(), gm)
             used = _run_chunks(lambda i, b0, b1: k["bn_act_pool_sums"](*args, accn[i, 0], accn[i, 1], b0, b1), b, 1)
             tot = acc[:used].sum(0).to(y.dtype)
             sum_dz, sum_dzy = tot[0], tot[1]
         else:
-            dz = _pool_dz(y, s, t, ctx.slope, gmax, gmean, arg, b)
+            dz = _pool_dz(y, s, t, ctx.slope, gmax, gmean, arg, b, gmap)
             yhat = (y - mu) * inv
             sum_dz, sum_dzy = dz.sum(0), (dz * yhat).sum(0)
         grad_w, grad_b = sum_dzy, sum_dz  # this rank's share; DDP averages the parameters' gradients
@@ -530,7 +541,7 @@ class _BNActPool(torch.autograd.Function):
         else:
             dy = k1 * dz - k2 - k3 * yhat
         return (dy, grad_w if ctx.has_weight else None, grad_b if ctx.has_bias else None,
-                None, None, None, None)
+                None, None, None, None, None)
 
 
 def _col_stats(y: torch.Tensor, kern):
@@ -548,19 +559,23 @@ def _col_stats(y: torch.Tensor, kern):
     return (shift.to(torch.float64) + m1).to(y.dtype), var.to(y.dtype)
 
 
-def _pool_dz(y, s, t, slope, gmax, gmean, arg, batch):
+def _pool_dz(y, s, t, slope, gmax, gmean, arg, batch, gmap=None):
     r, o = y.shape
     n = r // batch
     z = torch.addcmul(t, y, s).view(batch, n, o)
     g = (gmean / n).unsqueeze(1).expand(batch, n, o).clone()
     g.scatter_add_(1, arg.long().unsqueeze(1), gmax.unsqueeze(1))
+    if gmap is not None:
+        g += gmap.view(batch, n, o)
     return torch.where(z > 0, g, g * slope).view(r, o)
 
 
 def _fused_pool_ok(unit: _ConvBNAct, x: torch.Tensor, keep_map: bool) -> bool:
+    """The fused BatchNorm + activation + pooling applies: training-mode statistics, and the map
+    (when kept) is for a backward pass (without gradients the blocked evaluation holds less)."""
     bn = unit.bn
-    return (not keep_map and bn.training and bn.running_mean is not None and bn.track_running_stats
-            and x.device.type in ("cpu", "cuda"))
+    return ((not keep_map or torch.is_grad_enabled()) and bn.training and bn.running_mean is not None
+            and bn.track_running_stats and x.device.type in ("cpu", "cuda"))
 
 
 def pointwise_pool(x: torch.Tensor, batch: int, unit: _ConvBNAct, *, keep_map: bool, mean: bool):
@@ -575,8 +590,8 @@ def pointwise_pool(x: torch.Tensor, batch: int, unit: _ConvBNAct, *, keep_map: b
         y = F.linear(x, unit.matrix())
         y = y.to(_stat_dtype(y)).contiguous()
         bn = unit.bn
-        mx, mn = _BNActPool.apply(y, bn.weight, bn.bias, bn, batch, unit.slope(), _sync_group(bn))
-        return mx, (mn if mean else None), None
+        mx, mn, amap = _BNActPool.apply(y, bn.weight, bn.bias, bn, batch, unit.slope(), _sync_group(bn), keep_map)
+        return mx, (mn if mean else None), (amap.view(batch, n, -1) if keep_map else None)
     whole = POINTWISE_BLOCK_ROWS
     if x.device.type == "cuda":  # all rows at once when their (R, O) map fits (no Python loop)
         o = unit.matrix().shape[0]
