@@ -1,6 +1,7 @@
 """Pretraining throughput (objects/s) of ``configs/cpu-demo.yaml`` on the demo dataset.
 
     python benchmarks/bench_pretrain.py [--steps 6] [--config configs/cpu-demo.yaml] [--device auto]
+    python benchmarks/bench_pretrain.py --config configs/cpu-demo-hard.yaml   # with the dense term
 
 Measures full CrossPoint training steps (data loading, both point views through DGCNN, the image
 through the ResNet, both NT-Xent losses, backward, Adam) with the project's DGCNN and, as the
@@ -23,12 +24,39 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 
+def _naive_encoder(pe):
+    """``pe`` run in the reference's formulation (``crosspoint.models.naive``), as a point encoder that
+    :class:`~crosspoint.models.CrossPointModel` can hold (same parameters)."""
+    import torch.nn as nn
+
+    from crosspoint.models.base import EncoderOutput, as_points
+    from crosspoint.models.naive import naive_dgcnn
+
+    class Naive(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inner = pe
+
+        def forward(self, points, *, with_point_features: bool = True):
+            feat, proj, pmap = naive_dgcnn(self.inner, as_points(points, next(pe.parameters())))
+            return EncoderOutput(feat, proj, pmap if with_point_features else None)
+
+        def project(self, points):
+            return self.forward(points, with_point_features=False).projection
+
+    return Naive()
+
+
 def make_step(cfg, device, *, naive: bool = False, amp_dtype=None, seed: int = 0):
     """A CrossPoint training step at ``cfg``'s model and optimiser settings, as a function of a batch
     (``{"points1", "points2", "image"}`` tensors): both point views through DGCNN (the project's, or
     with ``naive`` the reference's formulation, ``crosspoint.models.naive``, same weights), the image
     through the image encoder, both NT-Xent losses, backward, optimiser step; under autocast to
-    ``amp_dtype`` when given. Returns ``step(batch) -> loss`` (synchronised on CUDA)."""
+    ``amp_dtype`` when given. Returns ``step(batch) -> loss`` (synchronised on CUDA).
+
+    With ``cfg.loss.dense_weight > 0`` the step is the trainer's with the dense point-pixel term
+    (:class:`~crosspoint.models.CrossPointModel` with dense heads; batches from
+    :class:`~crosspoint.data.dense.DenseItems`), the point map taken from the same formulation."""
     import torch
 
     from crosspoint.engine.pretrain import build_models, build_optimizer
@@ -39,9 +67,34 @@ def make_step(cfg, device, *, naive: bool = False, amp_dtype=None, seed: int = 0
     pe, ie = build_models(cfg)
     pe.to(device).train()
     ie.to(device).train()
-    opt, _ = build_optimizer(cfg, list(pe.parameters()) + list(ie.parameters()))
     autocast = (torch.autocast(device_type=device.type, dtype=amp_dtype) if amp_dtype is not None
                 else contextlib.nullcontext())
+    if cfg.loss.dense_weight > 0:
+        from crosspoint.models import CrossPointModel
+        from crosspoint.models.dense import DenseHeads
+
+        heads = DenseHeads(pe.point_feature_dim, cfg.model.image_encoder, cfg.model.dense_dim)
+        model = CrossPointModel(_naive_encoder(pe) if naive else pe, ie, temperature=cfg.loss.temperature,
+                                dense_heads=heads, dense_temperature=cfg.loss.dense_temperature).to(device).train()
+        params = list(pe.parameters()) + list(ie.parameters()) + list(heads.parameters())
+        dopt, _ = build_optimizer(cfg, params)
+
+        def dense_step(batch) -> float:
+            dense = {"idx": batch["dense_idx"], "uv": batch["dense_uv"].to(device, torch.float32),
+                     "valid": batch["dense_valid"]}
+            with autocast:
+                out = model(batch["points1"].to(device), batch["points2"].to(device), batch["image"].to(device),
+                            dense)
+                total = out["intra_loss"] + out["cross_loss"] + cfg.loss.dense_weight * out["dense_loss"]
+            dopt.zero_grad(set_to_none=True)
+            total.backward()
+            dopt.step()
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            return float(total.detach())
+
+        return dense_step
+    opt, _ = build_optimizer(cfg, list(pe.parameters()) + list(ie.parameters()))
 
     def step(batch) -> float:
         p = torch.cat([batch["points1"], batch["points2"]]).to(device, non_blocking=True)
@@ -103,6 +156,10 @@ def main(argv=None) -> int:
     root = args.data or (ensure_demo() if cfg.data.root == "demo" else cfg.data.root)
     ds = ShapeNetRenderDataset(root, cfg.data.num_points, cfg.data.image_size, split="train",
                                val_fraction=cfg.data.val_fraction, seed=cfg.run.seed)
+    if cfg.loss.dense_weight > 0:  # the trainer's items: the dense term's visible points and their pixels
+        from crosspoint.data.dense import DenseItems
+
+        ds = DenseItems(ds, cfg.loss.dense_points, cfg.loss.dense_flip)
     loader = torch.utils.data.DataLoader(ds, batch_size=cfg.optim.batch_size, shuffle=True, drop_last=True,
                                          num_workers=cfg.data.workers)
 
@@ -113,7 +170,9 @@ def main(argv=None) -> int:
     ours = run(False)
     med = statistics.median(ours)
     print(f"{cfg.name}: batch {bs} ({cfg.data.num_points} points, {cfg.model.image_encoder} at "
-          f"{cfg.data.image_size} px, k={cfg.model.k}) on {rt.device}, median of {len(ours)} steps")
+          f"{cfg.data.image_size} px, k={cfg.model.k}"
+          + (f", the dense term on {cfg.loss.dense_points} points" if cfg.loss.dense_weight > 0 else "")
+          + f") on {rt.device}, median of {len(ours)} steps")
     print(f"  ours:  {med:.2f} s/step, {bs / med:.1f} objects/s")
     if not args.no_naive:
         base = statistics.median(run(True))

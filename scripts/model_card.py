@@ -163,6 +163,38 @@ def _ablation_goal(a: "dict | None") -> list:
              not worse)]
 
 
+def _pretrain_goal(pre: dict, rerun: "dict | None", trained_svm: float) -> tuple:
+    """The 40-minute budget: the shipped run's time and, when measured, the same recipe rerun with the
+    current code (``make_demo_checkpoint.py --rerun-pretrain``), which then decides the row: the budget is
+    the recipe's, and the rerun's encoder is shown to train as well (the SVM protocol beside the
+    shipped encoder's)."""
+    minutes = (pre["seconds"] or 0) / 60
+    shipped = f"the shipped run {minutes:.1f} min" + (f", {pre['note']}" if pre.get("note") else "")
+    if not rerun or rerun.get("seconds") is None:
+        return (f"pretraining <= 40 min on 2 CPU cores ({shipped})", minutes <= 40)
+    rm = rerun["seconds"] / 60
+    return (f"pretraining <= 40 min on 2 CPU cores (the recipe rerun with the current code, alone: {rm:.1f} min on "
+            f"{rerun['machine']}, its encoder {100 * rerun['svm']:.1f} % on the SVM protocol against the shipped "
+            f"encoder's {100 * trained_svm:.1f} %; {shipped} with the code of its day)", rm <= 40)
+
+
+def _pretrain_rerun_text(pre: dict, rerun: "dict | None", trained_svm: float) -> str:
+    if not rerun or rerun.get("seconds") is None:
+        return ""
+    per_epoch = float(np.median(rerun["epoch_seconds"]))
+    per_val = float(np.median(rerun["validation_seconds"])) if rerun["validation_seconds"] else float("nan")
+    return (f"\n- Time: the shipped weights come from a run of {(pre['seconds'] or 0) / 60:.1f} min with the code of "
+            f"its day. The same command rerun with the current code ({rerun['code']}; `make_demo_checkpoint.py "
+            f"--rerun-pretrain`) took **{rerun['seconds'] / 60:.1f} min** alone on {rerun['machine']} (epochs "
+            f"{min(rerun['epoch_seconds']):.0f}-{max(rerun['epoch_seconds']):.0f} s, median {per_epoch:.0f} s: the "
+            f"host's speed varies from hour to hour; a validation {per_val:.0f} s; loss {rerun['loss_first']:.2f} -> "
+            f"{rerun['loss_last']:.2f}); its encoder reaches {100 * rerun['svm']:.1f} % on the held-out linear-SVM "
+            f"protocol (C = {rerun['svm_c']}, {rerun['svm_n']} test objects) where the shipped encoder reaches "
+            f"{100 * trained_svm:.1f} %. It is not bit-identical to the shipped run (another CPU, and float32 "
+            f"rounding and ties between duplicated points are now taken in another order), and it is not shipped: "
+            f"the segmentation model and the dense heads are fitted on the shipped encoder.")
+
+
 def _category_text(c: "dict | None") -> str:
     """The category inference of the segmentation head (for a file without a category)."""
     if not c:
@@ -362,8 +394,7 @@ def write_model_card(results: dict, out: Path, checkpoint: Path) -> None:
          f"{100 * early:.1f} %; {n_val} validation objects: +-{100 * half_ci:.0f} points)",
          late - early > half_ci),
         *_heldout_goal(results),
-        (f"pretraining <= 40 min on 2 CPU cores ({minutes:.1f} min" + (f"; {pre['note']}" if pre.get("note") else "")
-         + ")", minutes <= 40),
+        _pretrain_goal(pre, results.get("pretrain_rerun"), t["svm"]),
         ("checkpoint <= 50 MB", size_mb <= 50),
         ("point -> pixel hit >= 50 % (issue 11)", t["hit"] >= 0.5),
         *_dense_check_goal(results),
@@ -414,7 +445,7 @@ python scripts/make_demo_checkpoint.py --skip-pretrain  # heads, every evaluatio
   `crosspoint.models.dense`; not in the paper, off in `configs/paper.yaml`). Loss {first['loss']:.2f} ->
   {last['loss']:.2f}.
 - The final epoch is shipped. Validation linear-SVM accuracy per validation epoch:
-  {", ".join(f"{e}: {100 * a:.1f}%" for e, a in val)} (plot: `docs/images/demo-val-curve.svg`).{_heldout_text(results)}
+  {", ".join(f"{e}: {100 * a:.1f}%" for e, a in val)} (plot: `docs/images/demo-val-curve.svg`).{_heldout_text(results)}{_pretrain_rerun_text(pre, results.get("pretrain_rerun"), t["svm"])}
 {_seg_text(results)}{_refine_text(dr, j).rstrip()}
 
 ![validation curve](../docs/images/demo-val-curve.svg)

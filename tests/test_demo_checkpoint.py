@@ -198,6 +198,38 @@ def test_the_card_compares_the_dense_term_with_its_ablation_and_flags_a_worse_fi
     assert "| with the dense term (shipped) | without |" in out.read_text()
 
 
+def test_the_budget_row_is_decided_by_the_recipes_rerun_when_there_is_one(tmp_path):
+    """The 40-minute row: without a rerun it is the shipped run's time; with `--rerun-pretrain`'s record
+    the rerun's time decides it, and the row and the card's text name both times and the rerun's encoder
+    against the shipped one on the same SVM protocol."""
+    import copy
+    import json
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    mc = _script("model_card")
+    results = json.loads((repo / "assets" / "demo_results.json").read_text())
+    pre = results["pretrain"]
+    svm = mc.figures(results["trained"])["svm"]
+    bare = {k: v for k, v in results.items() if k != "pretrain_rerun"}
+    label, ok = mc._pretrain_goal(pre, None, svm)
+    assert ok == (pre["seconds"] <= 2400) and f"the shipped run {pre['seconds'] / 60:.1f} min" in label
+    rerun = {"seconds": 2100.0, "machine": "x86_64, 2 cores, Some CPU", "svm": 0.9375, "svm_c": 0.1, "svm_n": 96,
+             "epoch_seconds": [100.0, 104.0, 102.0], "validation_seconds": [18.0, 20.0], "loss_first": 11.2,
+             "loss_last": 5.7, "code": "today's"}
+    label, ok = mc._pretrain_goal(pre, rerun, svm)
+    assert ok and "35.0 min on x86_64, 2 cores, Some CPU" in label and "its encoder 93.8 %" in label
+    slow = dict(rerun, seconds=2401.0)
+    assert not mc._pretrain_goal(pre, slow, svm)[1]
+    out = tmp_path / "card.md"
+    mc.write_model_card({**copy.deepcopy(bare), "pretrain_rerun": rerun}, out, repo / "assets" / "demo_checkpoint.pt")
+    text = out.read_text()
+    assert "took **35.0 min** alone on x86_64, 2 cores, Some CPU (epochs 100-104 s, median 102 s" in text
+    assert "a validation 19 s; loss 11.20 -> 5.70" in text
+    row = [line for line in text.splitlines() if line.startswith("| pretraining <= 40 min")]
+    assert len(row) == 1 and row[0].endswith("| met |")
+
+
 def test_the_validation_curve_plot_draws_the_held_out_points_with_their_intervals(tmp_path):
     """scripts/make_demo_checkpoint.py's curve: the run's validation points, the loss, and the
     held-out curve (a square and an interval per epoch, random weights as a line), as valid SVG."""
