@@ -219,7 +219,8 @@ def _build_kernels():
 
     @jit
     def nmax_add_leaky(v, idx, bias, slope, out, r0, r1):
-        # out[i, c] = leaky(max_t v[idx[i, t], c] + bias[i, c]) (rows r0..r1)
+        # out[i, c] = leaky(max_t v[idx[i, t], c] + bias[i, c]) (rows r0..r1); slope >= 1 means no
+        # activation
         k = idx.shape[1]
         o = v.shape[1]
         for i in range(r0, r1):
@@ -623,7 +624,7 @@ class _NeighbourSum(torch.autograd.Function):
     """``embedding_bag(idx, values, mode="sum")`` with a numba backward: the scatter-add of the
     gradient rows to their neighbours, split over threads by destination row, every row's sum in
     ``(i, t)`` order (the numbers torch's own backward gives, without its sort of all ``R * k``
-    indices: 2-3x faster here)."""
+    indices: forward and backward 3-8x faster here at 48 x 1024 rows, k = 20, 3 to 128 channels)."""
 
     @staticmethod
     def forward(ctx, values, idx):
