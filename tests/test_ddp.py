@@ -108,3 +108,58 @@ def test_ddp_two_processes_match_one_process(tmp_path):
         for name, b in ref["buffers"].items():
             torch.testing.assert_close(got["buffers"][name], b, rtol=1e-10, atol=1e-12,
                                        msg=lambda m, name=name: f"rank {rank} buffer {name}: {m}")
+
+
+def _map_loss(out):
+    """A loss on the projection and on the kept point map, the mean over the process's clouds (so that
+    DDP's average over two equal halves is the whole batch's mean)."""
+    return (out.projection.sin().sum(1) + out.point_features.cos().mean((1, 2))).mean()
+
+
+def _build_encoder(seed: int):
+    """The DGCNN of :func:`_build` (randomised BatchNorm affine parameters, float64)."""
+    return _build(seed).point_encoder
+
+
+def _worker_map(rank: int, world: int, port: int, folder: str, seed: int) -> None:
+    import torch.distributed as dist
+    from torch.nn.parallel import DistributedDataParallel as DDP
+
+    from crosspoint.models import convert_sync_batchnorm
+
+    torch.set_num_threads(1)
+    os.environ["MASTER_ADDR"] = "127.0.0.1"
+    os.environ["MASTER_PORT"] = str(port)
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    try:
+        enc = convert_sync_batchnorm(_build_encoder(seed))
+        ddp = DDP(enc)
+        p1, _, _ = _data(seed)
+        per = B_GLOBAL // world
+        loss = _map_loss(ddp(p1[rank * per:(rank + 1) * per], with_point_features=True))
+        loss.backward()
+        torch.save({"grads": {n: p.grad.detach().clone() for n, p in enc.named_parameters()},
+                    "buffers": {n: b.detach().clone() for n, b in enc.named_buffers()}},
+                   os.path.join(folder, f"map{rank}.pt"))
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.timeout(120)
+def test_ddp_keeps_the_point_map_like_one_process(tmp_path):
+    """The training path that keeps the per-point map (the dense term's) under SyncBatchNorm: the
+    fused BatchNorm + activation + pooling with the map's gradient, two processes against one."""
+    import torch.multiprocessing as mp
+
+    seed = 11
+    mp.spawn(_worker_map, args=(WORLD, _free_port(), str(tmp_path), seed), nprocs=WORLD, join=True)
+    enc = _build_encoder(seed).train()
+    _map_loss(enc(_data(seed)[0], with_point_features=True)).backward()
+    for rank in range(WORLD):
+        got = torch.load(tmp_path / f"map{rank}.pt", weights_only=True)
+        for name, p in enc.named_parameters():
+            torch.testing.assert_close(got["grads"][name], p.grad, rtol=1e-8, atol=1e-10,
+                                       msg=lambda m, name=name: f"rank {rank} grad {name}: {m}")
+        for name, b in enc.named_buffers():
+            torch.testing.assert_close(got["buffers"][name], b, rtol=1e-10, atol=1e-12,
+                                       msg=lambda m, name=name: f"rank {rank} buffer {name}: {m}")
