@@ -69,6 +69,7 @@ def make_step(cfg, device, *, naive: bool = False, amp_dtype=None, seed: int = 0
     ie.to(device).train()
     autocast = (torch.autocast(device_type=device.type, dtype=amp_dtype) if amp_dtype is not None
                 else contextlib.nullcontext())
+    params = list(pe.parameters()) + list(ie.parameters())
     if cfg.loss.dense_weight > 0:
         from crosspoint.models import CrossPointModel
         from crosspoint.models.dense import DenseHeads
@@ -76,33 +77,25 @@ def make_step(cfg, device, *, naive: bool = False, amp_dtype=None, seed: int = 0
         heads = DenseHeads(pe.point_feature_dim, cfg.model.image_encoder, cfg.model.dense_dim)
         model = CrossPointModel(_naive_encoder(pe) if naive else pe, ie, temperature=cfg.loss.temperature,
                                 dense_heads=heads, dense_temperature=cfg.loss.dense_temperature).to(device).train()
-        params = list(pe.parameters()) + list(ie.parameters()) + list(heads.parameters())
-        dopt, _ = build_optimizer(cfg, params)
+        params += list(heads.parameters())
 
-        def dense_step(batch) -> float:
+        def loss_of(batch):
             dense = {"idx": batch["dense_idx"], "uv": batch["dense_uv"].to(device, torch.float32),
                      "valid": batch["dense_valid"]}
-            with autocast:
-                out = model(batch["points1"].to(device), batch["points2"].to(device), batch["image"].to(device),
-                            dense)
-                total = out["intra_loss"] + out["cross_loss"] + cfg.loss.dense_weight * out["dense_loss"]
-            dopt.zero_grad(set_to_none=True)
-            total.backward()
-            dopt.step()
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
-            return float(total.detach())
-
-        return dense_step
-    opt, _ = build_optimizer(cfg, list(pe.parameters()) + list(ie.parameters()))
-
-    def step(batch) -> float:
-        p = torch.cat([batch["points1"], batch["points2"]]).to(device, non_blocking=True)
-        img = batch["image"].to(device, non_blocking=True)
-        with autocast:
+            out = model(batch["points1"].to(device), batch["points2"].to(device), batch["image"].to(device), dense)
+            return out["intra_loss"] + out["cross_loss"] + cfg.loss.dense_weight * out["dense_loss"]
+    else:
+        def loss_of(batch):
+            p = torch.cat([batch["points1"], batch["points2"]]).to(device, non_blocking=True)
+            img = batch["image"].to(device, non_blocking=True)
             proj = naive_dgcnn(pe, p)[1] if naive else pe.project(p)
             b = batch["points1"].shape[0]
-            total, _, _ = crosspoint_loss(proj[:b], proj[b:], ie.project(img), cfg.loss.temperature)
+            return crosspoint_loss(proj[:b], proj[b:], ie.project(img), cfg.loss.temperature)[0]
+    opt, _ = build_optimizer(cfg, params)
+
+    def step(batch) -> float:
+        with autocast:
+            total = loss_of(batch)
         opt.zero_grad(set_to_none=True)
         total.backward()
         opt.step()

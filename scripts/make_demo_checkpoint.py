@@ -71,6 +71,20 @@ def sh(*args: str) -> float:
     return time.time() - t0
 
 
+def ensure_demo(root: Path, seed: int, *extra: str) -> None:
+    """``crosspoint make-demo root --seed seed *extra`` unless that demo is there already."""
+    if not (root / "demo_meta.json").is_file():
+        sh("make-demo", str(root), "--seed", str(seed), "--workers", "2", *extra)
+
+
+def pretrain_once(run: Path, demo: Path, *sets: str) -> None:
+    """The shipped recipe (``CONFIG`` on ``demo``, with ``--set`` overrides ``sets``) into ``run``, unless
+    it finished there already."""
+    if not (run / "checkpoints" / "last.pt").is_file():
+        sh("pretrain", "--config", CONFIG, "--set", f"data.root={demo}",
+           *(a for kv in sets for a in ("--set", kv)), "--out", str(run), "--no-progress")
+
+
 def ev(out: Path, *args: str) -> dict:
     """``crosspoint eval ...`` with ``--json out`` (reused when it exists)."""
     if not out.is_file():
@@ -399,9 +413,7 @@ def main(argv=None) -> int:
     runs.mkdir(exist_ok=True)
     demo, held = runs / "demo-hard-seed0", runs / "demo-hard-seed1"
     for root, seed in ((demo, 0), (held, 1)):
-        if not (root / "demo_meta.json").is_file():
-            sh("make-demo", str(root), "--seed", str(seed), "--workers", "2",
-               *(["--per-class", str(args.per_class)] if args.per_class else []))
+        ensure_demo(root, seed, *(["--per-class", str(args.per_class)] if args.per_class else []))
     times = {}
     pre = runs / "cpu-demo-hard"
     if not args.skip_pretrain:
@@ -500,12 +512,9 @@ def no_dense_ablation(args, runs: Path, episodes: int = 100) -> int:
     for root, seed, extra in ((demo, 0, ()), (held, 1, ()),
                               (big, 1, ("--per-class", "100", "--views", "1", "--no-scans")),
                               (scans, 6, ("--per-class", "50"))):
-        if not (root / "demo_meta.json").is_file():
-            sh("make-demo", str(root), "--seed", str(seed), "--workers", "2", *extra)
+        ensure_demo(root, seed, *extra)
     run = runs / "cpu-demo-hard-nodense"
-    if not (run / "checkpoints" / "last.pt").is_file():
-        sh("pretrain", "--config", CONFIG, "--set", f"data.root={demo}", "--set", "loss.dense_weight=0", "--out",
-           str(run), "--no-progress")
+    pretrain_once(run, demo, "loss.dense_weight=0")
     end = [e for e in map(json.loads, (run / "events.jsonl").read_text().splitlines()) if e.get("event") == "end"]
     ej = runs / "eval-json"
     ej.mkdir(exist_ok=True)
@@ -560,11 +569,9 @@ def rerun_pretrain(args, runs: Path) -> int:
     results = json.loads((assets / "demo_results.json").read_text())
     demo, held = runs / "demo-hard-seed0", runs / "demo-hard-seed1"
     for root, seed in ((demo, 0), (held, 1)):
-        if not (root / "demo_meta.json").is_file():
-            sh("make-demo", str(root), "--seed", str(seed), "--workers", "2")
+        ensure_demo(root, seed)
     run = runs / "cpu-demo-hard-rerun"
-    if not (run / "checkpoints" / "last.pt").is_file():
-        sh("pretrain", "--config", CONFIG, "--set", f"data.root={demo}", "--out", str(run), "--no-progress")
+    pretrain_once(run, demo)
     events = [json.loads(line) for line in (run / "events.jsonl").read_text().splitlines()]
     end = [e for e in events if e["event"] == "end"]
     epochs = [e for e in events if e["event"] == "epoch"]
@@ -600,8 +607,7 @@ def fewshot_only(args, runs: Path, episodes: int = 100) -> int:
     bundle = assets / "demo_checkpoint.pt"
     results = json.loads((assets / "demo_results.json").read_text())
     held = runs / "demo-hard-seed1"
-    if not (held / "demo_meta.json").is_file():
-        sh("make-demo", str(held), "--seed", "1", "--workers", "2")
+    ensure_demo(held, 1)
     ej = runs / "eval-json"
     ej.mkdir(parents=True, exist_ok=True)
     for name, ck in (("trained", str(bundle)), ("random", "random")):
@@ -636,9 +642,7 @@ def dense_only(args, runs: Path) -> int:
     if args.dense_seed == 1:
         raise SystemExit("--dense-seed 1 is the held-out demo the heads are measured on")
     for root, seed, per_class in ((demo, args.dense_seed, args.dense_per_class), (held, 1, None)):
-        if not (root / "demo_meta.json").is_file():
-            sh("make-demo", str(root), "--seed", str(seed), "--workers", "2",
-               *(("--per-class", str(per_class)) if per_class else ()))
+        ensure_demo(root, seed, *(("--per-class", str(per_class)) if per_class else ()))
     out_dir = runs / args.dense_out
     dense = out_dir / "checkpoint.pt"
     times = results.setdefault("times", {})
@@ -728,8 +732,7 @@ def seg_only(args, runs: Path) -> int:
     runs.mkdir(exist_ok=True)
     demo, held = runs / "demo-hard-seed0", runs / "demo-hard-seed1"
     for root, seed in ((demo, 0), (held, 1)):
-        if not (root / "demo_meta.json").is_file():
-            sh("make-demo", str(root), "--seed", str(seed), "--workers", "2")
+        ensure_demo(root, seed)
     times = results.setdefault("times", {})
     init = runs / "shipped-init.pt"  # the shipped bundle as it was: the init of the segmentation run
     if not init.is_file():

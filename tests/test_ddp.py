@@ -4,6 +4,7 @@ plain BatchNorm layers; NT-Xent negatives gathered from the global batch)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 
@@ -57,17 +58,27 @@ def _result(model, out) -> dict:
     }
 
 
-def _worker(rank: int, world: int, port: int, folder: str, seed: int) -> None:
+@contextlib.contextmanager
+def _process_group(rank: int, world: int, port: int):
+    """This spawned process as ``rank`` of a gloo group of ``world`` on ``port`` (one thread)."""
     import torch.distributed as dist
-    from torch.nn.parallel import DistributedDataParallel as DDP
-
-    from crosspoint.models import convert_sync_batchnorm
 
     torch.set_num_threads(1)
     os.environ["MASTER_ADDR"] = "127.0.0.1"
     os.environ["MASTER_PORT"] = str(port)
     dist.init_process_group("gloo", rank=rank, world_size=world)
     try:
+        yield
+    finally:
+        dist.destroy_process_group()
+
+
+def _worker(rank: int, world: int, port: int, folder: str, seed: int) -> None:
+    from torch.nn.parallel import DistributedDataParallel as DDP
+
+    from crosspoint.models import convert_sync_batchnorm
+
+    with _process_group(rank, world, port):
         model = convert_sync_batchnorm(_build(seed))
         ddp = DDP(model)
         p1, p2, img = _data(seed)
@@ -76,8 +87,6 @@ def _worker(rank: int, world: int, port: int, folder: str, seed: int) -> None:
         out = ddp(p1[sl], p2[sl], img[sl])
         out["loss"].backward()
         torch.save(_result(model, out), os.path.join(folder, f"rank{rank}.pt"))
-    finally:
-        dist.destroy_process_group()
 
 
 def _free_port() -> int:
@@ -122,16 +131,11 @@ def _build_encoder(seed: int):
 
 
 def _worker_map(rank: int, world: int, port: int, folder: str, seed: int) -> None:
-    import torch.distributed as dist
     from torch.nn.parallel import DistributedDataParallel as DDP
 
     from crosspoint.models import convert_sync_batchnorm
 
-    torch.set_num_threads(1)
-    os.environ["MASTER_ADDR"] = "127.0.0.1"
-    os.environ["MASTER_PORT"] = str(port)
-    dist.init_process_group("gloo", rank=rank, world_size=world)
-    try:
+    with _process_group(rank, world, port):
         enc = convert_sync_batchnorm(_build_encoder(seed))
         ddp = DDP(enc)
         p1, _, _ = _data(seed)
@@ -141,8 +145,6 @@ def _worker_map(rank: int, world: int, port: int, folder: str, seed: int) -> Non
         torch.save({"grads": {n: p.grad.detach().clone() for n, p in enc.named_parameters()},
                     "buffers": {n: b.detach().clone() for n, b in enc.named_buffers()}},
                    os.path.join(folder, f"map{rank}.pt"))
-    finally:
-        dist.destroy_process_group()
 
 
 @pytest.mark.timeout(120)

@@ -62,14 +62,21 @@ def test_dense_nce_matches_a_hand_computation_and_ignores_padding():
     assert z.item() == 0.0 and torch.count_nonzero(qq.grad) == 0
 
 
-def test_crosspoint_model_with_dense_heads_trains_the_heads_and_the_encoders():
+def _tiny_dense_model(emb_dims: int, point_context: str = "none"):
+    """A float64 CrossPoint model with small dense heads, seeded: ``(model, pe, ie, heads)``."""
     from crosspoint.models import CrossPointModel, build_image_encoder, build_point_encoder
 
     torch.manual_seed(0)
-    pe = build_point_encoder("dgcnn", k=4, emb_dims=32).double()
+    pe = build_point_encoder("dgcnn", k=4, emb_dims=emb_dims).double()
     ie = build_image_encoder("resnet18").double()
-    heads = DenseHeads(pe.point_feature_dim, "resnet18", dim=8, hidden=16).double()
-    model = CrossPointModel(pe, ie, dense_heads=heads).train()
+    heads = DenseHeads(pe.point_feature_dim, "resnet18", dim=8, hidden=16, point_context=point_context).double()
+    return CrossPointModel(pe, ie, dense_heads=heads).train(), pe, ie, heads
+
+
+def test_crosspoint_model_with_dense_heads_trains_the_heads_and_the_encoders():
+    from crosspoint.models import CrossPointModel
+
+    model, pe, ie, heads = _tiny_dense_model(32)
     g = torch.Generator().manual_seed(1)
     b, n, m = 4, 32, 6
     p1 = torch.rand(b, n, 3, generator=g, dtype=torch.float64)
@@ -99,13 +106,7 @@ def test_crosspoint_model_with_dense_heads_trains_the_heads_and_the_encoders():
 def test_dense_loss_is_the_mean_of_the_two_views_terms(context):
     """CrossPointModel gathers both views' points from the map at once; the loss and every gradient
     are those of the two views' terms taken one by one (float64)."""
-    from crosspoint.models import CrossPointModel, build_image_encoder, build_point_encoder
-
-    torch.manual_seed(0)
-    pe = build_point_encoder("dgcnn", k=4, emb_dims=24).double()
-    ie = build_image_encoder("resnet18").double()
-    heads = DenseHeads(pe.point_feature_dim, "resnet18", dim=8, hidden=16, point_context=context).double()
-    model = CrossPointModel(pe, ie, dense_heads=heads).train()
+    model, pe, ie, heads = _tiny_dense_model(24, context)
     g = torch.Generator().manual_seed(2)
     b, n, m = 3, 24, 5
     p1 = torch.rand(b, n, 3, generator=g, dtype=torch.float64)

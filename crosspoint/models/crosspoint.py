@@ -71,7 +71,7 @@ class CrossPointModel(nn.Module):
             # tensor in the backward pass); the whole map is the context only for pooled heads
             both = torch.cat([idx, idx])
             picked = torch.gather(pmap, 1, both.unsqueeze(-1).expand(-1, -1, pmap.shape[-1]))
-            pooled = getattr(heads, "point_context", "none") == "pooled"
+            pooled = heads.point_context == "pooled"
             losses = []
             for half in (slice(0, b), slice(b, 2 * b)):
                 emb = heads.point_embeddings(picked[half], pmap[half] if pooled else None)
