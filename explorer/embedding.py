@@ -69,7 +69,8 @@ def svm_text(acc: tuple[float, float], labels: np.ndarray, folds: int = 5) -> tu
     warning gives the objects per fold and the 95 % Wilson interval of the accuracy over all of them."""
     lab = np.asarray(labels)
     n = int((lab >= 0).sum())
-    text = f"linear-SVM accuracy ({folds}-fold CV, {n} objects): {100 * acc[0]:.1f} ± {100 * acc[1]:.1f} %"
+    text = (f"linear-SVM accuracy ({folds}-fold CV, standardised features, {n} objects): "
+            f"{100 * acc[0]:.1f} ± {100 * acc[1]:.1f} %")
     if n >= SMALL_SAMPLE:
         return text, ""
     lo, hi = wilson_interval(acc[0] * n, n)

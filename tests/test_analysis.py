@@ -498,6 +498,20 @@ def test_svm_accuracy():
         A.svm_accuracy(x, np.zeros(30, int))
 
 
+def test_svm_accuracy_scores_any_feature_scale_alike():
+    """The map's SVM figure compares a checkpoint with random weights, whose features are ~50x smaller.
+    Standardised per fold, the score does not depend on scale (a power of two: exactly the same bits);
+    on raw features at C = 0.1 the small features lose, which is what the figure used to show."""
+    rng = np.random.default_rng(3)
+    y = np.repeat(np.arange(4), 15)
+    signal = rng.normal(size=(60, 32)) + 1.5 * np.eye(32)[y]
+    nuisance = 20.0 * rng.normal(size=(60, 32))  # large class-independent variance, as random features have
+    x = np.concatenate([signal, nuisance], axis=1)
+    small = x * 2.0 ** -8
+    assert A.svm_accuracy(small, y) == A.svm_accuracy(x, y)
+    assert A.svm_accuracy(small, y, standardised=False)[0] < A.svm_accuracy(x, y)[0]
+
+
 # ------------------------------------------------------------------------------ child process
 def _count_slowly(n, *, progress=None):
     import time as _t
@@ -596,7 +610,7 @@ def test_embedding_map_overlay_of_partial_scans(session, tmp_path):
     its labels are the first's classes by name, and its transfer figure is the SVM fit on the first."""
     from crosspoint.analysis.background import embed_and_map
     from crosspoint.data.demo import generate_demo
-    from crosspoint.evaluation.svm import svm_protocol
+    from crosspoint.evaluation.svm import standardise, svm_protocol
 
     root = generate_demo(tmp_path / "d", preset="hard", per_class=4, n_points=256, n_views=1, size=32, workers=0,
                          classes=("chair", "mug", "car"), scans=True)
@@ -609,8 +623,9 @@ def test_embedding_map_overlay_of_partial_scans(session, tmp_path):
     names = [m.embedding.class_names[k] for k in m.embedding.labels]
     assert sorted(names) == sorted(ov.embedding.class_names[k] for k in ov.embedding.labels)
     assert ov.n_shared == 3
-    res = svm_protocol(m.embedding.features, m.embedding.labels, ov.embedding.features, ov.embedding.labels,
-                       fixed_c=(0.1,), cv=False)
+    # standardised by the first dataset's statistics, as the map's own SVM figure
+    a, b = standardise(m.embedding.features, ov.embedding.features)
+    res = svm_protocol(a, m.embedding.labels, b, ov.embedding.labels, fixed_c=(0.1,), cv=False)
     assert ov.transfer_acc == res["fixed"][0]["overall_acc"]
     assert m.quality == A.map_quality(m.projection.coords, m.embedding.labels)
 

@@ -53,12 +53,13 @@ def test_precomputed_gram_solver_matches_kernel_linear():
     assert a == b
 
 
-def test_cross_validation_sees_only_training_data(monkeypatch):
+@pytest.mark.parametrize("features", ["raw", "standardised"])
+def test_cross_validation_sees_only_training_data(monkeypatch, features):
     x, y = _clusters(12, 3, seed=5)
     xt, yt = _clusters(6, 3, seed=6)
     xt = xt + 100.0  # test rows are recognisable
-    seen = []
-    real_cv, real_fit = svm.select_c_by_cv, svm._fit_predict
+    seen, scaled = [], []
+    real_cv, real_fit, real_std = svm.select_c_by_cv, svm._fit_predict, svm.standardise
     in_cv = {"on": False}
 
     def spy_cv(train_x, train_y, **kw):
@@ -74,16 +75,62 @@ def test_cross_validation_sees_only_training_data(monkeypatch):
             seen.append((x_train, x_test))
         return real_fit(k_train, y_train, k_test, c, solver, x_train, x_test)
 
+    def spy_std(train_x, *others):
+        scaled.append((in_cv["on"], train_x, others))
+        return real_std(train_x, *others)
+
     monkeypatch.setattr(svm, "select_c_by_cv", spy_cv)
     monkeypatch.setattr(svm, "_fit_predict", spy_fit)
-    res = svm.svm_protocol(x, y, xt, yt, cv_folds=3, cv_grid=(0.01, 1.0), solver="linear")
+    monkeypatch.setattr(svm, "standardise", spy_std)
+    res = svm.svm_protocol(x, y, xt, yt, cv_folds=3, cv_grid=(0.01, 1.0), solver="linear", cv_features=features)
     assert len(seen) == 3 * 2  # folds x grid
     train_rows = {r.tobytes() for r in x}
-    for a, b in seen:
-        assert all(r.tobytes() in train_rows for r in a)
-        assert all(r.tobytes() in train_rows for r in b)
-        assert np.all(np.abs(a) < 50) and np.all(np.abs(b) < 50)  # never a test row
-    assert res["cv"]["C"] in (0.01, 1.0)
+    if features == "raw":
+        assert not scaled
+        for a, b in seen:
+            assert all(r.tobytes() in train_rows for r in a)
+            assert all(r.tobytes() in train_rows for r in b)
+            assert np.all(np.abs(a) < 50) and np.all(np.abs(b) < 50)  # never a test row
+    else:
+        # inside the CV: one scaler per fold, fitted on that fold's training rows, applied to its validation rows
+        in_cv_calls = [(a, o) for on, a, o in scaled if on]
+        assert len(in_cv_calls) == 3
+        for a, (b,) in in_cv_calls:
+            assert all(r.tobytes() in train_rows for r in a) and all(r.tobytes() in train_rows for r in b)
+            assert len(a) + len(b) == len(x)
+        # the final fit: fitted on the whole training split, applied to the test split
+        final = [(a, o) for on, a, o in scaled if not on]
+        assert len(final) == 1 and final[0][0] is x and final[0][1][0] is xt
+    assert res["cv"]["C"] in (0.01, 1.0) and res["cv"]["features"] == features
+
+
+def test_standardised_cv_does_not_depend_on_the_features_scale():
+    """A random-weight encoder's features are ~50x smaller than a trained one's: the headline CV
+    result must not change with scale. Scaling by a power of two is exact in floating point, so the
+    standardised features, and everything after them, are the same bits."""
+    xa, ya = _clusters(30, 4, dim=64, spread=6.0, seed=11)
+    x, y, xt, yt = xa[::2], ya[::2], xa[1::2], ya[1::2]
+    a = svm.svm_protocol(x, y, xt, yt, cv_folds=3)
+    b = svm.svm_protocol(x * 2.0 ** -10, y, xt * 2.0 ** -10, yt, cv_folds=3)
+    assert a["cv"] == b["cv"] and a["cv"]["features"] == "standardised"
+    assert a["cv_raw"]["features"] == "raw" and a["cv_raw"] != b["cv_raw"]  # raw features do depend on it
+    only = svm.svm_protocol(x, y, xt, yt, cv_folds=3, cv_features="raw")
+    assert only["cv"] == a["cv_raw"] and "cv_raw" not in only
+    with pytest.raises(ValueError, match="cv_features"):
+        svm.svm_protocol(x, y, xt, yt, cv_features="whitened")
+
+
+def test_grid_edge_flags_a_search_cut_short():
+    means = {0.01: 0.5, 0.1: 0.6, 1.0: 0.7}
+    assert svm.grid_edge(1.0, means) == "top" and svm.grid_edge(0.1, means) is None
+    assert svm.grid_edge(0.01, {0.01: 0.7, 0.1: 0.6, 1.0: 0.5}) == "bottom"
+    assert svm.grid_edge(0.01, {0.01: 1.0, 0.1: 1.0, 1.0: 1.0}) is None  # a tie at the end is not a cut
+    assert svm.grid_edge(1.0, {1.0: 0.9}) is None
+    # what the flag is for: features 2^-8 the scale of these clusters need a C above the grid
+    xa, ya = _clusters(40, 4, dim=64, spread=6.0, seed=11)
+    x, y, xt, yt = xa[::2], ya[::2], xa[1::2], ya[1::2]
+    res = svm.svm_protocol(x * 2.0 ** -8, y, xt * 2.0 ** -8, yt, cv_folds=3)
+    assert res["cv_raw"]["at_grid_edge"] == "top" and res["cv"]["at_grid_edge"] is None
 
 
 def test_cv_prefers_smaller_c_on_ties():
@@ -286,7 +333,7 @@ def test_cli_eval_svm_and_fewshot_on_demo(demo, tmp_path, capsys):
                 "--json", str(out), "--no-progress"])
     assert rc == 0
     text = capsys.readouterr().out
-    assert "linear SVM on crosspoint_demo" in text and "(fixed)" in text and "CV on train" in text
+    assert "linear SVM on crosspoint_demo" in text and "(fixed, raw)" in text and "CV, std.)" in text
     res = json.loads(out.read_text())
     assert res["protocol"] == "svm" and res["checkpoint"] == "random"
     assert res["results"]["feature_dim"] == 2048 and res["results"]["cv"]["C"] in (0.01, 1.0)

@@ -94,7 +94,7 @@ class Overlay:
     scans over its whole objects, a folder of your meshes over a benchmark). ``embedding.labels`` are
     in the main map's classes (by class name; -1 where the main data has no such class);
     ``transfer_acc`` is the accuracy on the overlay (shared classes) of a linear SVM (C = 0.1) fit
-    on the main data's features, the figure that says how far the domains are apart for a
+    on the main data's features (standardised by the main data's statistics, as :func:`svm_accuracy`), the figure that says how far the domains are apart for a
     classifier; None without shared labelled classes."""
 
     source: str
@@ -172,11 +172,11 @@ def _compute_overlay(spec: dict, main_features, main_labels, class_names, overla
     shared = np.intersect1d(np.unique(y1[y1 >= 0]), np.unique(lab2[lab2 >= 0]))
     transfer = None
     if shared.size >= 2 and np.unique(y1[y1 >= 0]).size >= 2:
-        from crosspoint.evaluation.svm import svm_protocol
+        from crosspoint.evaluation.svm import standardise, svm_protocol
 
         keep1, keep2 = y1 >= 0, np.isin(lab2, shared)
-        res = svm_protocol(x1[keep1], y1[keep1], np.asarray(emb2.features)[keep2], lab2[keep2], fixed_c=(0.1,),
-                           cv=False)
+        a, b = standardise(x1[keep1], np.asarray(emb2.features)[keep2])
+        res = svm_protocol(a, y1[keep1], b, lab2[keep2], fixed_c=(0.1,), cv=False)
         transfer = float(res["fixed"][0]["overall_acc"])
     coords = np.asarray(proj.coords, np.float32)
     ov = Overlay(str(overlay_source), emb2, coords[len(x1):], transfer, int(shared.size))
