@@ -11,8 +11,9 @@ and the model card. Run from the repo root:
    ``run.save_every=1`` (a checkpoint per epoch) and ``run.val_every=0``: the shipped recipe, kept
    epoch by epoch (the shipped run kept only its last epoch);
 3. ``crosspoint eval svm --val-fraction 0.5`` for the chosen epochs and for random weights: 1200
-   training and 1200 test objects, C by 5-fold CV, so one accuracy has a 95 % interval of about
-   +-1.4 points instead of +-6 with the 96 validation objects of the run itself.
+   training and 1200 test objects, C by 5-fold CV on standardised features (and on raw ones,
+   kept beside as ``acc_raw``), so one accuracy has a 95 % interval of about +-1.4 points instead of
+   +-6 with the 96 validation objects of the run itself.
 
 The in-run validation (96 objects) stays in the card beside it.
 """
@@ -81,7 +82,10 @@ def main(argv=None) -> int:
                "0.5", "--no-progress", "--json", str(js))
         r = json.loads(js.read_text())["results"]
         acc, n = float(r["cv"]["overall_acc"]), int(r["n_test"])
-        points.append({"epoch": e, "acc": acc, "C": r["cv"]["C"], "n_test": n,
+        raw = r.get("cv_raw")  # C by CV on raw features (results written before 2026-12-02: "cv" itself)
+        points.append({"epoch": e, "acc": acc, "C": r["cv"]["C"], "features": r["cv"].get("features", "raw"),
+                       "acc_raw": None if raw is None else float(raw["overall_acc"]),
+                       "C_raw": None if raw is None else raw["C"], "n_test": n,
                        "half_ci": float(1.96 * np.sqrt(acc * (1 - acc) / n))})
     rand, pts, shipped = points[0], points[1:-1], points[-1]
     assets = Path(args.assets)
@@ -89,7 +93,8 @@ def main(argv=None) -> int:
     results["curve_heldout"] = {
         "data": f"{big} (seed 1, {args.per_class} objects per class, half of them test)",
         "run": str(run), "points": pts, "random": rand["acc"], "random_C": rand["C"], "n_test": rand["n_test"],
-        "shipped": shipped["acc"], "shipped_C": shipped["C"],
+        "random_raw": rand["acc_raw"], "random_C_raw": rand["C_raw"], "features": rand["features"],
+        "shipped": shipped["acc"], "shipped_C": shipped["C"], "shipped_raw": shipped["acc_raw"],
         "val_objects": int(results.get("pretrain", {}).get("val_objects") or 0) or None,
         "note": "the shipped recipe run again with a checkpoint per epoch (the shipped run kept only its last); "
                 "not bit-identical to the shipped run: its final weights differ, its held-out accuracy is beside it",

@@ -133,6 +133,28 @@ def test_grid_edge_flags_a_search_cut_short():
     assert res["cv_raw"]["at_grid_edge"] == "top" and res["cv"]["at_grid_edge"] is None
 
 
+def test_label_efficiency_draws_n_per_class_and_scores_the_test_split():
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.svm import SVC
+
+    xa, ya = _clusters(40, 4, dim=32, spread=5.0, seed=21)  # overlapping: few labels are not enough
+    x, y, xt, yt = xa[::2], ya[::2], xa[1::2], ya[1::2]
+    res = svm.label_efficiency(x, y, xt, yt, per_class=(1, 4, 16), repeats=5, seed=3)
+    assert [r["per_class"] for r in res] == [1, 4, 16] and all(len(r["accs"]) == 5 for r in res)
+    assert res[0]["mean"] < res[-1]["mean"]
+    # one draw by hand: the documented generator, sklearn's scaler and the literal linear-kernel SVC
+    rng = np.random.default_rng([3, 4, 2])
+    pick = np.concatenate([rng.permutation(np.flatnonzero(y == c))[:4] for c in range(4)])
+    sc = StandardScaler().fit(x[pick].astype(np.float64))
+    clf = SVC(C=1.0, kernel="linear").fit(sc.transform(x[pick].astype(np.float64)), y[pick])
+    assert res[1]["accs"][2] == float((clf.predict(sc.transform(xt.astype(np.float64))) == yt).mean())
+    # the draws depend on the labels only, and standardising makes the scale irrelevant (2^-10: exact)
+    assert svm.label_efficiency(x * 2.0 ** -10, y, xt * 2.0 ** -10, yt, per_class=(1, 4, 16), repeats=5,
+                                seed=3) == res
+    with pytest.raises(ValueError, match="has 20 training objects"):
+        svm.label_efficiency(x, y, xt, yt, per_class=(21,))
+
+
 def test_cv_prefers_smaller_c_on_ties():
     x, y = _clusters(10, 2, seed=7)  # trivially separable: every C scores 1.0
     best, means = svm.select_c_by_cv(x, y, grid=(1.0, 0.01, 0.1), folds=2)
@@ -330,13 +352,19 @@ def test_cli_eval_svm_and_fewshot_on_demo(demo, tmp_path, capsys):
     out = tmp_path / "svm.json"
     rc = _main(["eval", "svm", "--checkpoint", "random", "--data", str(demo), "--points", "128", "--k", "8",
                 "--device", "cpu", "--val-fraction", "0.4", "--cv-folds", "2", "--c-grid", "0.01,1",
-                "--json", str(out), "--no-progress"])
+                "--labels-per-class", "1,2", "--label-repeats", "3", "--json", str(out), "--no-progress"])
     assert rc == 0
     text = capsys.readouterr().out
     assert "linear SVM on crosspoint_demo" in text and "(fixed, raw)" in text and "CV, std.)" in text
+    assert "2 per class (std., C = 1)" in text
     res = json.loads(out.read_text())
     assert res["protocol"] == "svm" and res["checkpoint"] == "random"
     assert res["results"]["feature_dim"] == 2048 and res["results"]["cv"]["C"] in (0.01, 1.0)
+    assert res["results"]["cv"]["features"] == "standardised" and res["results"]["cv_raw"]["features"] == "raw"
+    assert [r["per_class"] for r in res["results"]["label_efficiency"]] == [1, 2]
+    rc = _main(["eval", "svm", "--checkpoint", "random", "--data", str(demo), "--points", "128", "--k", "8",
+                "--val-fraction", "0.4", "--labels-per-class", "50", "--no-progress"])
+    assert rc == 2 and "training objects" in capsys.readouterr().err  # before any feature is computed
     rc = _main(["eval", "fewshot", "--checkpoint", "random", "--data", str(demo), "--points", "128", "--k", "8",
                 "--ways", "2", "--shots", "1", "--queries", "1", "--runs", "2", "--val-fraction", "0.4",
                 "--no-progress"])

@@ -85,6 +85,11 @@ def add_arguments(p) -> None:
     s.add_argument("--fixed-c", default="0.01,0.1", help="fixed C values to report (default 0.01,0.1)")
     s.add_argument("--cv-folds", type=int, default=5, help="cross-validation folds (default 5)")
     s.add_argument("--no-cv", action="store_true", help="only the fixed C values")
+    s.add_argument("--labels-per-class", default=None, metavar="N,N,...",
+                   help="also fit on only N labelled training objects per class (standardised, --label-c, "
+                        "--label-repeats seeded draws) and score the test split: label efficiency, e.g. 1,2,4,8,16")
+    s.add_argument("--label-repeats", type=int, default=10, help="draws per N of --labels-per-class (default 10)")
+    s.add_argument("--label-c", type=float, default=1.0, help="C of the --labels-per-class fits (default 1)")
     s.add_argument("--cv-features", default="both", choices=("both", "standardised", "raw"),
                    help="features the CV runs on: both (default; 'cv' = standardised, 'cv_raw' = raw), or one of them")
     s.add_argument("--solver", default="auto", choices=("auto", "precomputed", "linear"),
@@ -358,7 +363,19 @@ def _run_svm(args) -> int:
     grid = _floats(args.c_grid, "--c-grid")
     if args.cv_folds < 2:
         raise UsageError("--cv-folds must be >= 2")
+    sizes = _ints(args.labels_per_class, "--labels-per-class") if args.labels_per_class else []
+    if sizes and (min(sizes) < 1 or args.label_repeats < 1):
+        raise UsageError("--labels-per-class values and --label-repeats must be >= 1")
     tr, te, info = _classification_data(args)
+    if sizes:  # an impossible N fails now, not after a minute of features
+        import numpy as np
+
+        from crosspoint.evaluation.features import dataset_labels
+
+        labels, counts = np.unique(np.asarray(dataset_labels(tr)), return_counts=True)
+        if max(sizes) > counts.min():
+            raise UsageError(f"--labels-per-class {max(sizes)}: class {labels[counts.argmin()]} has only "
+                             f"{counts.min()} training objects")
     enc = _encoder(args)
     t0 = time.perf_counter()
     xtr, ytr = _features(args, enc, tr, "train features")
@@ -371,6 +388,17 @@ def _run_svm(args) -> int:
                            progress=(lambda stage, d, t: cb(d, t)) if cb is not None else None)
     finally:
         close()
+    if sizes:
+        from crosspoint.evaluation.svm import label_efficiency
+
+        cb, close = _progress(args, "label efficiency")
+        try:
+            res["label_efficiency"] = label_efficiency(xtr, ytr, xte, yte, per_class=sizes, repeats=args.label_repeats,
+                                                       C=args.label_c, seed=args.seed, progress=cb)
+        except ValueError as exc:
+            raise UsageError(f"--labels-per-class: {exc}") from None
+        finally:
+            close()
     res["seconds"] = {"features": t_feat, "svm": time.perf_counter() - t0 - t_feat}
     head = _header(args, info, enc)
     print(f"linear SVM on {info['dataset']}{' ' + info['variant'] if 'variant' in info else ''}: "
@@ -386,6 +414,9 @@ def _run_svm(args) -> int:
         label = f"{r['C']:g} ({r['folds']}-fold CV, {'std.' if r['features'] == 'standardised' else 'raw'})"
         edge = f"  <- the grid's {r['at_grid_edge']}: widen --c-grid" if r["at_grid_edge"] else ""
         print(f"  {label:<28}{_pct(r['overall_acc']):>12}{_pct(r['mean_class_acc']):>16}{edge}")
+    for r in res.get("label_efficiency", []):
+        label = f"{r['per_class']} per class (std., C = {r['C']:g})"
+        print(f"  {label:<28}{_pct(r['mean']):>12} ± {100 * r['std']:.1f} over {r['repeats']} draws")
     _write_json(args, {"protocol": "svm", **head, "results": res})
     return 0
 
