@@ -311,14 +311,16 @@ def curve_svg(epochs: list, path: Path, held_out: "dict | None" = None) -> None:
                          f'stroke="{green}"/><rect x="{x(e) - 3:.1f}" y="{ya(a) - 3:.1f}" width="6" height="6" '
                          f'fill="{green}"/>')
     ly = h - bottom - 24 - (28 if hv else 0)
-    val_label = (f"the run's validation linear-SVM accuracy, {held_out['val_objects']} objects (left axis)"
-                 if hv and held_out.get("val_objects") else "validation linear-SVM accuracy (left axis)")
+    val_label = (f"the run's validation linear-SVM accuracy, {held_out['val_objects']} objects, C = 0.1 on raw "
+                 "features (left axis)" if hv and held_out.get("val_objects")
+                 else "validation linear-SVM accuracy (left axis)")
     parts.append(f'<text x="{left + 8}" y="{ly}" fill="#1f5fbf">{val_label}'
                  f'</text><text x="{left + 8}" y="{ly + 14}" fill="#c05020">training loss, '
                  f'all terms (dashed, right axis)</text>')
     if hv:
-        parts.append(f'<text x="{left + 8}" y="{ly + 28}" fill="#2a8a3a">a rerun, {held_out["n_test"]} held-out objects, '
-                     f'95 % intervals (squares); random weights (dotted)</text>')
+        feats = f', {held_out["features"]}' if held_out.get("features") else ""
+        parts.append(f'<text x="{left + 8}" y="{ly + 28}" fill="#2a8a3a">rerun, {held_out["n_test"]} held-out objects'
+                     f'{feats}, 95 % intervals; random weights: dotted</text>')
     parts.append("</svg>")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(parts) + "\n")
