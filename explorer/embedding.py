@@ -100,6 +100,18 @@ class _FrameEmbedding:
         return len(self.labels)
 
 
+def labels_text(mine, theirs) -> str:
+    """The few-labels line of a comparison: accuracy with n labelled objects per class, this checkpoint
+    against random weights (:func:`crosspoint.analysis.background.labels_curve`), or "" without it."""
+    if not mine or not theirs or [r["per_class"] for r in mine] != [r["per_class"] for r in theirs]:
+        return ""
+    ns = " / ".join(str(r["per_class"]) for r in mine)
+    a = " / ".join(f"{100 * r['mean']:.0f}" for r in mine)
+    b = " / ".join(f"{100 * r['mean']:.0f}" for r in theirs)
+    return (f"with {ns} labelled objects per class (SVM on the rest, {mine[0]['repeats']} draws): this checkpoint "
+            f"{a} %, random weights {b} %")
+
+
 def overlay_text(ov, *, short: bool = False) -> str:
     """The overlay's figure: how a linear SVM fit on the main data does on it (domain shift)."""
     t = "no shared classes to score" if ov.transfer_acc is None else \
@@ -814,6 +826,9 @@ class EmbeddingPanel(QWidget):
                 msg += f"\nrandom weights: {map_text(m.baseline.svm, m.baseline.quality)}"
                 if m.baseline.overlay is not None:
                     msg += f"; {overlay_text(m.baseline.overlay, short=True)}"
+                few = labels_text(m.labels_curve, m.baseline.labels_curve)
+                if few:
+                    msg += f"\n{few}"
             if emb.skipped:
                 msg += f"; {len(emb.skipped)} unreadable objects skipped"
             value = {"message": msg, "warning": warning, "n": len(emb), "svm": acc, "quality": m.quality}
@@ -821,7 +836,9 @@ class EmbeddingPanel(QWidget):
                 value["overlay"] = {"n": len(m.overlay.embedding), "transfer_acc": m.overlay.transfer_acc,
                                     "source": m.overlay.source}
             if m.baseline is not None:
-                value["baseline"] = {"svm": m.baseline.svm, "quality": m.baseline.quality}
+                value["baseline"] = {"svm": m.baseline.svm, "quality": m.baseline.quality,
+                                     "labels_curve": m.baseline.labels_curve}
+                value["labels_curve"] = m.labels_curve
                 if m.baseline.overlay is not None:
                     value["baseline"]["overlay_transfer_acc"] = m.baseline.overlay.transfer_acc
             state.set_result(None, "embedding_map", value, prov)

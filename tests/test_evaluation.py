@@ -153,6 +153,16 @@ def test_label_efficiency_draws_n_per_class_and_scores_the_test_split():
                                 seed=3) == res
     with pytest.raises(ValueError, match="has 20 training objects"):
         svm.label_efficiency(x, y, xt, yt, per_class=(21,))
+    # one labelled set (the explorer's map): each draw scored on the rows it did not draw, capped by a seeded subsample
+    one = svm.label_efficiency(x, y, per_class=(2,), repeats=3, seed=1, max_test=30)
+    rng = np.random.default_rng([1, 2, 0])
+    pick = np.concatenate([rng.permutation(np.flatnonzero(y == c))[:2] for c in range(4)])
+    rest = np.sort(rng.choice(np.setdiff1d(np.arange(y.size), pick), size=30, replace=False))
+    sc = StandardScaler().fit(x[pick].astype(np.float64))
+    clf = SVC(C=1.0, kernel="linear").fit(sc.transform(x[pick].astype(np.float64)), y[pick])
+    assert one[0]["accs"][0] == float((clf.predict(sc.transform(x[rest].astype(np.float64))) == y[rest]).mean())
+    with pytest.raises(ValueError, match="one must be left to score"):
+        svm.label_efficiency(x, y, per_class=(20,))
 
 
 def test_cv_prefers_smaller_c_on_ties():

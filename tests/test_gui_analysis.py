@@ -325,6 +325,13 @@ def test_embedding_map_compared_with_random_weights(qtbot, window, ckpts, class_
     assert not np.allclose(ep.baseline.features, ep.embedding.features), "another encoder"
     assert "random weights" in ep.base_title.text() and "random weights" in ep.status.text()
     r = window.state.result(None, "embedding_map").value
+    # few labels: both encoders scored on the same draws of the map's own objects, the figures shown are those
+    from crosspoint.analysis.background import labels_curve
+
+    assert r["labels_curve"] == labels_curve(ep.embedding) and r["labels_curve"]
+    assert r["baseline"]["labels_curve"] == labels_curve(ep.baseline)
+    assert "labelled objects per class" in ep.status.text()
+    assert f"this checkpoint {100 * r['labels_curve'][0]['mean']:.0f}" in ep.status.text()
     assert r["baseline"]["quality"] == map_quality(ep.base_coords, ep.embedding.labels)
     assert r["quality"] == map_quality(ep.coords, ep.embedding.labels)
     assert f"silhouette {r['baseline']['quality']['silhouette']:.2f}" in ep.base_title.text()

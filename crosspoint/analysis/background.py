@@ -86,6 +86,39 @@ class EmbeddingMap:
     quality: "dict | None" = None  # {"silhouette", "knn_acc", "k", "n"}
     baseline: "EmbeddingMap | None" = None
     overlay: "Overlay | None" = None
+    #: with ``compare_random``: :func:`labels_curve` of this map's embedding (the baseline has its own, on
+    #: the same draws), the figure that says where pretraining matters: with few labels
+    labels_curve: "list | None" = None
+
+
+#: labelled objects per class, draws and test cap of :func:`labels_curve`
+LABELS_PER_CLASS = (1, 2, 4, 8)
+LABELS_REPEATS = 5
+LABELS_MAX_TEST = 4000
+
+
+def labels_curve(emb) -> "list | None":
+    """Label efficiency on a map's own objects: the standardised linear SVM (C = 1) fitted on n labelled
+    objects per class (n of :data:`LABELS_PER_CLASS` below the smallest class's size, classes of two or
+    more objects), scored on the objects not drawn (at most :data:`LABELS_MAX_TEST`),
+    :data:`LABELS_REPEATS` seeded draws (:func:`crosspoint.evaluation.svm.label_efficiency`; the draws
+    depend on the labels only, so two encoders' curves are paired). None without two such classes."""
+    import numpy as np
+
+    from crosspoint.evaluation.svm import label_efficiency
+
+    y = np.asarray(emb.labels).reshape(-1)
+    classes, counts = np.unique(y[y >= 0], return_counts=True)
+    keep = np.isin(y, classes[counts >= 2])
+    if classes[counts >= 2].size < 2:
+        return None
+    sizes = [n for n in LABELS_PER_CLASS if n < counts[counts >= 2].min()]
+    if not sizes:
+        return None
+    x = np.asarray(emb.features)
+    if not keep.all():  # (a copy; a map of only labelled objects is used as it is)
+        x, y = x[keep], y[keep]
+    return label_efficiency(x, y, per_class=sizes, repeats=LABELS_REPEATS, C=1.0, seed=0, max_test=LABELS_MAX_TEST)
 
 
 @dataclass
@@ -233,6 +266,8 @@ def embed_and_map(session, source, *, n_points: int = 1024, progress: Progress =
 
         m.baseline = _embed_and_map(rnd, source, n_points=n_points, progress=rprogress, cancel=cancel,
                                     in_process=in_process)
+        report(progress, 0, 0, "scoring both encoders with few labels")
+        m.labels_curve, m.baseline.labels_curve = labels_curve(m.embedding), labels_curve(m.baseline.embedding)
         if overlay is not None:
             _add_overlay(m.baseline, rnd, overlay, n_points=n_points, progress=rprogress, cancel=cancel,
                          in_process=in_process)

@@ -290,13 +290,14 @@ def grid_edge(c: float, means: dict) -> "str | None":
 def label_efficiency(
     train_x,
     train_y,
-    test_x,
-    test_y,
+    test_x=None,
+    test_y=None,
     *,
     per_class: Sequence[int] = (1, 2, 4, 8, 16),
     repeats: int = 10,
     C: float = 1.0,
     seed: int = 0,
+    max_test: "int | None" = None,
     progress: "Callable[[int, int], None] | None" = None,
 ) -> list:
     """Test accuracy of a linear SVM trained on ``n`` labelled objects per class, for each ``n`` of
@@ -304,9 +305,17 @@ def label_efficiency(
     "accs"}, ...]`` (accuracies 0..1; ``std`` with ``ddof=0``). Draw ``r`` of ``n`` uses
     ``numpy.random.default_rng([seed, n, r])``: one shuffled permutation of each class's training rows,
     its first ``n``; so the draws depend only on the labels, and the same rows serve any encoder.
-    Raises ``ValueError`` when some class has fewer than ``n`` training objects."""
+
+    Without ``test_x``/``test_y`` (one labelled set, as the explorer's map has), each draw is scored on
+    the rows it did not draw; ``max_test`` caps them by a seeded subsample (from the same generator,
+    so still the same rows for any encoder). Raises ``ValueError`` when some class has fewer than
+    ``n`` training objects (no more than ``n`` without a test split: it must keep one to score)."""
     train_x, train_y = _check_xy(train_x, train_y, "training")
-    test_x, test_y = _check_xy(test_x, test_y, "test")
+    held_out = test_x is None
+    if held_out != (test_y is None):
+        raise ValueError("give both test_x and test_y, or neither")
+    if not held_out:
+        test_x, test_y = _check_xy(test_x, test_y, "test")
     if repeats < 1:
         raise ValueError("repeats must be >= 1")
     classes, counts = np.unique(train_y, return_counts=True)
@@ -315,9 +324,9 @@ def label_efficiency(
     sizes = [int(n) for n in per_class]
     if not sizes or min(sizes) < 1:
         raise ValueError(f"labels per class must be >= 1, got {list(per_class)}")
-    if max(sizes) > counts.min():
+    if max(sizes) + int(held_out) > counts.min():
         raise ValueError(f"{max(sizes)} labelled objects per class asked, but class {classes[counts.argmin()]} has "
-                         f"{counts.min()} training objects")
+                         f"{counts.min()} training objects" + (" (one must be left to score)" if held_out else ""))
     rows = [np.flatnonzero(train_y == c) for c in classes]
     out, done, total = [], 0, len(sizes) * repeats
     for n in sizes:
@@ -325,9 +334,16 @@ def label_efficiency(
         for r in range(repeats):
             rng = np.random.default_rng([int(seed), n, r])
             pick = np.concatenate([rng.permutation(ix)[:n] for ix in rows])
-            a, b = standardise(train_x[pick], test_x)
+            if held_out:
+                rest = np.setdiff1d(np.arange(train_y.size), pick)
+                if max_test is not None and rest.size > max_test:
+                    rest = np.sort(rng.choice(rest, size=int(max_test), replace=False))
+                tx, ty = train_x[rest], train_y[rest]
+            else:
+                tx, ty = test_x, test_y
+            a, b = standardise(train_x[pick], tx)
             pred = _fit_predict(_gram(a, a), train_y[pick], _gram(b, a), C, "precomputed")
-            accs.append(float((pred == test_y).mean()))
+            accs.append(float((pred == ty).mean()))
             done += 1
             if progress is not None:
                 progress(done, total)
