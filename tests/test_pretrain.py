@@ -280,3 +280,41 @@ def test_resume_of_a_run_saved_before_the_reference_settings_keeps_its_behaviour
     resumed = torch.load(last, weights_only=True)
     assert resumed["config"]["data"]["background"] == "white"
     assert resumed["config"]["optim"]["lr_step"] == "epoch_end"
+
+
+def test_validation_svm_can_standardise_so_the_features_scale_does_not_matter():
+    """``run.svm_standardise``: the validation accuracy of an encoder and of the same encoder with its
+    features 2^-10 the size (a power of two: exact) are the same bits. Off by default (the reference
+    fits raw features at C = 0.1)."""
+    import numpy as np
+
+    from crosspoint.config import RunConfig
+    from crosspoint.engine.pretrain import validation_accuracy
+    from crosspoint.models import DGCNN
+
+    class Shapes:  # two classes of 64-point clouds, flat and tall boxes, under heavy noise
+        def __init__(self, n, seed):
+            rng = np.random.default_rng(seed)
+            self.labels = np.arange(n) % 2
+            scale = np.where(self.labels[:, None, None] == 0, [1.0, 0.6, 1.0], [0.8, 1.0, 0.8])
+            self.points = (rng.uniform(-1, 1, (n, 64, 3)) * scale + rng.normal(0, 0.5, (n, 64, 3))).astype(np.float32)
+
+        def __getitem__(self, i):
+            return self.points[i], int(self.labels[i])
+
+    class Smaller(torch.nn.Module):
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def embed(self, x):
+            return self.inner.embed(x) * 2.0 ** -10
+
+    torch.manual_seed(0)
+    enc = DGCNN(k=4, emb_dims=32).eval()
+    tr, va = Shapes(24, 1), Shapes(40, 2)
+    kw = dict(device="cpu", c=0.1, max_train=100)
+    std = validation_accuracy(enc, tr, va, standardise=True, **kw)
+    assert 0.0 < std < 1.0
+    assert validation_accuracy(Smaller(enc), tr, va, standardise=True, **kw) == std
+    assert RunConfig().svm_standardise is False

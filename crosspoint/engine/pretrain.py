@@ -231,9 +231,10 @@ def build_optimizer(cfg: PretrainConfig, params):
 
 # ------------------------------------------------------------------------------------------------
 def validation_accuracy(encoder: nn.Module, svm_train, svm_val, *, device, c: float, max_train: int,
-                        batch_size: int = 32, seed: int = 0) -> float:
+                        batch_size: int = 32, seed: int = 0, standardise: bool = False) -> float:
     """Linear-SVM accuracy of frozen features: fit on (a stratified subset of) the training split,
-    score on the held-out validation split."""
+    score on the held-out validation split. ``standardise``: the features standardised by the
+    training rows' statistics first (``run.svm_standardise``)."""
     from sklearn.svm import SVC
 
     def feats(ds, idx):
@@ -255,6 +256,10 @@ def validation_accuracy(encoder: nn.Module, svm_train, svm_val, *, device, c: fl
     xva, yva = feats(svm_val, idx_va), np.asarray(svm_val.labels)
     if len(np.unique(ytr)) < 2 or len(yva) == 0:
         return float("nan")
+    if standardise:
+        from crosspoint.evaluation.svm import standardise as scale
+
+        xtr, xva = scale(xtr, xva)
     clf = SVC(C=c, kernel="linear")
     clf.fit(xtr, ytr)
     return float(clf.score(xva, yva))
@@ -661,7 +666,7 @@ class Pretrainer:
             t0 = time.time()
             acc = validation_accuracy(model.point_encoder, svm_train, svm_val, device=self.rt.device,
                                       c=self.cfg.run.svm_c, max_train=self.cfg.data.svm_train_max,
-                                      seed=self.cfg.run.seed)
+                                      seed=self.cfg.run.seed, standardise=self.cfg.run.svm_standardise)
             self.events.emit("validation", epoch=self.state.epoch, step=self.state.step, val_acc=acc,
                              best_acc=max(acc, self.state.best_acc) if math.isfinite(acc) else None,
                              seconds=time.time() - t0)
