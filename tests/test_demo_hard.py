@@ -332,3 +332,52 @@ def test_cli_make_demo_presets(tmp_path, capsys):
     meta = json.loads((plain / "demo_meta.json").read_text())
     assert meta["scans"]["clutter"] is False and meta["scans"]["rotate"] is False
     assert main(["make-demo", str(tmp_path / "bad"), "--no-scans", "--clutter", *common]) == 2
+    # a second run into the finished hard demo keeps it (it crashed with a TypeError before)
+    assert main(["make-demo", str(hard), *common]) == 0
+    noisy = tmp_path / "noisy"
+    assert main(["make-demo", str(noisy), "--density", "2", "--jitter", "0.01", *common]) == 0
+    assert json.loads((noisy / "demo_meta.json").read_text())["nuisance"] == {"density": 2.0, "jitter": 0.01}
+    assert main(["make-demo", str(tmp_path / "bad2"), "--jitter", "-0.1", *common]) == 2
+
+
+def test_point_nuisances_change_only_the_points_and_are_recorded(tmp_path):
+    """``--density`` / ``--jitter``: the meshes, views and scans stay those of the plain demo, the points are a
+    density-weighted subset of 2n uniform samples plus clipped noise, the part files carry the same points,
+    the setting is in demo_meta.json, and zeros (the default) leave the demo as it was, byte for byte."""
+    from crosspoint.data.demo import PointNuisance
+    from crosspoint.data.demo.writer import _sample
+    from crosspoint.io import read_point_cloud
+
+    classes = ["chair", "mug"]
+    plain = _files(generate_demo(tmp_path / "plain", seed=3, classes=classes, workers=0, **TINY_HARD))
+    zeros = _files(generate_demo(tmp_path / "zeros", seed=3, classes=classes, workers=0, nuisance=PointNuisance(),
+                                 **TINY_HARD))
+    assert zeros == plain
+    nz = PointNuisance(density=2.0, jitter=0.02)
+    root = generate_demo(tmp_path / "noisy", seed=3, classes=classes, workers=0, nuisance=nz, **TINY_HARD)
+    noisy = _files(root)
+    assert noisy.keys() == plain.keys()
+    changed = {k for k in plain if plain[k] != noisy[k]}
+    assert all(k.startswith(("ShapeNet/", "shapenetcore_partanno_segmentation_benchmark_v0_normal/")) or
+               k in ("demo_meta.json", "scans/demo_meta.json", ".crosspoint-demo") for k in changed), sorted(changed)
+    assert any(k.startswith("ShapeNet/") for k in changed)
+    meta = json.loads((root / "demo_meta.json").read_text())
+    assert meta["nuisance"] == {"density": 2.0, "jitter": 0.02} and "nuisance" not in json.loads(plain["demo_meta.json"])
+    # one object by hand: density-weighted subset of the 2n uniform samples, then clipped noise
+    syn = HARD.synsets["chair"]
+    pts = read_point_cloud(root / "ShapeNet" / syn / "chair_0001.ply").points
+    part = np.loadtxt(root / "shapenetcore_partanno_segmentation_benchmark_v0_normal" / syn / "chair_0001.txt")
+    np.testing.assert_allclose(part[:, :3], pts, atol=1e-6)  # the part file's 6-decimal text
+    rng, s_seed, _, _ = _object_seeds(HARD, 3, HARD.classes.index("chair"), 1)
+    mesh, fl, _ = HARD.build_object("chair", rng)
+    pool = _sample(mesh, fl, 2 * pts.shape[0], s_seed)[0]
+    dist = np.abs(pts[:, None, :] - pool[None, :, :]).max(axis=2).min(axis=1)  # to the nearest pool point, per axis
+    assert dist.max() <= 2.5 * 0.02 + 1e-6 and dist.mean() > 0.005
+    # asked again with the same settings, the finished demo is kept (this raised a TypeError for the hard preset)
+    stamp = (root / "demo_meta.json").stat().st_mtime_ns
+    assert _files(generate_demo(root, seed=3, classes=classes, workers=0, nuisance=nz, **TINY_HARD)) == noisy
+    assert (root / "demo_meta.json").stat().st_mtime_ns == stamp
+    # asked again without the nuisances, the folder becomes the plain demo again
+    assert _files(generate_demo(root, seed=3, classes=classes, workers=0, **TINY_HARD)) == plain
+    with pytest.raises(ValueError, match="must be >= 0"):
+        PointNuisance(jitter=-1.0)

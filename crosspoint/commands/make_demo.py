@@ -44,6 +44,11 @@ def add_arguments(p) -> None:
     p.add_argument("--heading", choices=("aligned", "random"), default=None,
                    help="objects face +Z (aligned, ShapeNet's convention) or a random heading about +Y "
                         "(default: random for hard, aligned for easy)")
+    p.add_argument("--density", type=float, default=0.0, metavar="S",
+                   help="point density varying across each object: n of 2n surface samples drawn with weight "
+                        "exp(S x.d) along a random direction d (default 0: uniform, as before)")
+    p.add_argument("--jitter", type=float, default=0.0, metavar="SIGMA",
+                   help="Gaussian noise on every point coordinate, clipped to 2.5 SIGMA (default 0)")
     p.add_argument("--workers", type=int, default=None, help="worker processes (default: min(2, cores))")
     p.add_argument("--force", action="store_true", help="regenerate even when OUT already holds this demo")
 
@@ -51,6 +56,13 @@ def add_arguments(p) -> None:
 def run(args) -> int:
     from crosspoint.data.demo import DEFAULT_SIZE, PRESET_DEFAULTS, ScanSettings, generate_demo, get_preset
 
+    from crosspoint.data.demo import PointNuisance
+
+    try:
+        nuisance = PointNuisance(density=args.density, jitter=args.jitter)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     defaults = PRESET_DEFAULTS[args.preset]
     scans = defaults["scans"] if args.scans is None else args.scans
     if args.scans is None and (args.clutter is not None or args.rotate is not None):
@@ -84,7 +96,7 @@ def run(args) -> int:
     try:
         out = generate_demo(args.out, preset=args.preset, seed=args.seed, per_class=per_class, n_points=args.points,
                             n_views=n_views, size=size, workers=args.workers, scans=scan or False,
-                            heading=args.heading, force=args.force, progress=progress)
+                            heading=args.heading, nuisance=nuisance, force=args.force, progress=progress)
     except ValueError as e:
         if bar is not None:
             bar.close()

@@ -45,6 +45,7 @@ from .writer import (
     PRESET_DEFAULTS,
     SCAN_DIR,
     DemoCancelled,
+    PointNuisance,
     default_demo_dir,
     demo_is_complete,
     demo_object,
@@ -57,6 +58,7 @@ from .writer import (
 )
 
 __all__ = [
+    "PointNuisance",
     "PRESETS",
     "DEFAULT_PRESET",
     "PRESET_DEFAULTS",
