@@ -27,15 +27,12 @@ def _check(ok: bool) -> str:
 
 def _edge(cv: dict) -> "str | None":
     """Where a CV's chosen C sits in its grid when the accuracy was still rising there (results written
-    before 2026-12-02 do not say; the rule of ``crosspoint.evaluation.svm.grid_edge``)."""
+    before 2026-12-02 do not say: the rule of ``crosspoint.evaluation.svm.grid_edge`` on their scores)."""
     if "at_grid_edge" in cv:
         return cv["at_grid_edge"]
-    m = {float(k): float(v) for k, v in cv.get("cv_mean_acc", {}).items()}
-    g = sorted(m)
-    if len(g) < 2:
-        return None
-    c = float(cv["C"])
-    return "top" if c == g[-1] and m[g[-1]] > m[g[-2]] else "bottom" if c == g[0] and m[g[0]] > m[g[1]] else None
+    from crosspoint.evaluation.svm import grid_edge
+
+    return grid_edge(cv["C"], cv.get("cv_mean_acc", {}))
 
 
 def _svm_figures(r: dict, key: str, name: str) -> dict:
