@@ -54,6 +54,7 @@ Everything is deterministic (libsvm's one-vs-one SVC uses no randomness; the CV 
 from __future__ import annotations
 
 import logging
+import warnings
 from typing import Callable, Sequence
 
 import numpy as np
@@ -202,11 +203,12 @@ def _folds(y: np.ndarray, n_folds: int, seed: int):
     return list(splitter.split(np.zeros(y.size), y))
 
 
-def _fold_predict(x, y, tr, va, C: float, solver: str, standardised: bool, gram=None) -> np.ndarray:
-    a, b = _fold_data(x, tr, va, solver, standardised, gram)
+def _predict(a, y_train, b, c: float, solver: str) -> np.ndarray:
+    """:func:`_fit_predict` on the blocks :func:`_fold_data` (or the protocol) made: Gram blocks with
+    ``solver="precomputed"``, feature rows otherwise."""
     if solver == "precomputed":
-        return _fit_predict(a, y[tr], b, C, solver)
-    return _fit_predict(None, y[tr], None, C, solver, a, b)
+        return _fit_predict(a, y_train, b, c, solver)
+    return _fit_predict(None, y_train, None, c, solver, a, b)
 
 
 def cv_accuracy(x, y, C: float, *, folds: int = 5, seed: int = 0, solver: str = "auto",
@@ -222,7 +224,8 @@ def cv_accuracy(x, y, C: float, *, folds: int = 5, seed: int = 0, solver: str = 
     gram = _gram(x, x) if solver == "precomputed" and not standardised else None
     accs = []
     for tr, va in _folds(y, folds, seed):
-        pred = _fold_predict(x, y, tr, va, C, solver, standardised, gram)
+        a, b = _fold_data(x, tr, va, solver, standardised, gram)
+        pred = _predict(a, y[tr], b, C, solver)
         accs.append(float((pred == y[va]).mean()))
     return float(np.mean(accs)), float(np.std(accs))
 
@@ -258,10 +261,7 @@ def select_c_by_cv(
     for tr, va in splits:
         a, b = _fold_data(train_x, tr, va, solver, standardised, gram)
         for c in grid:
-            if solver == "precomputed":
-                pred = _fit_predict(a, train_y[tr], b, c, solver)
-            else:
-                pred = _fit_predict(None, train_y[tr], None, c, solver, a, b)
+            pred = _predict(a, train_y[tr], b, c, solver)
             scores[c].append(float((pred == train_y[va]).mean()))
             done += 1
             if progress is not None:
@@ -342,7 +342,9 @@ def label_efficiency(
             else:
                 tx, ty = test_x, test_y
             a, b = standardise(train_x[pick], tx)
-            pred = _fit_predict(_gram(a, a), train_y[pick], _gram(b, a), C, "precomputed")
+            with warnings.catch_warnings():  # n = 1: as many classes as samples is the point, not a regression target
+                warnings.filterwarnings("ignore", message="The number of unique classes is greater than 50%")
+                pred = _fit_predict(_gram(a, a), train_y[pick], _gram(b, a), C, "precomputed")
             accs.append(float((pred == ty).mean()))
             done += 1
             if progress is not None:
@@ -398,19 +400,16 @@ def svm_protocol(
 
     def score(c: float, standardised: bool = False) -> dict:
         a, b = blocks(standardised)
-        if solver == "precomputed":
-            pred = _fit_predict(a, train_y, b, c, solver)
-        else:
-            pred = _fit_predict(None, train_y, None, c, solver, a, b)
-        return {"C": float(c), **accuracy_scores(test_y, pred)}
+        return {"C": float(c), **accuracy_scores(test_y, _predict(a, train_y, b, c, solver))}
 
     kinds = {"both": (("cv", True), ("cv_raw", False)), "standardised": (("cv", True),),
              "raw": (("cv", False),)}[cv_features] if cv else ()
-    total_cv = len(kinds) * len(cv_grid) * len(_folds(train_y, cv_folds, seed))
+    n_folds = len(_folds(train_y, cv_folds, seed))
+    per_kind = len(cv_grid) * n_folds
     results = {"cv": None}
     for i, (key, standardised) in enumerate(kinds):
-        offset = i * total_cv // max(len(kinds), 1)
-        cb = (lambda d, t, o=offset: progress("cv", o + d, total_cv)) if progress is not None else None
+        cb = ((lambda d, t, o=i * per_kind: progress("cv", o + d, len(kinds) * per_kind))
+              if progress is not None else None)
         gram = blocks(False)[0] if solver == "precomputed" and not standardised else None
         best, means = select_c_by_cv(train_x, train_y, grid=cv_grid, folds=cv_folds, seed=seed, solver=solver,
                                      gram=gram, standardised=standardised, progress=cb)
@@ -419,7 +418,7 @@ def svm_protocol(
             log.warning("C by CV on %s features chose the grid's %s (C = %g): the best C may lie outside the grid",
                         "standardised" if standardised else "raw", edge, best)
         results[key] = {**score(best, standardised), "features": "standardised" if standardised else "raw",
-                        "folds": len(_folds(train_y, cv_folds, seed)), "grid": [float(c) for c in sorted(cv_grid)],
+                        "folds": n_folds, "grid": [float(c) for c in sorted(cv_grid)],
                         "at_grid_edge": edge, "cv_mean_acc": {str(c): a for c, a in means.items()}}
     fixed = []
     for i, c in enumerate(fixed_c):
