@@ -24,6 +24,8 @@ PANELS: dict[str, str] = {
     "heatmap": "3D-2D correspondence heatmaps on the points and on the selected view",
     "embedding": "the demo dataset's embeddings mapped to 2D with UMAP, with a selection",
     "compare-random": "the embedding map beside the same map made with random weights, with both separations",
+    "compare-sensor": "the same comparison on the demo's held-out objects with sensor-like points (the "
+                      "'demo-sensor' dataset), where pretraining shows",
     "training": "the training monitor (use --attach RUN_DIR to show a run)",
 }
 
@@ -191,10 +193,12 @@ def _steps(win, panel: str | None):
             win.screenshot_widget = dlg
 
         return steps + [(open_dialog, lambda: True)]
-    if panel in ("embedding", "compare-random"):
+    if panel in ("embedding", "compare-random", "compare-sensor"):
         ep = win.embedding_panel
-        if panel == "compare-random":
+        if panel in ("compare-random", "compare-sensor"):
             ep.compare.setChecked(True)
+        if panel == "compare-sensor":
+            ep.source.setCurrentIndex(ep.source.findData("demo-sensor"))
 
         def select():
             if ep.coords is not None and len(ep.coords):

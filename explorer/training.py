@@ -100,14 +100,15 @@ def check_dataset(cfg: PretrainConfig) -> list[str]:
     """What would stop ``crosspoint pretrain`` with ``cfg`` at its data, found before anything starts:
     the layout must be one pretraining reads (as ``detect_layout(task="pretrain")``) and pass
     ``crosspoint check-data --quick`` (:func:`crosspoint.data.validate.validate_layout`); with
-    ``run.selection = test`` the selection dataset too. ``"demo"`` needs no check (it is generated)."""
+    ``run.selection = test`` the selection dataset too. ``"demo"`` and ``"demo-sensor"`` need no check
+    (they are generated)."""
     from crosspoint.data.base import DatasetError
     from crosspoint.data.layouts import detect_layout
     from crosspoint.data.validate import validate_layout
 
     problems: list[str] = []
     root = cfg.data.root
-    if root != "demo":
+    if root not in ("demo", "demo-sensor"):
         layout = None if cfg.data.layout == "auto" else cfg.data.layout
         try:
             info = detect_layout(Path(root).expanduser().absolute(), task="pretrain", layout=layout)

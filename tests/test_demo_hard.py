@@ -381,3 +381,66 @@ def test_point_nuisances_change_only_the_points_and_are_recorded(tmp_path):
     assert _files(generate_demo(root, seed=3, classes=classes, workers=0, **TINY_HARD)) == plain
     with pytest.raises(ValueError, match="must be >= 0"):
         PointNuisance(jitter=-1.0)
+
+
+def test_density_pool_and_the_sensor_preset(tmp_path, monkeypatch):
+    """``pool``: the points are n of pool x n uniform samples (pool 2 is the default and the same bytes); the
+    pool is recorded only when it is not 2. ``make-demo --sensor`` is :data:`SENSOR` (explicit flags
+    override it), and the ``demo-sensor`` data keyword is the held-out seed with it, in its own cache folder."""
+    from crosspoint.cli import main
+    from crosspoint.data import base
+    from crosspoint.data.demo import DEMO_KEYWORDS, SENSOR, PointNuisance, keyword_demo_dir, writer
+    from crosspoint.data.demo.writer import _sample
+    from crosspoint.io import read_point_cloud
+
+    classes = ["mug"]
+    two = _files(generate_demo(tmp_path / "two", seed=3, classes=classes, workers=0,
+                               nuisance=PointNuisance(density=3.0, pool=2), **TINY_HARD))
+    default = _files(generate_demo(tmp_path / "default", seed=3, classes=classes, workers=0,
+                                   nuisance=PointNuisance(density=3.0), **TINY_HARD))
+    assert two == default and "pool" not in json.loads(two["demo_meta.json"])["nuisance"]
+    root = generate_demo(tmp_path / "four", seed=3, classes=classes, workers=0,
+                         nuisance=PointNuisance(density=3.0, pool=4), **TINY_HARD)
+    assert json.loads((root / "demo_meta.json").read_text())["nuisance"] == {"density": 3.0, "jitter": 0.0, "pool": 4}
+    syn = HARD.synsets["mug"]
+    pts = read_point_cloud(root / "ShapeNet" / syn / "mug_0000.ply").points
+    rng, s_seed, _, _ = _object_seeds(HARD, 3, HARD.classes.index("mug"), 0)
+    mesh, fl, _ = HARD.build_object("mug", rng)
+    cand = _sample(mesh, fl, 4 * pts.shape[0], s_seed)[0]
+    # no jitter: every point is one of the 4n candidates, exactly, and in the candidates' order
+    idx = [int(np.flatnonzero((cand == p).all(axis=1))[0]) for p in pts]
+    assert idx == sorted(idx) and len(set(idx)) == len(idx)
+    # it thins one side out: along the object's density direction d the kept candidates sit further out
+    d = writer._nuisance_rng(HARD, 3, HARD.classes.index("mug"), 0).normal(size=3)
+    c = cand.astype(np.float64) - cand.mean(axis=0)
+    proj = c @ (d / np.linalg.norm(d)) / np.linalg.norm(c, axis=1).max()
+    kept = np.zeros(len(cand), bool)
+    kept[idx] = True
+    assert proj[kept].mean() > proj.mean() + 0.1
+    for bad in (1, 2.5):
+        with pytest.raises(ValueError, match="pool"):
+            PointNuisance(density=1.0, pool=bad)
+    # the CLI: --sensor is SENSOR, an explicit flag overrides one of its values
+    common = ["--per-class", "1", "--views", "1", "--size", "32", "--points", "64", "--no-scans", "--workers", "0"]
+    assert main(["make-demo", str(tmp_path / "s"), "--sensor", *common]) == 0
+    assert json.loads((tmp_path / "s" / "demo_meta.json").read_text())["nuisance"] == SENSOR.to_meta()
+    assert main(["make-demo", str(tmp_path / "s2"), "--sensor", "--jitter", "0", *common]) == 0
+    assert json.loads((tmp_path / "s2" / "demo_meta.json").read_text())["nuisance"] == {**SENSOR.to_meta(),
+                                                                                        "jitter": 0.0}
+    assert main(["make-demo", str(tmp_path / "s3"), "--density-pool", "1", *common]) == 2
+    # the data keyword: the held-out seed with SENSOR, in a folder of its own
+    monkeypatch.setenv("CROSSPOINT_CACHE_DIR", str(tmp_path / "cache"))
+    assert keyword_demo_dir("demo") != keyword_demo_dir("demo-sensor")
+    assert "sensor" in keyword_demo_dir("demo-sensor").name and DEMO_KEYWORDS["demo-sensor"]["seed"] == 1
+    asked = []
+
+    def fake_generate(out, **kw):  # records what ensure_demo asks for, and makes a small demo of it
+        asked.append(kw)
+        kw = {**kw, "per_class": 1, "n_views": 1, "size": 32, "n_points": 64, "scans": False, "classes": classes}
+        return real_generate(out, **kw)
+
+    real_generate = writer.generate_demo
+    monkeypatch.setattr(writer, "generate_demo", fake_generate)
+    got = base.resolve_root("demo-sensor")
+    assert got == keyword_demo_dir("demo-sensor") and asked[0]["seed"] == 1 and asked[0]["nuisance"] == SENSOR
+    assert json.loads((got / "demo_meta.json").read_text())["nuisance"] == SENSOR.to_meta()

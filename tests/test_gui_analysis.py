@@ -708,3 +708,25 @@ def test_dense_peak_on_a_rotated_twin_is_called_so(qtbot, window):
     mp.ensure_dense()
     qtbot.waitUntil(lambda: mp._dense is not None and mp._dense[0] != key0 and not mp.busy, timeout=120_000)
     assert mp._dense[1].symmetries is ds.symmetries
+
+
+def test_embedding_map_of_the_sensor_like_demo(qtbot, window, ckpts):
+    """'Demo, held-out objects, sensor-like points' maps the ``demo-sensor`` dataset: the held-out seed
+    with :data:`~crosspoint.data.demo.SENSOR`, generated into its own cache folder (here a small one made
+    beforehand in that folder, which the map then finds complete)."""
+    from crosspoint.data.demo import SENSOR, generate_demo, keyword_demo_dir
+
+    root = keyword_demo_dir("demo-sensor")
+    generate_demo(root, preset="hard", seed=1, per_class=3, n_views=1, size=32, n_points=512, scans=False,
+                  classes=["chair", "mug", "bottle"], workers=0, nuisance=SENSOR)
+    _load(qtbot, window, ckpts["full"])
+    window.embedding_dock.raise_()
+    ep = window.embedding_panel
+    ep.in_process = True
+    ep.source.setCurrentIndex(ep.source.findData("demo-sensor"))
+    assert "sensor" in ep.source.currentText()
+    assert window.state.settings("embedding_map")["source"] == "demo-sensor"
+    qtbot.mouseClick(ep.embed_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: ep.embedding is not None and not ep.busy, timeout=240_000)
+    assert len(ep.embedding) == 9 and Path(ep.source_root) == root
+    assert {Path(str(r)).parent.parent.parent for r in ep.embedding.refs} == {root}

@@ -163,11 +163,11 @@ def _compute(spec: dict, source, *, progress: Progress = None, n_points: int = 1
     from crosspoint.analysis.session import ModelSession
 
     root = source
-    if source == "demo":
+    if source in ("demo", "demo-sensor"):
         from crosspoint.data.base import resolve_root
 
         report(progress, 0, 0, "preparing the demo dataset (first time only)")
-        root = str(resolve_root("demo", progress=lambda d, t: report(progress, d, t, "generating the demo dataset")))
+        root = str(resolve_root(source, progress=lambda d, t: report(progress, d, t, "generating the demo dataset")))
     report(progress, 0, 0, "loading the checkpoint")
     session = ModelSession(spec["checkpoint"], device=spec.get("device", "auto"), k=spec.get("k"),
                            image_checkpoint=spec.get("image_checkpoint"),
@@ -279,10 +279,10 @@ def _embed_and_map(session, source, *, n_points: int, progress: Progress, cancel
     from crosspoint.analysis.dataset import embed_dataset, project_2d
 
     root = source
-    if source == "demo":
-        from crosspoint.data.demo import default_demo_dir
+    if source in ("demo", "demo-sensor"):
+        from crosspoint.data.demo import keyword_demo_dir
 
-        d = default_demo_dir(0)
+        d = keyword_demo_dir(source)
         root = str(d) if (d / "demo_meta.json").is_file() else None
     if root is not None:
         emb = embed_dataset(session, root, n_points=n_points, cache_only=True, progress=progress)

@@ -20,7 +20,11 @@ DESCRIPTION = (
     "single-view partial scan of every object (ray-cast depth camera, self-occlusion, depth-dependent "
     "noise, background clutter, random rotation): `crosspoint eval svm --data OUT/scans` reads it.\n"
     "--preset easy: the original 8-class demo (chair, table, airplane, lamp, mug, car, guitar, bottle), "
-    "byte for byte; the shipped demo checkpoint was trained on it.\n\n"
+    "byte for byte; the first demo checkpoint was trained on it (the shipped one on the hard preset).\n"
+    "--sensor: the points sampled like a depth sensor's (density falling off across the object, jitter); "
+    "only the sampled points change, not the meshes, views or scans. `make-demo OUT --seed 1 --sensor` is "
+    "the held-out demo on which the demo checkpoint (pretrained on seed 0's clean points) shows what "
+    "pretraining bought over random weights (assets/MODEL_CARD.md).\n\n"
     "Deterministic for a seed. OUT must be new, empty, or a previous demo."
 )
 
@@ -44,11 +48,18 @@ def add_arguments(p) -> None:
     p.add_argument("--heading", choices=("aligned", "random"), default=None,
                    help="objects face +Z (aligned, ShapeNet's convention) or a random heading about +Y "
                         "(default: random for hard, aligned for easy)")
-    p.add_argument("--density", type=float, default=0.0, metavar="S",
-                   help="point density varying across each object: n of 2n surface samples drawn with weight "
-                        "exp(S x.d) along a random direction d (default 0: uniform, as before)")
-    p.add_argument("--jitter", type=float, default=0.0, metavar="SIGMA",
-                   help="Gaussian noise on every point coordinate, clipped to 2.5 SIGMA (default 0)")
+    p.add_argument("--sensor", action="store_true",
+                   help="sensor-like points: the defaults of --density, --density-pool and --jitter become "
+                        "5, 8 and 0.01 (default: clean samples)")
+    p.add_argument("--density", type=float, default=None, metavar="S",
+                   help="point density varying across each object: n of K*n surface samples (K: --density-pool) "
+                        "drawn with weight exp(S x.d) along a random direction d (default 0: uniform, as before)")
+    p.add_argument("--density-pool", type=int, default=None, metavar="K",
+                   help="candidates per kept point for --density (default 2; 8 with --sensor); a larger K lets "
+                        "a large S thin the far side out further")
+    p.add_argument("--jitter", type=float, default=None, metavar="SIGMA",
+                   help="Gaussian noise on every point coordinate, clipped to 2.5 SIGMA (default 0; 0.01 with "
+                        "--sensor)")
     p.add_argument("--workers", type=int, default=None, help="worker processes (default: min(2, cores))")
     p.add_argument("--force", action="store_true", help="regenerate even when OUT already holds this demo")
 
@@ -56,10 +67,13 @@ def add_arguments(p) -> None:
 def run(args) -> int:
     from crosspoint.data.demo import DEFAULT_SIZE, PRESET_DEFAULTS, ScanSettings, generate_demo, get_preset
 
-    from crosspoint.data.demo import PointNuisance
+    from crosspoint.data.demo import SENSOR, PointNuisance
 
+    base = SENSOR if args.sensor else PointNuisance()
     try:
-        nuisance = PointNuisance(density=args.density, jitter=args.jitter)
+        nuisance = PointNuisance(density=base.density if args.density is None else args.density,
+                                 jitter=base.jitter if args.jitter is None else args.jitter,
+                                 pool=base.pool if args.density_pool is None else args.density_pool)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -109,6 +123,8 @@ def run(args) -> int:
     if scan is not None:
         what = [w for w, on in (("clutter", scan.clutter), ("rotated", scan.rotate)) if on]
         extra = f", partial scans{' (' + ', '.join(what) + ')' if what else ''} in {out / 'scans'}"
+    if nuisance.active:
+        extra += (f"; points with density {nuisance.density:g} (pool {nuisance.pool}), jitter {nuisance.jitter:g}")
     print(
         f"demo dataset ({args.preset}): {total} objects ({per_class} x {n_classes} classes), "
         f"{n_views} views of {size}px each{extra}, in {dt:.1f} s at {out}"

@@ -221,13 +221,14 @@ class LazyPoints(Sequence):
 
 def resolve_root(root, what: str = "data root", *, progress=None) -> Path:
     """The folder that ``root`` names: ``"demo"`` is the embedded demo dataset (generated into the
-    user cache the first time, ``progress(done, total)`` meanwhile); anything else must exist
+    user cache the first time, ``progress(done, total)`` meanwhile), ``"demo-sensor"`` its held-out
+    seed with sensor-like points (``make-demo --seed 1 --sensor``); anything else must exist
     (:class:`DatasetError` "<what> '<root>': no such folder" otherwise). The one place every command
     and the explorer turn a data argument into a folder."""
-    if str(root) == "demo":
-        from crosspoint.data.demo import ensure_demo
+    if str(root) in ("demo", "demo-sensor"):  # crosspoint.data.demo.DEMO_KEYWORDS
+        from crosspoint.data.demo import DEMO_KEYWORDS, ensure_demo
 
-        return Path(ensure_demo(progress))
+        return Path(ensure_demo(progress, **DEMO_KEYWORDS[str(root)]))
     p = Path(str(root)).expanduser()
     if not p.exists():
         raise DatasetError(f"{what} {str(root)!r}: no such folder")

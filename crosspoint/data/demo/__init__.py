@@ -20,6 +20,12 @@ Two presets (``crosspoint make-demo OUT --preset hard|easy``):
     was trained on it). The shipped demo checkpoint (``assets/demo_checkpoint.pt``) is now trained
     on the hard preset, and the explorer's demo dataset (:func:`ensure_demo`) is the hard one.
 
+Either preset's points can be sampled like a sensor's (:class:`PointNuisance`: density falling off
+across the object, jitter): ``make-demo --sensor`` (:data:`SENSOR`) or ``--density/--jitter``. The
+explorer's ``demo-sensor`` dataset is the hard demo's held-out seed with :data:`SENSOR`: the demo
+checkpoint was pretrained on clean samples of seed 0, as the paper pretrains on ShapeNet's CAD models
+and evaluates on ScanObjectNN's scans.
+
 Modules, in reading order:
 
 - :mod:`.primitives` - mesh primitives (boxes, lathes, tubes, slabs, sheets...) and the
@@ -45,6 +51,9 @@ from .writer import (
     PRESET_DEFAULTS,
     SCAN_DIR,
     DemoCancelled,
+    DEMO_KEYWORDS,
+    SENSOR,
+    SENSOR_DEMO_SEED,
     PointNuisance,
     default_demo_dir,
     demo_is_complete,
@@ -53,12 +62,17 @@ from .writer import (
     demo_scan,
     ensure_demo,
     generate_demo,
+    keyword_demo_dir,
     own_demo_meta,
     write_mesh_ply,
 )
 
 __all__ = [
     "PointNuisance",
+    "SENSOR",
+    "SENSOR_DEMO_SEED",
+    "DEMO_KEYWORDS",
+    "keyword_demo_dir",
     "PRESETS",
     "DEFAULT_PRESET",
     "PRESET_DEFAULTS",
