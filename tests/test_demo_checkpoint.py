@@ -276,3 +276,59 @@ def test_the_shipped_checkpoint_fits_the_size_budget_and_names_what_it_holds():
     refined = b["meta"]["dense_refined"]["settings"]
     assert branch == refined.get("image_branch", "none")  # the meta says how the shipped heads were fitted
     assert all(k.split(".")[1] in branch.split("+") for k in b["dense_heads"]["state_dict"] if k.startswith("branch."))
+
+
+@pytest.fixture(scope="module")
+def sensor_embeddings(sessions, tmp_path_factory):
+    """The same unseen objects with their points sampled like a sensor's (``make-demo --sensor``)."""
+    from crosspoint.data.demo import SENSOR, generate_demo
+
+    root = generate_demo(tmp_path_factory.mktemp("sensor") / "demo", preset="hard", seed=SEED, per_class=PER_CLASS,
+                         n_points=1024, n_views=1, size=32, workers=0, scans=False, nuisance=SENSOR)
+    cache = tmp_path_factory.mktemp("emb-sensor")
+    return {k: A.embed_dataset(s, root, n_points=1024, cache_dir=cache) for k, s in sessions.items()}
+
+
+def test_on_sensor_like_points_pretrained_features_beat_random_ones_by_15_points(sensor_embeddings):
+    """The checkpoint was pretrained on clean samples; on unseen objects sampled like a sensor (density falling
+    off across the object, jitter) it still beats random weights by the model card's margin (its sensor
+    section: +19.8 points on 96 test objects, +16.8 on 1200). Here 3-fold CV on 24 x 6 objects, standardised:
+    measured 43.1 % against 20.1 % (+23.0; on the clean samples of the same objects 79.9 against 54.9, +25.0:
+    with 4 training objects per class random weights are poor on either, and the sensor points' gap shows at
+    the card's sizes, where random weights reach 89.6 % on clean points and 53.1 % on these)."""
+    sensor = {k: A.svm_accuracy(e.features, e.labels, folds=3)[0] for k, e in sensor_embeddings.items()}
+    assert sensor["trained"] >= sensor["random"] + 0.15, sensor
+
+
+def test_the_card_checks_issue_12s_goals_on_the_sensor_like_points_too(tmp_path):
+    """``results["sensor"]`` (``make_demo_checkpoint.py --sensor-only``) adds its section and its goal rows;
+    each row's verdict is the one its figures give (a random baseline over 70 % fails the first, whatever the
+    rest says), and without the measurement neither is there."""
+    import copy
+    import json
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    mc = _script("model_card")
+    results = json.loads((repo / "assets" / "demo_results.json").read_text())
+    s = results["sensor"]
+    assert s["nuisance"] == {"density": 5.0, "jitter": 0.01, "pool": 8}
+    t, z = (s[k]["svm"]["results"]["cv"]["overall_acc"] for k in ("trained", "random"))
+
+    def card(res):
+        out = tmp_path / "card.md"
+        mc.write_model_card(res, out, repo / "assets" / "demo_checkpoint.pt")
+        text = out.read_text()
+        return text, [line for line in text.splitlines() if line.startswith("| sensor-like points")]
+
+    text, rows = card(results)
+    assert "## On sensor-like points" in text and len(rows) == 1
+    assert rows[0].endswith("| met |" if z <= 0.70 else "| **not met** |") and f"({100 * z:.1f}%)" in rows[0]
+    gap = [line for line in text.splitlines() if line.startswith(f"| ... pretrained >= random + 15 points ({100 * t:.1f}%")]
+    assert len(gap) == 1 and gap[0].endswith("| met |" if t >= z + 0.15 else "| **not met** |")
+    worse = copy.deepcopy(results)
+    worse["sensor"]["random"]["svm"]["results"]["cv"]["overall_acc"] = 0.71
+    assert card(worse)[1][0].endswith("| **not met** |")
+    del worse["sensor"]
+    text, rows = card(worse)
+    assert rows == [] and "## On sensor-like points" not in text
