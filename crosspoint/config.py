@@ -24,7 +24,8 @@ class ConfigError(ValueError):
 
 @dataclass
 class DataConfig:
-    #: dataset folder, or "demo" for the embedded demo dataset (generated once into the user cache)
+    #: dataset folder, or "demo" for the embedded demo dataset (generated once into the user cache; "demo-sensor":
+    #: its held-out seed with sensor-like points, crosspoint.data.demo.DEMO_KEYWORDS)
     root: str = "demo"
     #: layout name as ``crosspoint check-data`` prints it, or "auto" to detect
     layout: str = "auto"

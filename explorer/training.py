@@ -425,7 +425,7 @@ class TrainingDialog(QDialog):
         if (out / "checkpoints").is_dir() and any((out / "checkpoints").glob("*.pt")):
             self.error.setText(f"{out} already holds a run: choose another folder, or attach to it and resume")
             return
-        if cfg.data.root == "demo" and cfg.run.selection != "test":
+        if cfg.data.root in ("demo", "demo-sensor") and cfg.run.selection != "test":
             self._finish(cfg, [])
             return
         from explorer.workers import run_in_thread
