@@ -756,8 +756,6 @@ class EmbeddingPanel(QWidget):
             if len(files) < 2:
                 raise ValueError("open at least two files to embed the open objects")
             return files
-        if data in ("demo", "demo-sensor"):
-            return data
         return data
 
     # -- running ----------------------------------------------------------------------------------

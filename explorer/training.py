@@ -40,6 +40,7 @@ from PyQt6.QtWidgets import (
 )
 
 from crosspoint.config import ConfigError, PretrainConfig, dump_config, load_config
+from crosspoint.data.base import DEMO_DATA_KEYWORDS
 from crosspoint.engine.events import EventReader, validate_event
 from crosspoint.engine.runlock import describe_holder, lock_holder
 
@@ -108,7 +109,7 @@ def check_dataset(cfg: PretrainConfig) -> list[str]:
 
     problems: list[str] = []
     root = cfg.data.root
-    if root not in ("demo", "demo-sensor"):
+    if root not in DEMO_DATA_KEYWORDS:
         layout = None if cfg.data.layout == "auto" else cfg.data.layout
         try:
             info = detect_layout(Path(root).expanduser().absolute(), task="pretrain", layout=layout)
@@ -425,7 +426,7 @@ class TrainingDialog(QDialog):
         if (out / "checkpoints").is_dir() and any((out / "checkpoints").glob("*.pt")):
             self.error.setText(f"{out} already holds a run: choose another folder, or attach to it and resume")
             return
-        if cfg.data.root in ("demo", "demo-sensor") and cfg.run.selection != "test":
+        if cfg.data.root in DEMO_DATA_KEYWORDS and cfg.run.selection != "test":
             self._finish(cfg, [])
             return
         from explorer.workers import run_in_thread

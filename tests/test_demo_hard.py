@@ -444,6 +444,7 @@ def test_density_pool_and_the_sensor_preset(tmp_path, monkeypatch):
     assert main(["make-demo", str(tmp_path / "s3"), "--density-pool", "1", *common]) == 2
     # the data keyword: the held-out seed with SENSOR, in a folder of its own
     monkeypatch.setenv("CROSSPOINT_CACHE_DIR", str(tmp_path / "cache"))
+    assert tuple(DEMO_KEYWORDS) == base.DEMO_DATA_KEYWORDS
     assert keyword_demo_dir("demo") != keyword_demo_dir("demo-sensor")
     assert "sensor" in keyword_demo_dir("demo-sensor").name and DEMO_KEYWORDS["demo-sensor"]["seed"] == 1
     asked = []

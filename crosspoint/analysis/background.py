@@ -18,6 +18,7 @@ import queue
 from dataclasses import dataclass
 
 from crosspoint.analysis._common import AnalysisError, Cancel, Cancelled, Progress, check_cancel, report
+from crosspoint.data.base import DEMO_DATA_KEYWORDS
 
 log = logging.getLogger(__name__)
 
@@ -163,7 +164,7 @@ def _compute(spec: dict, source, *, progress: Progress = None, n_points: int = 1
     from crosspoint.analysis.session import ModelSession
 
     root = source
-    if source in ("demo", "demo-sensor"):
+    if source in DEMO_DATA_KEYWORDS:
         from crosspoint.data.base import resolve_root
 
         report(progress, 0, 0, "preparing the demo dataset (first time only)")
@@ -279,7 +280,7 @@ def _embed_and_map(session, source, *, n_points: int, progress: Progress, cancel
     from crosspoint.analysis.dataset import embed_dataset, project_2d
 
     root = source
-    if source in ("demo", "demo-sensor"):
+    if source in DEMO_DATA_KEYWORDS:
         from crosspoint.data.demo import keyword_demo_dir
 
         d = keyword_demo_dir(source)

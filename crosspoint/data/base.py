@@ -219,13 +219,18 @@ class LazyPoints(Sequence):
         return arr if dtype is None else arr.astype(dtype)
 
 
+#: the data arguments that name a demo the project generates itself (``crosspoint.data.demo.DEMO_KEYWORDS``
+#: says how; here without importing the generator)
+DEMO_DATA_KEYWORDS = ("demo", "demo-sensor")
+
+
 def resolve_root(root, what: str = "data root", *, progress=None) -> Path:
     """The folder that ``root`` names: ``"demo"`` is the embedded demo dataset (generated into the
     user cache the first time, ``progress(done, total)`` meanwhile), ``"demo-sensor"`` its held-out
     seed with sensor-like points (``make-demo --seed 1 --sensor``); anything else must exist
     (:class:`DatasetError` "<what> '<root>': no such folder" otherwise). The one place every command
     and the explorer turn a data argument into a folder."""
-    if str(root) in ("demo", "demo-sensor"):  # crosspoint.data.demo.DEMO_KEYWORDS
+    if str(root) in DEMO_DATA_KEYWORDS:
         from crosspoint.data.demo import DEMO_KEYWORDS, ensure_demo
 
         return Path(ensure_demo(progress, **DEMO_KEYWORDS[str(root)]))

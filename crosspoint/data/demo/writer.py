@@ -187,7 +187,6 @@ class PointNuisance:
         return pts, nrm, lab
 
 
-
 #: ``make-demo --sensor``: points sampled the way a depth sensor sees an object, not a mesh sampler.
 #: Chosen in session 14 (docs/NOTES.md) on the held-out seed-1 demo, the demo checkpoint against random
 #: weights (standardised linear SVM, C by CV, 1200 training and 1200 test objects): density 4 of a pool
@@ -201,6 +200,7 @@ SENSOR_DEMO_SEED = 1
 #: (:func:`crosspoint.data.base.resolve_root`): :func:`ensure_demo`'s arguments for each
 DEMO_KEYWORDS = {"demo": {"seed": 0, "sensor": False},
                  "demo-sensor": {"seed": SENSOR_DEMO_SEED, "sensor": True}}
+
 
 def _sample(mesh: Mesh, face_labels: np.ndarray, n_points: int, seed: int):
     from crosspoint.geometry import sample_mesh_surface
