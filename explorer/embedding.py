@@ -100,6 +100,11 @@ class _FrameEmbedding:
         return len(self.labels)
 
 
+#: below a comparison on the plain demo: where the difference is worth looking at instead
+CLEAN_DEMO_HINT = ("clean mesh samples: random weights are a strong baseline on them; choose \"Demo, held-out "
+                   "objects, sensor-like points\" to see what pretraining buys on points like a sensor's")
+
+
 def labels_text(mine, theirs) -> str:
     """The few-labels line of a comparison: accuracy with n labelled objects per class, this checkpoint
     against random weights (:func:`crosspoint.analysis.background.labels_curve`), or "" without it."""
@@ -832,6 +837,8 @@ class EmbeddingPanel(QWidget):
                 few = labels_text(m.labels_curve, m.baseline.labels_curve)
                 if few:
                     msg += f"\n{few}"
+                if source == "demo":
+                    msg += f"\n{CLEAN_DEMO_HINT}"
             if emb.skipped:
                 msg += f"; {len(emb.skipped)} unreadable objects skipped"
             value = {"message": msg, "warning": warning, "n": len(emb), "svm": acc, "quality": m.quality}
