@@ -425,7 +425,7 @@ class EmbeddingPanel(QWidget):
         self.source = QComboBox()
         self.source.addItem("Demo dataset", "demo")
         self.source.addItem("Demo, held-out objects, sensor-like points", "demo-sensor")
-        self.source.setItemData(1, "the demo's held-out seed (objects the demo checkpoint never saw) with points "
+        self.source.setItemData(self.source.count() - 1, "the demo's held-out seed (objects the demo checkpoint never saw) with points "
                                    "sampled like a depth sensor's: density falling off across the object, jitter "
                                    "(crosspoint make-demo --seed 1 --sensor). Pretraining shows here: compare with "
                                    "random weights", Qt.ItemDataRole.ToolTipRole)

@@ -184,7 +184,7 @@ def _sensor_text(results: dict) -> str:
         return ""
     t, z = _sensor_figures(s["trained"]), _sensor_figures(s["random"])
     nu = s["nuisance"]
-    d = t["few"] - z["few"]
+    few = _fewshot_100_row({"accs": list(t["few"])}, {"accs": list(z["few"])}, "accs", "few-shot 5-way 10-shot, ")
     labels = ""
     if t["labels"] and [a["per_class"] for a in t["labels"]] == [b["per_class"] for b in z["labels"]]:
         ta = " / ".join(f"{100 * a['mean']:.1f}" for a in t["labels"])
@@ -210,7 +210,7 @@ augmentations (random dropout, jitter) teach some. The explorer's embedding map 
 |---|---|---|
 | linear SVM, C by 5-fold CV on standardised features, {t['svm_n']} test objects | **{pct(t['svm'])}** (C = {t['svm_c']:g}) | {pct(z['svm'])} (C = {z['svm_c']:g}) |
 | ... {t['big_n']} held-out test objects (1200 training) | **{pct(t['big'])}** | {pct(z['big'])} |{labels}
-| few-shot 5-way 10-shot, {d.size} episodes, the same for both (difference {d.mean():+.1f} +- {d.std(ddof=1) / np.sqrt(d.size):.1f} points, s.e.) | **{t['few'].mean():.1f} +- {t['few'].std():.1f}%** | {z['few'].mean():.1f} +- {z['few'].std():.1f}% |
+{few.lstrip()}
 | retrieval point cloud -> its view / view -> point cloud, top-1 ({t['n_ret']} candidates; chance {pct(t['chance'], 2)}) | **{pct(t['p2i'])} / {pct(t['i2p'])}** | {pct(z['p2i'])} / {pct(z['i2p'])} |
 | UMAP of these objects: class silhouette / 5-NN accuracy in 2-D | **{t['sil']:.2f} / {pct(t['knn'])}** | {z['sil']:.2f} / {pct(z['knn'])} |{seg}
 | point -> pixel hit within 8 px / pixel -> points AUC ({t['corr_n']} objects) | **{pct(t['hit'])} / {t['auc']:.3f}** | {pct(z['hit'])} / {z['auc']:.3f} |
