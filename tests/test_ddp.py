@@ -73,20 +73,30 @@ def _process_group(rank: int, world: int, port: int):
         dist.destroy_process_group()
 
 
-def _worker(rank: int, world: int, port: int, folder: str, seed: int) -> None:
+def _worker(rank: int, world: int, port: int, folder: str, seed: int, seed_map: int) -> None:
+    """Both DDP computations of this module in one spawn (starting two processes costs more than the
+    computations): the whole model's step (``seed``) and the encoder's with the point map (``seed_map``)."""
     from torch.nn.parallel import DistributedDataParallel as DDP
 
     from crosspoint.models import convert_sync_batchnorm
 
+    per = B_GLOBAL // world
+    sl = slice(rank * per, (rank + 1) * per)
     with _process_group(rank, world, port):
         model = convert_sync_batchnorm(_build(seed))
         ddp = DDP(model)
         p1, p2, img = _data(seed)
-        per = B_GLOBAL // world
-        sl = slice(rank * per, (rank + 1) * per)
         out = ddp(p1[sl], p2[sl], img[sl])
         out["loss"].backward()
         torch.save(_result(model, out), os.path.join(folder, f"rank{rank}.pt"))
+
+        enc = convert_sync_batchnorm(_build_encoder(seed_map))
+        ddp = DDP(enc)
+        loss = _map_loss(ddp(_data(seed_map)[0][sl], with_point_features=True))
+        loss.backward()
+        torch.save({"grads": {n: p.grad.detach().clone() for n, p in enc.named_parameters()},
+                    "buffers": {n: b.detach().clone() for n, b in enc.named_buffers()}},
+                   os.path.join(folder, f"map{rank}.pt"))
 
 
 def _free_port() -> int:
@@ -95,20 +105,29 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.mark.timeout(120)
-def test_ddp_two_processes_match_one_process(tmp_path):
+SEED, SEED_MAP = 7, 11
+
+
+@pytest.fixture(scope="module")
+def ddp_results(tmp_path_factory):
+    """The folder of both computations' per-rank results (one spawn of two gloo processes)."""
     import torch.multiprocessing as mp
 
-    seed = 7
-    mp.spawn(_worker, args=(WORLD, _free_port(), str(tmp_path), seed), nprocs=WORLD, join=True)
+    folder = tmp_path_factory.mktemp("ddp")
+    mp.spawn(_worker, args=(WORLD, _free_port(), str(folder), SEED, SEED_MAP), nprocs=WORLD, join=True)
+    return folder
 
+
+@pytest.mark.timeout(180)
+def test_ddp_two_processes_match_one_process(ddp_results):
+    seed = SEED
     model = _build(seed)
     out = model(*_data(seed))
     out["loss"].backward()
     ref = _result(model, out)
 
     for rank in range(WORLD):
-        got = torch.load(tmp_path / f"rank{rank}.pt", weights_only=True)
+        got = torch.load(ddp_results / f"rank{rank}.pt", weights_only=True)
         for key in ("loss", "intra", "cross"):
             torch.testing.assert_close(got[key], ref[key], rtol=1e-10, atol=1e-12, msg=f"rank {rank} {key}")
         for name, g in ref["grads"].items():
@@ -130,35 +149,15 @@ def _build_encoder(seed: int):
     return _build(seed).point_encoder
 
 
-def _worker_map(rank: int, world: int, port: int, folder: str, seed: int) -> None:
-    from torch.nn.parallel import DistributedDataParallel as DDP
-
-    from crosspoint.models import convert_sync_batchnorm
-
-    with _process_group(rank, world, port):
-        enc = convert_sync_batchnorm(_build_encoder(seed))
-        ddp = DDP(enc)
-        p1, _, _ = _data(seed)
-        per = B_GLOBAL // world
-        loss = _map_loss(ddp(p1[rank * per:(rank + 1) * per], with_point_features=True))
-        loss.backward()
-        torch.save({"grads": {n: p.grad.detach().clone() for n, p in enc.named_parameters()},
-                    "buffers": {n: b.detach().clone() for n, b in enc.named_buffers()}},
-                   os.path.join(folder, f"map{rank}.pt"))
-
-
-@pytest.mark.timeout(120)
-def test_ddp_keeps_the_point_map_like_one_process(tmp_path):
+@pytest.mark.timeout(180)
+def test_ddp_keeps_the_point_map_like_one_process(ddp_results):
     """The training path that keeps the per-point map (the dense term's) under SyncBatchNorm: the
     fused BatchNorm + activation + pooling with the map's gradient, two processes against one."""
-    import torch.multiprocessing as mp
-
-    seed = 11
-    mp.spawn(_worker_map, args=(WORLD, _free_port(), str(tmp_path), seed), nprocs=WORLD, join=True)
+    seed = SEED_MAP
     enc = _build_encoder(seed).train()
     _map_loss(enc(_data(seed)[0], with_point_features=True)).backward()
     for rank in range(WORLD):
-        got = torch.load(tmp_path / f"map{rank}.pt", weights_only=True)
+        got = torch.load(ddp_results / f"map{rank}.pt", weights_only=True)
         for name, p in enc.named_parameters():
             torch.testing.assert_close(got["grads"][name], p.grad, rtol=1e-8, atol=1e-10,
                                        msg=lambda m, name=name: f"rank {rank} grad {name}: {m}")
