@@ -217,6 +217,41 @@ augmentations (random dropout, jitter) teach some. The explorer's embedding map 
 """
 
 
+def _frontier_text(results: dict) -> str:
+    """Why the goals are checked on two held-out demos: ``results["frontier"]`` (``scripts/nuisance_frontier.py
+    --results``), the SVM and map goals against the strength of the sensor nuisance, when measured."""
+    f = results.get("frontier")
+    if not f:
+        return ""
+    rows = []
+    for r in f["settings"]:
+        name = "plain demo" if r["density"] == 0 else f"{r['density']:g} / {r['pool']} / {r['jitter']:g}"
+        both = r["random_le_70"] and r["gap_ge_15"]
+        rows.append(f"| {name} | {pct(r['svm_trained'])} | {pct(r['svm_random'])} | {_check(both)} | "
+                    f"{r['sil_trained']:+.2f} | {r['sil_random']:+.2f} | {_check(r['sil_gap_ge_015'])} |")
+    none = not any(r["random_le_70"] and r["gap_ge_15"] and r["sil_gap_ge_015"] for r in f["settings"])
+    verdict = ("No setting meets both: the nuisance that takes random weights below 70 % also takes the 2-D map "
+               "of every encoder apart." if none else "Marked settings meet both.")
+    return f"""
+## Why two held-out demos: the SVM goal and the map goal pull against each other
+
+Issue 12 asks one held-out demo for two things: random weights at or below 70 % with a linear SVM (the
+points must be hard enough to defeat an untrained DGCNN) and a UMAP whose class silhouette beats random
+weights' by 0.15 (the points must be easy enough for a 2-D map to show classes at all). Measured on the
+seed-1 objects at nine strengths of the sensor nuisance (`{f['command']}`; density / pool / jitter as
+`make-demo --density --density-pool --jitter`; SVM on 768 training and 96 test objects as above,
+silhouette the mean over three UMAP seeds; plot `docs/images/nuisance-frontier.svg`):
+
+| points | SVM pretrained | random | random <= 70 % and +15 | silhouette pretrained | random | +0.15 |
+|---|---|---|---|---|---|---|
+""" + "\n".join(rows) + f"""
+
+{verdict} The same recipe pretrained on sensor-like samples moved the map's silhouette on
+5 / 8 / 0.01 points by only +0.02 (docs/NOTES.md, session 14). So the card checks the goals twice: on
+the plain held-out demo above and on the sensor-like points.
+"""
+
+
 def _sensor_goals(results: dict) -> list:
     """Issue 12's goals measured again on the held-out objects with sensor-like points, when measured."""
     s = results.get("sensor")
@@ -651,7 +686,7 @@ same architecture, evaluated by the same command (`--checkpoint random`).
 | most important part agrees in 3D and 2D (chance {pct(t['part_agree_chance'])}) | {pct(t['part_agree'])} | {pct(z['part_agree'])} |
 
 Part segmentation per category (instance mIoU, pretrained / random): {per_cat}.
-{_svm_note(t, z)}{_label_text(results)}{_sensor_text(results)}""" + _category_text(results.get("category")) + _ablation_text(results.get("no_dense_ablation")) + """
+{_svm_note(t, z)}{_label_text(results)}{_sensor_text(results)}{_frontier_text(results)}""" + _category_text(results.get("category")) + _ablation_text(results.get("no_dense_ablation")) + """
 
 ## The goals of issue 12 (and the dense goals of issue 11), checked
 

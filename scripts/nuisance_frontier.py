@@ -197,6 +197,8 @@ def main(argv=None) -> int:
     ap.add_argument("--settings", nargs="+", default=list(DEFAULT_SETTINGS), help="density/pool/jitter")
     ap.add_argument("--json", default=str(REPO / "docs" / "nuisance_frontier.json"))
     ap.add_argument("--svg", default=str(REPO / "docs" / "images" / "nuisance-frontier.svg"))
+    ap.add_argument("--results", help="also write the summary into this demo_results.json (results['frontier']) "
+                                      "and regenerate the model card beside it")
     args = ap.parse_args(argv)
     from crosspoint.evaluation.features import build_eval_encoder
 
@@ -215,10 +217,27 @@ def main(argv=None) -> int:
               f"{s['sil_trained']:+.3f} vs {s['sil_random']:+.3f} (gap {s['sil_gap']:+.3f}); 2-D 5-NN "
               f"{100 * s['knn_trained']:.1f} vs {100 * s['knn_random']:.1f}", flush=True)
     meta = {"checkpoint": Path(args.checkpoint).name, "demo": "make-demo --seed 1 --views 1 --no-scans, 36 per class",
-            "points": POINTS, "command": "python scripts/nuisance_frontier.py " + " ".join(argv or sys.argv[1:])}
+            "points": POINTS, "command": "python scripts/nuisance_frontier.py" + (
+                "" if tuple(args.settings) == DEFAULT_SETTINGS else " --settings " + " ".join(args.settings))}
     Path(args.json).write_text(json.dumps({"meta": meta, "settings": records}, indent=1) + "\n")
     frontier_svg(records, Path(args.svg))
+    if args.results:
+        write_results(Path(args.results), meta, records)
     return 0
+
+
+def write_results(path: Path, meta: dict, records: list) -> None:
+    """``results["frontier"]`` of the model card's results file: each setting's summary; the card regenerated."""
+    results = json.loads(path.read_text())
+    results["frontier"] = {"command": meta["command"],
+                           "demo": meta["demo"],
+                           "settings": [{"density": r["density"], "pool": r["pool"], "jitter": r["jitter"],
+                                         **r["summary"]} for r in records]}
+    path.write_text(json.dumps(results, indent=1, default=float) + "\n")
+    sys.path.insert(0, str(REPO / "scripts"))
+    from model_card import write_model_card
+
+    write_model_card(results, path.parent / "MODEL_CARD.md", path.parent / "demo_checkpoint.pt")
 
 
 if __name__ == "__main__":

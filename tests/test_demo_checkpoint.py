@@ -360,3 +360,17 @@ def test_the_nuisance_frontier_figures_follow_their_measurements(tmp_path):
     passing = sum(r["summary"]["random_le_70"] and r["summary"]["gap_ge_15"] for r in drawn)
     passing += sum(r["summary"]["sil_gap_ge_015"] for r in drawn)
     assert len(re.findall(r'fill="#e3f3e5"', svg.read_text())) == passing > 0
+
+
+def test_the_card_says_why_it_checks_two_held_out_demos_when_the_frontier_was_measured():
+    import json
+    from pathlib import Path
+
+    card = _script("model_card")
+    results = json.loads((Path(__file__).resolve().parents[1] / "assets" / "demo_results.json").read_text())
+    assert card._frontier_text({k: v for k, v in results.items() if k != "frontier"}) == ""
+    text = card._frontier_text(results)
+    rows = [ln for ln in text.splitlines() if ln.startswith("| ") and "%" in ln and not ln.startswith("| points")]
+    assert len(rows) == len(results["frontier"]["settings"]) and "No setting meets both" in text
+    met = {**results["frontier"]["settings"][0], "random_le_70": True, "gap_ge_15": True}
+    assert "Marked settings meet both" in card._frontier_text({"frontier": {**results["frontier"], "settings": [met]}})
