@@ -373,4 +373,4 @@ def test_the_card_says_why_it_checks_two_held_out_demos_when_the_frontier_was_me
     rows = [ln for ln in text.splitlines() if ln.startswith("| ") and "%" in ln and not ln.startswith("| points")]
     assert len(rows) == len(results["frontier"]["settings"]) and "No setting meets both" in text
     met = {**results["frontier"]["settings"][0], "random_le_70": True, "gap_ge_15": True}
-    assert "Marked settings meet both" in card._frontier_text({"frontier": {**results["frontier"], "settings": [met]}})
+    assert "one demo meets both goals" in card._frontier_text({"frontier": {**results["frontier"], "settings": [met]}})
