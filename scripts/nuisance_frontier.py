@@ -68,13 +68,13 @@ def measure(root: Path, encoders: dict, umap_seeds=(0, 1, 2)) -> dict:
     from crosspoint.evaluation.svm import svm_protocol
 
     ds = ShapeNetRenderClassification(root, None, POINTS)
-    refs = list(ds._refs)
+    refs = ds.objects()
     pos = {r: i for i, r in enumerate(refs)}
     y = np.asarray(ds.labels)
     splits = {}
     for frac in (0.1, 0.5):  # the held-out split exactly as `crosspoint eval svm --val-fraction frac`
-        tr = [pos[q] for q in ShapeNetRenderClassification(root, "train", POINTS, frac, 1)._refs]
-        te = [pos[q] for q in ShapeNetRenderClassification(root, "val", POINTS, frac, 1)._refs]
+        tr = [pos[q] for q in ShapeNetRenderClassification(root, "train", POINTS, frac, 1).objects()]
+        te = [pos[q] for q in ShapeNetRenderClassification(root, "val", POINTS, frac, 1).objects()]
         splits[frac] = (np.asarray(tr), np.asarray(te))
     out = {"objects": len(refs)}
     for name, enc in encoders.items():
