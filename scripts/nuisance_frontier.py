@@ -114,9 +114,10 @@ def summary_row(rec: dict) -> dict:
 
 
 def frontier_svg(records: list, path: Path) -> None:
-    """Two panels against the density strength S (jitter 0.01 unless marked): the SVM accuracy of both
-    encoders (768 / 96 and 432 / 432) with the 70 % line, and both maps' silhouettes with the gap."""
-    rows = sorted((r for r in records if r["jitter"] in (0.0, 0.01) and (r["density"] == 0 or r["jitter"] == 0.01)),
+    """Two panels against the density strength S (the plain demo at 0, then the settings with jitter 0.01):
+    the SVM accuracy of both encoders (768 / 96 and 432 / 432) with the 70 % line, and both maps'
+    silhouettes with the gap's goal; shaded where a goal holds (``records[i]["summary"]``)."""
+    rows = sorted((r for r in records if r["jitter"] == 0.01 or (r["density"] == 0 and r["jitter"] == 0)),
                   key=lambda r: r["density"])
     w, h, left, right, top, bottom, gap = 640, 300, 50, 20, 34, 44, 60
     pw = (w - left - right - gap) / 2
@@ -148,8 +149,8 @@ def frontier_svg(records: list, path: Path) -> None:
     # shaded: the settings at which the panel's goal holds (from halfway to the previous setting to halfway
     # to the next)
     xs = [r["density"] for r in rows]
-    for panel, ok in ((0, [summary_row(r)["random_le_70"] and summary_row(r)["gap_ge_15"] for r in rows]),
-                      (1, [summary_row(r)["sil_gap_ge_015"] for r in rows])):
+    for panel, ok in ((0, [r["summary"]["random_le_70"] and r["summary"]["gap_ge_15"] for r in rows]),
+                      (1, [r["summary"]["sil_gap_ge_015"] for r in rows])):
         for i, good in enumerate(ok):
             if good:
                 a = xs[i] if i == 0 else (xs[i - 1] + xs[i]) / 2
@@ -168,14 +169,14 @@ def frontier_svg(records: list, path: Path) -> None:
               f'fill="{colour}"/>' for r in rows]
     # silhouette panel: both encoders, and the gap's goal as a band above random
     for key, colour in (("trained", blue), ("random", grey)):
-        pts = " ".join(f'{x(r["density"], 1):.1f},{ya(float(np.mean(r[key]["silhouette"])), -0.25, 0.15):.1f}'
+        pts = " ".join(f'{x(r["density"], 1):.1f},{ya(r["summary"]["sil_" + key], -0.25, 0.15):.1f}'
                        for r in rows)
         p.append(f'<polyline points="{pts}" fill="none" stroke="{colour}" stroke-width="2"/>')
-    goal = " ".join(f'{x(r["density"], 1):.1f},{ya(float(np.mean(r["random"]["silhouette"])) + 0.15, -0.25, 0.15):.1f}'
+    goal = " ".join(f'{x(r["density"], 1):.1f},{ya(r["summary"]["sil_random"] + 0.15, -0.25, 0.15):.1f}'
                     for r in rows)
     p.append(f'<polyline points="{goal}" fill="none" stroke="#c03030" stroke-dasharray="5 3"/>')
     for r in rows:
-        s = summary_row(r)
+        s = r["summary"]
         mark = green if s["random_le_70"] and s["gap_ge_15"] and s["sil_gap_ge_015"] else blue  # all three
         p.append(f'<circle cx="{x(r["density"], 1):.1f}" cy="{ya(s["sil_trained"], -0.25, 0.15):.1f}" r="3" fill="{mark}"/>')
     ly = top + 8
