@@ -41,6 +41,11 @@ class DataConfig:
     #: dropped, ``Image.open(...).convert("RGB")``, leaving the colour stored under it), "white" or
     #: "black" (composited on that colour). Pretraining, evaluation and the explorer all use it.
     background: str = "drop"
+    #: probability that the second point copy of a pretraining pair is a partial view of the object
+    #: (hidden point removal from a random camera, crosspoint.data.transforms.PartialView; N kept).
+    #: Not in the paper (0, the default): the intra-modal term then also pairs a whole object with
+    #: what one depth camera sees of it, the input of ScanObjectNN. docs/NOTES.md, session 16.
+    partial_view: float = 0.0
     #: objects that cannot be read are replaced by the next good one, with a warning counted in
     #: events.jsonl; more than this many stop the run (-1 = no limit)
     max_bad_objects: int = 100
@@ -294,6 +299,7 @@ CHOICES = {
 #: version is resumed and evaluated as it was trained, not with today's defaults)
 LEGACY_DEFAULTS = {
     ("data", "max_bad_objects"): 100,
+    ("data", "partial_view"): 0.0,
     ("data", "background"): "white",
     ("optim", "lr_step"): "epoch_end",
     ("run", "amp"): "auto",
@@ -328,6 +334,7 @@ def validate(cfg) -> None:
         (cfg.data.num_points >= 16, "data.num_points must be >= 16"),
         (cfg.data.image_size >= 32, "data.image_size must be >= 32"),
         (0.0 <= cfg.data.val_fraction < 0.9, "data.val_fraction must be in [0, 0.9)"),
+        (0.0 <= cfg.data.partial_view <= 1.0, "data.partial_view must be a probability in [0, 1]"),
         (cfg.data.workers >= 0, "data.workers must be >= 0"),
         (cfg.model.k >= 2, "model.k must be >= 2"),
         (cfg.model.k <= cfg.data.num_points, "model.k must not exceed data.num_points"),

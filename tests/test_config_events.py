@@ -30,6 +30,7 @@ def test_paper_config_matches_the_reference_setup():
     assert cfg.optim.batch_size == 20 and cfg.optim.lr == 1e-3 and cfg.optim.weight_decay == 1e-6
     assert cfg.optim.epochs == 100 and cfg.optim.scheduler == "cosine" and cfg.optim.optimizer == "adam"
     assert cfg.data.num_points == 2048 and cfg.loss.temperature == 0.1
+    assert cfg.data.partial_view == 0.0  # both point copies whole, as the paper
 
 
 def test_overrides_are_typed():
@@ -47,6 +48,7 @@ def test_overrides_are_typed():
     (["model.point_encoder=pointnet++"], ["point_encoder", "dgcnn"]),
     (["optim.batch_size=1"], ["batch_size"]),
     (["run.tensorboard=maybe"], ["run.tensorboard"]),
+    (["data.partial_view=1.5"], ["data.partial_view", "probability"]),
 ])
 def test_bad_overrides_say_what_is_wrong(bad, words):
     with pytest.raises(ConfigError) as e:

@@ -238,3 +238,84 @@ def test_worker_init_fn_reproducible_and_workers_differ():
     # batch 0 comes from worker 0, batch 1 from worker 1: every source of randomness differs
     for col in range(4):
         assert not torch.equal(a[:4, col], a[4:, col])
+
+
+# ------------------------------------------------------------------ the partial view (data.partial_view)
+def _sphere(n: int, seed: int = 0) -> np.ndarray:
+    g = np.random.default_rng(seed)
+    v = g.normal(size=(n, 3))
+    return (v / np.linalg.norm(v, axis=1, keepdims=True)).astype(np.float32)
+
+
+def test_partial_view_sees_the_near_cap_of_a_sphere():
+    """Of a sphere seen from outside, the points inside the tangent cone from the camera can be seen:
+    hidden point removal keeps all of them and reaches at most a few degrees past the rim, and the
+    camera lies at the drawn distance within the drawn elevation range."""
+    pts = _sphere(3000)
+    pv = T.PartialView(elevation=(20.0, 40.0), distance=(3.0, 3.0))
+    for seed in range(5):
+        cam = pv.camera(pts, np.random.default_rng(seed))
+        c = np.asarray(pts, np.float64).mean(0)
+        d = cam - c
+        assert np.linalg.norm(d) == pytest.approx(3.0 * np.sqrt(((pts - c) ** 2).sum(1).max()), rel=1e-12)
+        assert 20.0 - 1e-9 <= math.degrees(math.asin(d[1] / np.linalg.norm(d))) <= 40.0 + 1e-9
+        vis = pv.visible(pts, cam)
+        # a point p of the unit sphere is seen from the camera e when p . e > 1, i.e. when its angle
+        # from e is below the rim's, acos(1 / |e|); the flip radius lets the set reach past the rim
+        # (measured: ~4 degrees at radius 100), never short of it
+        ang = np.degrees(np.arccos(np.clip(np.asarray(pts, np.float64) @ (cam / np.linalg.norm(cam)), -1, 1)))
+        rim = math.degrees(math.acos(1.0 / np.linalg.norm(cam)))
+        assert vis[ang < rim - 1.0].all() and not vis[ang > rim + 8.0].any()
+        assert 0.9 < vis.mean() / (ang < rim).mean() < 1.3
+
+
+def test_partial_view_keeps_n_and_the_order_of_the_points_it_keeps():
+    pts = _sphere(500, 1)
+    pv = T.PartialView()
+    g = np.random.default_rng(3)
+    keep = pv.keep(pts, g)
+    assert 0.2 < keep.mean() < 0.6
+    out = pv.fill(pts.copy(), keep, g)
+    assert out.shape == pts.shape and out.dtype == pts.dtype
+    assert np.array_equal(out[keep], pts[keep])
+    seen = {r.tobytes() for r in pts[keep]}
+    assert all(r.tobytes() in seen for r in out[~keep])  # every hidden point is now a seen one
+    # as a transform in a chain: the same draws and the same result, the input untouched
+    before = pts.copy()
+    a = pv(pts, np.random.default_rng(7))
+    b = pv.apply(pts.copy(), np.random.default_rng(7))
+    assert np.array_equal(a, b) and np.array_equal(pts, before)
+    # a cloud too small or flat for a hull, or one the camera would barely see, comes back whole
+    flat = np.zeros((50, 3), np.float32)
+    flat[:, :2] = np.random.default_rng(0).random((50, 2))
+    assert pv.keep(flat, np.random.default_rng(0)).all()
+    assert pv.keep(pts[:3], np.random.default_rng(0)).all()
+    with pytest.raises(ValueError, match="distance"):
+        T.PartialView(distance=(0.5, 2.0))
+    with pytest.raises(ValueError, match="elevation"):
+        T.PartialView(elevation=(50.0, 10.0))
+
+
+def test_two_point_copies_with_a_partial_view():
+    """Copy 1 is the pair's first copy as without a partial view; copy 2 is the transform of the
+    partial view; ``keep`` says which points copy 2 holds at their own index; a replay with ``keep``
+    imposed draws the same numbers."""
+    from crosspoint.data.pretrain import two_point_copies
+
+    pts = _sphere(400, 2) * np.float32(0.7) + np.float32(0.1)
+    chain = T.paper_point_augmentation()
+    a1, a2, keep = two_point_copies(chain, T.PartialView(p=1.0), pts, np.random.default_rng(5))
+    b1, b2 = chain.repeat(pts, np.random.default_rng(5), 2)
+    assert np.array_equal(a1, b1) and not np.array_equal(a2, b2)
+    assert 0 < keep.sum() < len(keep)
+
+    ident = lambda p: np.array(p, dtype=np.float32, copy=True)  # noqa: E731 - a plain callable, no draws
+    a1, a2, keep = two_point_copies(ident, T.PartialView(p=1.0), pts, np.random.default_rng(5))
+    assert np.array_equal(a1, pts) and np.array_equal(a2[keep], pts[keep]) and not np.array_equal(a2, pts)
+    g1, g2 = np.random.default_rng(9), np.random.default_rng(9)
+    x = two_point_copies(ident, T.PartialView(p=1.0), pts, g1)
+    y = two_point_copies(ident, T.PartialView(p=1.0), pts[::-1].copy(), g2, keep=x[2])
+    assert np.array_equal(y[2], x[2]) and g1.bit_generator.state == g2.bit_generator.state
+    # p = 0: copy 2 is the whole object again, keep all True, and one draw more than without it
+    _, a2, keep = two_point_copies(ident, T.PartialView(p=0.0), pts, np.random.default_rng(5))
+    assert keep.all() and np.array_equal(a2, pts)

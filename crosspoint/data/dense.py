@@ -140,13 +140,15 @@ def _view_camera(path, cache: dict):
 def dense_item(ds, index: int) -> dict:
     """One pretraining sample of ``ds`` (a :class:`~crosspoint.data.pretrain.PretrainDataset` with
     ``dense_points > 0``) with the dense fields ``dense_idx`` (M,), ``dense_uv`` (M, 2) and
-    ``dense_valid`` (M,): the same points, augmentations and view choice as the dataset draws them,
+    ``dense_valid`` (M,), and ``dense_valid2`` (M,), the links valid for the second point copy
+    (they differ only with a partial view, ``data.partial_view``): the same points, augmentations
+    and view choice as the dataset draws them,
     a pure function of (seed, epoch, object), with the image flip drawn here so that the pixels can
     be mirrored with it."""
     import torch
 
     from crosspoint.data.base import DatasetError, fix_point_count
-    from crosspoint.data.pretrain import apply_point_transform
+    from crosspoint.data.pretrain import apply_point_transform, two_point_copies
     from crosspoint.data.transforms import item_rng, load_rgb, process_rng, seeded_torch
 
     if not 0 <= index < len(ds):
@@ -155,8 +157,13 @@ def dense_item(ds, index: int) -> dict:
     raw = np.asarray(ds._load_points(index))  # noqa: SLF001 - the dataset's own raw object
     pts, pidx = fix_point_count(raw, ds.num_points, ds.sampling, rng, extra=(np.arange(len(raw)),))
     before_aug = rng.bit_generator.state
-    a1 = apply_point_transform(ds.point_transform, pts, rng)
-    a2 = apply_point_transform(ds.point_transform, pts, rng)
+    partial = getattr(ds, "partial_view", None)
+    if partial is not None:
+        a1, a2, keep = two_point_copies(ds.point_transform, partial, pts, rng)
+    else:
+        a1 = apply_point_transform(ds.point_transform, pts, rng)
+        a2 = apply_point_transform(ds.point_transform, pts, rng)
+        keep = None
     paths = ds._view_paths(index)  # noqa: SLF001
     if not paths:
         raise DatasetError(f"{ds.objects()[index].ref}: no rendered views")
@@ -189,12 +196,17 @@ def dense_item(ds, index: int) -> dict:
             after = rng.bit_generator.state
             rng.bit_generator.state = before_aug
             mirrored = mirror_in_view(pts, camera)
-            a1 = apply_point_transform(ds.point_transform, mirrored, rng)
-            a2 = apply_point_transform(ds.point_transform, mirrored, rng)
+            if partial is not None:  # the same points kept: the partial view is of the object, not of its mirror
+                a1, a2, _ = two_point_copies(ds.point_transform, partial, mirrored, rng, keep=keep)
+            else:
+                a1 = apply_point_transform(ds.point_transform, mirrored, rng)
+                a2 = apply_point_transform(ds.point_transform, mirrored, rng)
             rng.bit_generator.state = after
     uv_all, vis_all = project_visible(raw[:, :3], camera)
     fields = dense_sample(uv_all[pidx], vis_all[pidx], int(ds.dense_points), rng, view_size=int(camera.size),
                           image_size=int(ds.image_size), flipped=flip)
+    # the links of the second copy: only to points that its partial view still holds where they were
+    fields["dense_valid2"] = fields["dense_valid"] & (True if keep is None else keep[fields["dense_idx"]])
     return {
         "points1": torch.from_numpy(np.ascontiguousarray(a1[:, :3], dtype=np.float32)),
         "points2": torch.from_numpy(np.ascontiguousarray(a2[:, :3], dtype=np.float32)),

@@ -101,6 +101,9 @@ class PretrainDataset(_TorchDataset):
         _background_rgb(background)  # an unknown background fails here, not in a DataLoader worker
         self.background = background
         self.sampling = sampling
+        #: an optional :class:`~crosspoint.data.transforms.PartialView` for the second point copy
+        #: (the config's ``data.partial_view``; None: both copies see the whole object, as the paper)
+        self.partial_view = None
         self._refs: list[ObjectRef] = []
         self._labels = np.zeros(0, dtype=np.int64)
         self.class_names: list[str] = []
@@ -134,7 +137,9 @@ class PretrainDataset(_TorchDataset):
         rng = item_rng(self.seed, self.epoch, index) if self.seed is not None else process_rng()
         raw = self._load_points(index)
         pts = fix_point_count(raw, self.num_points, self.sampling, rng)
-        if type(self.point_transform) is Compose:  # the same two draws, the shared normalisation once
+        if self.partial_view is not None:
+            a1, a2, _ = two_point_copies(self.point_transform, self.partial_view, pts, rng)
+        elif type(self.point_transform) is Compose:  # the same two draws, the shared normalisation once
             a1, a2 = self.point_transform.repeat(pts, rng, 2)
         else:
             a1 = apply_point_transform(self.point_transform, pts, rng)
@@ -205,6 +210,25 @@ def apply_point_transform(transform, points: np.ndarray, rng: np.random.Generato
     if hasattr(out, "numpy"):
         out = out.numpy()
     return np.asarray(out, dtype=np.float32)
+
+
+def two_point_copies(transform, partial, points: np.ndarray, rng: np.random.Generator, keep=None):
+    """``(copy 1, copy 2, keep)``: ``transform`` applied twice to ``points``, the second time to the
+    partial view that ``partial`` (a :class:`~crosspoint.data.transforms.PartialView`) draws with
+    probability ``partial.p``. ``keep`` ``(N,)`` bool says which points copy 2 still holds at their
+    own index (all True when no partial view was drawn). Passing ``keep`` imposes that mask instead
+    of the drawn one while consuming the same draws from ``rng`` (a replay on mirrored points)."""
+    a1 = apply_point_transform(transform, points, rng)
+    drawn = partial is not None and not (partial.p < 1.0 and rng.uniform() > partial.p)
+    if drawn:
+        mask = partial.keep(points, rng)
+        keep = mask if keep is None else np.asarray(keep, bool)
+        src = partial.fill(np.array(points, dtype=np.float32, copy=True), keep, rng)
+    else:
+        keep = np.ones(len(points), bool)
+        src = points
+    a2 = apply_point_transform(transform, src, rng)
+    return a1, a2, keep
 
 
 def read_points_file(path, max_points: int | None = None) -> np.ndarray:

@@ -100,6 +100,7 @@ __all__ = [
     "Jitter",
     "RandomInputDropout",
     "paper_point_augmentation",
+    "PartialView",
     "paper_image_augmentation",
     "FastPaperImageAugmentation",
     "decode_view",
@@ -467,6 +468,102 @@ class RandomInputDropout(PointTransform):
 
     def _params(self):
         return {"max_dropout_ratio": self.max_dropout_ratio, "p": self.p}
+
+
+class PartialView(PointTransform):
+    """What one depth camera sees of the cloud: hidden point removal (Katz, Tal and Basri, "Direct
+    visibility of point sets", SIGGRAPH 2007) from a random viewpoint, N kept. Not part of the paper;
+    the opt-in ``data.partial_view`` of pretraining applies it to the second point copy, so that the
+    intra-modal term pairs a whole object with a partial view of it (ScanObjectNN-style inputs).
+
+    The camera looks at the cloud's centroid from ``distance`` x its radius (the largest distance of a
+    point from the centroid), at an azimuth ``U[0, 360)`` about the ``up`` axis and an elevation
+    ``U[elevation]`` degrees above the plane normal to it. A point is visible when it is a vertex of
+    the convex hull of the cloud spherically flipped about the camera (radius ``radius`` x the
+    farthest point's distance from the camera) together with the camera itself. Hidden points are
+    replaced by visible ones drawn at random, so N and the order of the kept points are unchanged
+    (point ``i`` of the output is point ``i`` of the input when ``keep[i]``; the dense term relies on
+    it). Fewer than ``min_visible`` x N visible points (a degenerate cloud): the cloud is returned
+    whole. Measured on demo objects against the renderer's mesh depth buffer: ``tests/test_transforms.py``.
+    """
+
+    def __init__(self, *, p: float = 1.0, up="y", elevation=(0.0, 60.0), distance=(2.5, 3.6),
+                 radius: float = 100.0, min_visible: float = 0.05, rng=None) -> None:
+        super().__init__(p=p, rng=rng)
+        if isinstance(up, str) and up.lower() not in _AXES:
+            raise ValueError(f"up must be 'x', 'y', 'z' or a vector, got {up!r}")
+        self.up = up.lower() if isinstance(up, str) else tuple(float(a) for a in up)
+        lo, hi = (float(x) for x in elevation)
+        if not -90.0 <= lo <= hi <= 90.0:
+            raise ValueError(f"elevation must be a range within [-90, 90] degrees, got {elevation!r}")
+        d0, d1 = (float(x) for x in distance)
+        if not 1.0 < d0 <= d1:
+            raise ValueError(f"distance must be a range above 1 (the camera outside the cloud), got {distance!r}")
+        if radius <= 1.0:
+            raise ValueError(f"radius must be > 1, got {radius}")
+        self.elevation, self.distance, self.radius = (lo, hi), (d0, d1), float(radius)
+        self.min_visible = float(min_visible)
+
+    def camera(self, points, rng: np.random.Generator) -> np.ndarray:
+        """The camera position ``(3,)`` float64 drawn for ``points`` (3 draws from ``rng``)."""
+        xyz = np.asarray(points, np.float64)[:, :3]
+        c = xyz.mean(axis=0)
+        r = float(np.sqrt(((xyz - c) ** 2).sum(axis=1).max())) or 1.0
+        u = np.asarray(_AXES[self.up] if isinstance(self.up, str) else self.up, np.float64)
+        u = u / np.linalg.norm(u)
+        e1 = np.cross(u, [1.0, 0.0, 0.0] if abs(u[0]) < 0.9 else [0.0, 0.0, 1.0])
+        e1 /= np.linalg.norm(e1)
+        e2 = np.cross(u, e1)
+        az = rng.uniform() * 2.0 * math.pi
+        el = math.radians(rng.uniform(*self.elevation))
+        dist = rng.uniform(*self.distance) * r
+        d = math.cos(el) * (math.cos(az) * e1 + math.sin(az) * e2) + math.sin(el) * u
+        return c + dist * d
+
+    def visible(self, points, camera) -> np.ndarray:
+        """``(N,)`` bool: the points of ``points`` that ``camera`` (a position) sees (hidden point removal)."""
+        from scipy.spatial import ConvexHull, QhullError
+
+        xyz = np.asarray(points, np.float64)[:, :3] - np.asarray(camera, np.float64)
+        norm = np.sqrt((xyz**2).sum(axis=1))
+        vis = np.zeros(len(xyz), bool)
+        ok = norm > 0
+        if ok.sum() < 4:
+            return vis
+        big = self.radius * float(norm.max())
+        flipped = xyz[ok] * ((2.0 * big - norm[ok]) / norm[ok])[:, None]
+        try:
+            hull = ConvexHull(np.vstack([flipped, np.zeros((1, 3))]))
+        except QhullError:  # flat or degenerate: no hull, nothing decided
+            return vis
+        on = hull.vertices[hull.vertices < flipped.shape[0]]
+        vis[np.flatnonzero(ok)[on]] = True
+        return vis
+
+    def keep(self, points, rng: np.random.Generator) -> np.ndarray:
+        """``(N,)`` bool: the points seen from a camera drawn from ``rng``; all True when fewer than
+        ``min_visible`` x N are seen."""
+        vis = self.visible(points, self.camera(points, rng))
+        if vis.sum() < max(1, math.ceil(self.min_visible * len(vis))):
+            return np.ones(len(vis), bool)
+        return vis
+
+    def fill(self, points: np.ndarray, keep: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """``points`` with every row outside ``keep`` replaced by a row of ``keep`` drawn at random."""
+        hidden = np.flatnonzero(~keep)
+        if hidden.size:
+            seen = np.flatnonzero(keep)
+            points[hidden] = points[seen[rng.integers(0, seen.size, hidden.size)]]
+        return points
+
+    def apply(self, points, rng):
+        if points.shape[0] == 0:
+            return points
+        return self.fill(points, self.keep(points, rng), rng)
+
+    def _params(self):
+        return {"up": self.up, "elevation": self.elevation, "distance": self.distance, "radius": self.radius,
+                "min_visible": self.min_visible, "p": self.p}
 
 
 def paper_point_augmentation(*, up_axis="y", rng=None) -> Compose:

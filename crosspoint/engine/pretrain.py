@@ -129,6 +129,10 @@ def build_datasets(cfg: PretrainConfig, root: Path):
             svm_train = svm_val = None
     else:  # pragma: no cover - detect_layout(task="pretrain") only returns the layouts above
         raise PretrainError(f"{root}: layout {layout.name} has no images to pretrain on")
+    if cfg.data.partial_view > 0:
+        from crosspoint.data.transforms import PartialView
+
+        train.partial_view = PartialView(p=cfg.data.partial_view)
     if cfg.run.selection == "test":
         svm_train, svm_val = selection_test_datasets(cfg)
     elif cfg.run.selection == "none":
@@ -571,7 +575,7 @@ class Pretrainer:
             dense = None
             if heads is not None:
                 dense = {"idx": batch["dense_idx"], "uv": batch["dense_uv"].to(rt.device, self.dtype),
-                         "valid": batch["dense_valid"]}
+                         "valid": batch["dense_valid"], "valid2": batch.get("dense_valid2")}
             out = train_model(p1, p2, img, dense)
             loss = w_intra * out["intra_loss"] + w_cross * out["cross_loss"]
             logs = {"loss": loss, "loss_intra": out["intra_loss"], "loss_cross": out["cross_loss"]}

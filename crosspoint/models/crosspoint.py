@@ -37,7 +37,8 @@ class CrossPointModel(nn.Module):
         ``"point_proj1"``, ``"point_proj2"``, ``"image_proj"`` (detached, for monitoring).
 
         With dense heads and ``dense = {"idx" (B, M) point indices, "uv" (B, M, 2) their pixels in
-        ``images``, "valid" (B, M)}``, also ``"dense_loss"``: :func:`~crosspoint.models.dense.dense_nce`
+        ``images``, "valid" (B, M), optionally "valid2" (B, M): the links of the second view when they
+        differ (a partial view)}``, also ``"dense_loss"``: :func:`~crosspoint.models.dense.dense_nce`
         between both point views' per-point embeddings and the image embeddings at those pixels
         (averaged over the two views; not part of ``"loss"``: the caller weighs it)."""
         pe = self.point_encoder
@@ -72,10 +73,11 @@ class CrossPointModel(nn.Module):
             both = torch.cat([idx, idx])
             picked = torch.gather(pmap, 1, both.unsqueeze(-1).expand(-1, -1, pmap.shape[-1]))
             pooled = heads.point_context == "pooled"
+            valid2 = dense["valid2"].to(pmap.device) if dense.get("valid2") is not None else valid
             losses = []
-            for half in (slice(0, b), slice(b, 2 * b)):
+            for half, ok in ((slice(0, b), valid), (slice(b, 2 * b), valid2)):
                 emb = heads.point_embeddings(picked[half], pmap[half] if pooled else None)
-                losses.append(dense_nce(emb, pix, valid, self.dense_temperature))
+                losses.append(dense_nce(emb, pix, ok, self.dense_temperature))
             res["dense_loss"] = 0.5 * (losses[0] + losses[1])
         return res
 
