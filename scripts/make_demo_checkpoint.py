@@ -93,6 +93,34 @@ def ev(out: Path, *args: str) -> dict:
     return _portable(json.loads(out.read_text()))
 
 
+def svm_eval(out: Path, ck: str, data: Path, *extra: str) -> dict:
+    """``crosspoint eval svm`` of checkpoint ``ck`` on ``data`` at the card's point count (``extra``: more
+    options, e.g. ``--val-fraction 0.5``)."""
+    return ev(out, "svm", "--checkpoint", ck, "--data", str(data), "--points", str(POINTS), *extra)
+
+
+def fewshot_eval(out: Path, ck: str, data: Path, episodes: int, queries: int) -> dict:
+    """``crosspoint eval fewshot``, 5-way 10-shot over ``episodes`` seeded episodes (the same ones for
+    every checkpoint, so differences are paired)."""
+    return ev(out, "fewshot", "--checkpoint", ck, "--data", str(data), "--points", str(POINTS), "--ways", "5",
+              "--shots", "10", "--runs", str(episodes), "--queries", str(queries))
+
+
+def retrieval_eval(out: Path, ck: str, data: Path) -> dict:
+    """``crosspoint eval retrieval`` over every object of ``data`` at the card's point count and image size."""
+    return ev(out, "retrieval", "--checkpoint", ck, "--data", str(data), "--split", "all", "--points", str(POINTS),
+              "--image-size", str(IMAGE), "--image-arch", "resnet18")
+
+
+def save_results(results: dict, assets: Path, bundle: Path) -> None:
+    """``assets/demo_results.json`` written, and the model card regenerated from it."""
+    (assets / "demo_results.json").write_text(json.dumps(results, indent=1, default=float) + "\n")
+    sys.path.insert(0, str(REPO / "scripts"))
+    from model_card import write_model_card
+
+    write_model_card(results, assets / "MODEL_CARD.md", bundle)
+
+
 def _portable(record: dict) -> dict:
     """``record`` with its paths inside the repository made relative to it (the results and the card
     generated from them must not depend on where the repository was checked out)."""
@@ -416,11 +444,7 @@ def main(argv=None) -> int:
         results = json.loads((assets / "demo_results.json").read_text())
         results["category"] = add_category_probe(assets / "demo_checkpoint.pt", runs / "demo-hard-seed0",
                                                  runs / "demo-hard-seed1")
-        (assets / "demo_results.json").write_text(json.dumps(results, indent=1, default=float) + "\n")
-        sys.path.insert(0, str(REPO / "scripts"))
-        from model_card import write_model_card
-
-        write_model_card(results, assets / "MODEL_CARD.md", assets / "demo_checkpoint.pt")
+        save_results(results, assets, assets / "demo_checkpoint.pt")
         print(results["category"])
         return 0
     runs.mkdir(exist_ok=True)
@@ -450,14 +474,10 @@ def main(argv=None) -> int:
     ej.mkdir(exist_ok=True)
     for name, ck, segck in (("trained", str(best), seg), ("random", "random", seg_rand)):
         r = {}
-        r["svm"] = ev(ej / f"svm-{name}.json", "svm", "--checkpoint", ck, "--data", str(held), "--points", str(POINTS))
-        r["svm_scans"] = ev(ej / f"svm-scans-{name}.json", "svm", "--checkpoint", ck, "--data", str(held / "scans"),
-                            "--points", str(POINTS))
-        r["fewshot"] = ev(ej / f"fewshot-{name}.json", "fewshot", "--checkpoint", ck, "--data", str(held), "--points",
-                          str(POINTS), "--ways", "5", "--shots", "10", "--runs", "10", "--queries", str(args.queries))
-        r["retrieval"] = ev(ej / f"retrieval-{name}.json", "retrieval", "--checkpoint", ck, "--data", str(held),
-                            "--split", "all", "--points", str(POINTS), "--image-size", str(IMAGE), "--image-arch",
-                            "resnet18")
+        r["svm"] = svm_eval(ej / f"svm-{name}.json", ck, held)
+        r["svm_scans"] = svm_eval(ej / f"svm-scans-{name}.json", ck, held / "scans")
+        r["fewshot"] = fewshot_eval(ej / f"fewshot-{name}.json", ck, held, 10, args.queries)
+        r["retrieval"] = retrieval_eval(ej / f"retrieval-{name}.json", ck, held)
         r["partseg"] = ev(ej / f"partseg-{name}.json", "partseg", "--checkpoint", str(segck / "checkpoints" / "best.pt"),
                           "--data", str(held), "--split", "test", "--points", str(POINTS))
         corr = ("correspondence", "--data", str(held), "--objects", str(args.objects), "--no-heat")
@@ -500,12 +520,8 @@ def main(argv=None) -> int:
           "trained_with": f"{CONFIG} + finetune-partseg --backbone {args.seg_backbone} + refine-dense",
           "seg_backbone": args.seg_backbone}, dense=dense)
     results["category"] = add_category_probe(assets / "demo_checkpoint.pt", demo, held)
-    (assets / "demo_results.json").write_text(json.dumps(results, indent=1, default=float) + "\n")
     curve_svg(epochs, Path(args.curve), results.get("curve_heldout"))
-    sys.path.insert(0, str(REPO / "scripts"))
-    from model_card import write_model_card
-
-    write_model_card(results, assets / "MODEL_CARD.md", assets / "demo_checkpoint.pt")
+    save_results(results, assets, assets / "demo_checkpoint.pt")
     print((assets / "MODEL_CARD.md").read_text())
     return 0
 
@@ -533,15 +549,11 @@ def no_dense_ablation(args, runs: Path, episodes: int = 100) -> int:
     ej.mkdir(exist_ok=True)
     figures = {}
     for name, ck in (("with", str(bundle)), ("without", str(run / "checkpoints" / "last.pt"))):
-        svm_big = ev(ej / f"ablation-svm-big-{name}.json", "svm", "--checkpoint", ck, "--data", str(big), "--points",
-                     str(POINTS), "--val-fraction", "0.5")["results"]
-        svm_scans = ev(ej / f"ablation-svm-scans-{name}.json", "svm", "--checkpoint", ck, "--data", str(scans / "scans"),
-                       "--points", str(POINTS), "--val-fraction", "0.5")["results"]
-        ret = ev(ej / f"ablation-retrieval-{name}.json", "retrieval", "--checkpoint", ck, "--data", str(held), "--split",
-                 "all", "--points", str(POINTS), "--image-size", str(IMAGE), "--image-arch", "resnet18")["results"]
-        few = ev(ej / f"ablation-fewshot-{name}.json", "fewshot", "--checkpoint", ck, "--data", str(held), "--points",
-                 str(POINTS), "--ways", "5", "--shots", "10", "--runs", str(episodes), "--queries",
-                 str(args.queries))["results"][0]
+        svm_big = svm_eval(ej / f"ablation-svm-big-{name}.json", ck, big, "--val-fraction", "0.5")["results"]
+        svm_scans = svm_eval(ej / f"ablation-svm-scans-{name}.json", ck, scans / "scans", "--val-fraction",
+                             "0.5")["results"]
+        ret = retrieval_eval(ej / f"ablation-retrieval-{name}.json", ck, held)["results"]
+        few = fewshot_eval(ej / f"ablation-fewshot-{name}.json", ck, held, episodes, args.queries)["results"][0]
         figures[name] = {"checkpoint": _rel(ck),
                          "svm_whole": svm_big["cv"]["overall_acc"], "svm_whole_n": svm_big["n_test"],
                          "svm_scans": svm_scans["cv"]["overall_acc"], "svm_scans_n": svm_scans["n_test"],
@@ -552,11 +564,7 @@ def no_dense_ablation(args, runs: Path, episodes: int = 100) -> int:
         "run": _rel(run), "config": CONFIG, "set": "loss.dense_weight=0",
         "pretrain_seconds": end[-1]["seconds"] if end else None, "machine": f"{platform.machine()}, {os.cpu_count()} cores",
         **figures}
-    (assets / "demo_results.json").write_text(json.dumps(results, indent=1, default=float) + "\n")
-    sys.path.insert(0, str(REPO / "scripts"))
-    from model_card import write_model_card
-
-    write_model_card(results, assets / "MODEL_CARD.md", bundle)
+    save_results(results, assets, bundle)
     return 0
 
 
@@ -591,8 +599,7 @@ def rerun_pretrain(args, runs: Path) -> int:
     vals = [e for e in events if e["event"] == "validation"]
     ej = runs / "eval-json"
     ej.mkdir(parents=True, exist_ok=True)
-    svm = ev(ej / "svm-rerun.json", "svm", "--checkpoint", str(run / "checkpoints" / "last.pt"), "--data", str(held),
-             "--points", str(POINTS))["results"]
+    svm = svm_eval(ej / "svm-rerun.json", str(run / "checkpoints" / "last.pt"), held)["results"]
     results["pretrain_rerun"] = {
         "run": _rel(run), "config": CONFIG, "seconds": end[-1]["seconds"] if end else None,
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, {_cpu_model()}",
@@ -602,11 +609,7 @@ def rerun_pretrain(args, runs: Path) -> int:
         "svm_n": svm["n_test"],
         "code": "fused BatchNorm + activation + pooling keeping the point map, one gather for both views, "
                 "numba neighbour_sum backward, threaded neighbour-max kernels (2026-12-02)"}
-    (assets / "demo_results.json").write_text(json.dumps(results, indent=1, default=float) + "\n")
-    sys.path.insert(0, str(REPO / "scripts"))
-    from model_card import write_model_card
-
-    write_model_card(results, assets / "MODEL_CARD.md", bundle)
+    save_results(results, assets, bundle)
     print(json.dumps({k: v for k, v in results["pretrain_rerun"].items() if not isinstance(v, list)}, indent=1))
     return 0
 
@@ -625,14 +628,8 @@ def fewshot_only(args, runs: Path, episodes: int = 100) -> int:
     ej.mkdir(parents=True, exist_ok=True)
     for name, ck in (("trained", str(bundle)), ("random", "random")):
         for key, data in (("fewshot_100", held), ("fewshot_scans_100", held / "scans")):
-            results[name][key] = ev(ej / f"{key}-{name}.json", "fewshot", "--checkpoint", ck, "--data", str(data),
-                                    "--points", str(POINTS), "--ways", "5", "--shots", "10", "--runs", str(episodes),
-                                    "--queries", str(args.queries))
-    (assets / "demo_results.json").write_text(json.dumps(results, indent=1, default=float) + "\n")
-    sys.path.insert(0, str(REPO / "scripts"))
-    from model_card import write_model_card
-
-    write_model_card(results, assets / "MODEL_CARD.md", bundle)
+            results[name][key] = fewshot_eval(ej / f"{key}-{name}.json", ck, data, episodes, args.queries)
+    save_results(results, assets, bundle)
     for key in ("fewshot_100", "fewshot_scans_100"):
         print(key, {n: results[n][key]["results"][0]["mean"] for n in ("trained", "random")})
     return 0
@@ -657,19 +654,13 @@ def svm_only(args, runs: Path) -> int:
     ej.mkdir(parents=True, exist_ok=True)
     for name, ck in (("trained", str(bundle)), ("random", "random")):
         r = results[name]
-        r["svm"] = ev(ej / f"svm-{name}.json", "svm", "--checkpoint", ck, "--data", str(held), "--points", str(POINTS))
-        r["svm_scans"] = ev(ej / f"svm-scans-{name}.json", "svm", "--checkpoint", ck, "--data", str(held / "scans"),
-                            "--points", str(POINTS))
-        r["svm_big"] = ev(ej / f"svm-big-{name}.json", "svm", "--checkpoint", ck, "--data", str(big), "--points",
-                          str(POINTS), "--val-fraction", "0.5", "--labels-per-class", "1,2,4,8,16,32")
-        r["svm_scans_big"] = ev(ej / f"svm-scans-big-{name}.json", "svm", "--checkpoint", ck, "--data",
-                                str(big_scans / "scans"), "--points", str(POINTS), "--val-fraction", "0.5",
-                                "--labels-per-class", "1,4,16")
-    (assets / "demo_results.json").write_text(json.dumps(results, indent=1, default=float) + "\n")
-    sys.path.insert(0, str(REPO / "scripts"))
-    from model_card import write_model_card
-
-    write_model_card(results, assets / "MODEL_CARD.md", bundle)
+        r["svm"] = svm_eval(ej / f"svm-{name}.json", ck, held)
+        r["svm_scans"] = svm_eval(ej / f"svm-scans-{name}.json", ck, held / "scans")
+        r["svm_big"] = svm_eval(ej / f"svm-big-{name}.json", ck, big, "--val-fraction", "0.5", "--labels-per-class",
+                                "1,2,4,8,16,32")
+        r["svm_scans_big"] = svm_eval(ej / f"svm-scans-big-{name}.json", ck, big_scans / "scans", "--val-fraction",
+                                      "0.5", "--labels-per-class", "1,4,16")
+    save_results(results, assets, bundle)
     for key in ("svm", "svm_scans", "svm_big", "svm_scans_big"):
         print(key, {n: {k: results[n][key]["results"][k]["overall_acc"] for k in ("cv", "cv_raw")}
                     for n in ("trained", "random")})
@@ -698,15 +689,11 @@ def sensor_only(args, runs: Path, episodes: int = 100) -> int:
            "nuisance": SENSOR.to_meta()}
     for name, ck in (("trained", str(bundle)), ("random", "random")):
         r = {}
-        r["svm"] = ev(ej / f"svm-{name}.json", "svm", "--checkpoint", ck, "--data", str(held), "--points", str(POINTS))
-        r["svm_big"] = ev(ej / f"svm-big-{name}.json", "svm", "--checkpoint", ck, "--data", str(big), "--points",
-                          str(POINTS), "--val-fraction", "0.5", "--labels-per-class", "1,2,4,8,16,32")
-        r["fewshot_100"] = ev(ej / f"fewshot-{name}.json", "fewshot", "--checkpoint", ck, "--data", str(held),
-                              "--points", str(POINTS), "--ways", "5", "--shots", "10", "--runs", str(episodes),
-                              "--queries", str(args.queries))
-        r["retrieval"] = ev(ej / f"retrieval-{name}.json", "retrieval", "--checkpoint", ck, "--data", str(held),
-                            "--split", "all", "--points", str(POINTS), "--image-size", str(IMAGE), "--image-arch",
-                            "resnet18")
+        r["svm"] = svm_eval(ej / f"svm-{name}.json", ck, held)
+        r["svm_big"] = svm_eval(ej / f"svm-big-{name}.json", ck, big, "--val-fraction", "0.5", "--labels-per-class",
+                                "1,2,4,8,16,32")
+        r["fewshot_100"] = fewshot_eval(ej / f"fewshot-{name}.json", ck, held, episodes, args.queries)
+        r["retrieval"] = retrieval_eval(ej / f"retrieval-{name}.json", ck, held)
         r["correspondence"] = ev(ej / f"corr-{name}.json", "correspondence", "--checkpoint", ck, "--data", str(held),
                                  "--objects", str(args.objects), "--no-heat")
         r["correspondence"].pop("objects", None)
@@ -716,11 +703,7 @@ def sensor_only(args, runs: Path, episodes: int = 100) -> int:
         r["umap"] = umap_quality(ck, held)
         out[name] = r
     results["sensor"] = out
-    (assets / "demo_results.json").write_text(json.dumps(results, indent=1, default=float) + "\n")
-    sys.path.insert(0, str(REPO / "scripts"))
-    from model_card import write_model_card
-
-    write_model_card(results, assets / "MODEL_CARD.md", bundle)
+    save_results(results, assets, bundle)
     for n in ("trained", "random"):
         r = out[n]
         print(n, "svm", r["svm"]["results"]["cv"]["overall_acc"], "svm_big", r["svm_big"]["results"]["cv"]["overall_acc"],
@@ -789,11 +772,7 @@ def dense_only(args, runs: Path) -> int:
                                                 args.dense_image_branch, args.dense_point_context)}
     atomic_torch_save(src, bundle)
     torch.load(bundle, weights_only=True)
-    (assets / "demo_results.json").write_text(json.dumps(results, indent=1, default=float) + "\n")
-    sys.path.insert(0, str(REPO / "scripts"))
-    from model_card import write_model_card
-
-    write_model_card(results, assets / "MODEL_CARD.md", bundle)
+    save_results(results, assets, bundle)
     print({k: corr[k] for k in ("point_to_pixel_hit", "point_to_pixel_hit_2r", "pixel_to_point_auc",
                                 "point_to_pixel_hit_sym", "point_to_pixel_hit_ceiling")})
     return 0
@@ -856,11 +835,7 @@ def seg_only(args, runs: Path) -> int:
     results["seg_backbone"] = args.seg_backbone
     repack_segmenter(bundle, seg / "checkpoints" / "best.pt")
     results["category"] = add_category_probe(bundle, demo, held)  # the probe reads the (unchanged) encoder
-    (assets / "demo_results.json").write_text(json.dumps(results, indent=1, default=float) + "\n")
-    sys.path.insert(0, str(REPO / "scripts"))
-    from model_card import write_model_card
-
-    write_model_card(results, assets / "MODEL_CARD.md", bundle)
+    save_results(results, assets, bundle)
     print((assets / "MODEL_CARD.md").read_text())
     return 0
 
@@ -873,7 +848,7 @@ def seg_continue(args, runs: Path) -> int:
     stay in the results as ``partseg_continued_<ordinal>`` and the recipe grows one link of
     ``seg_continued``'s ``then`` chain (the card reads both)."""
     sys.path.insert(0, str(REPO / "scripts"))
-    from model_card import ORDINALS, write_model_card
+    from model_card import ORDINALS
 
     if not (args.seg_init and args.seg_random_init):
         raise SystemExit("--seg-continue needs --seg-init and --seg-random-init (run checkpoints)")
@@ -911,8 +886,7 @@ def seg_continue(args, runs: Path) -> int:
                     "times_s": {**took, "note": "one after the other on the 2 cores"}}
     repack_segmenter(bundle, seg / "checkpoints" / "best.pt")
     results["category"] = add_category_probe(bundle, runs / "demo-hard-seed0", held)  # the head-score figure moves
-    (assets / "demo_results.json").write_text(json.dumps(results, indent=1, default=float) + "\n")
-    write_model_card(results, assets / "MODEL_CARD.md", bundle)
+    save_results(results, assets, bundle)
     print({name: new[name]["results"]["instance_miou"] for name in new})
     return 0
 
