@@ -114,3 +114,44 @@ def test_inspector_dialog_shows_the_pair_and_its_negatives(qtbot, window, run, t
     for pic in dlg.pics:
         assert pic.pixmap() is not None and not pic.pixmap().isNull()
     dlg.close()
+
+
+@pytest.mark.parametrize("extra", [
+    [],
+    ["loss.dense_weight=1.0", "loss.dense_points=8", "model.dense_dim=8"],
+    ["loss.dense_weight=1.0", "loss.dense_points=8", "model.dense_dim=8", "loss.dense_flip=both",
+     "data.partial_view=1.0"],
+], ids=["plain", "dense", "dense-flip-partial"])
+def test_the_pair_is_what_a_real_run_fed_its_model(tmp_path, monkeypatch, extra):
+    """A real pretraining run, its model's inputs recorded: the inspector's pair of every object of
+    each trained batch is that batch's row, bit for bit (with the dense term the engine reads
+    DenseItems, whose image augmentation is drawn differently from the dataset's own items)."""
+    from crosspoint.cli import main
+    from crosspoint.engine.pretrain import EpochSampler
+    from crosspoint.models.crosspoint import CrossPointModel
+    from tests.pretrain_support import sets
+
+    root = make_tiny_demo(tmp_path / "demo")
+    fed = []
+    forward = CrossPointModel.forward
+
+    def recording(self, points1, points2, images, dense=None):
+        fed.append((points1.detach().clone(), points2.detach().clone(), images.detach().clone()))
+        return forward(self, points1, points2, images, dense)
+
+    monkeypatch.setattr(CrossPointModel, "forward", recording)
+    out = tmp_path / "run"
+    assert main(["pretrain", "--out", str(out), "--no-progress",
+                 *sets([f"data.root={root}", "data.val_fraction=0", "optim.epochs=2", "run.max_steps_per_epoch=1",
+                        *extra])]) == 0
+    assert len(fed) == 2
+    cfg, ds = open_training_data(out)
+    for epoch, (p1, p2, img) in enumerate(fed):
+        first = list(EpochSampler(len(ds), batch_per_rank=cfg.optim.batch_size, world_size=1, rank=0,
+                                  seed=cfg.run.seed, epoch=epoch))[0]
+        b, members = batch_of(first, len(ds), batch_size=cfg.optim.batch_size, seed=cfg.run.seed, epoch=epoch)
+        assert b == 0 and len(members) == p1.shape[0]
+        for k, j in enumerate(members):
+            p = training_pair(out, j, epoch=epoch, dataset=ds)
+            assert np.array_equal(p.points1, p1[k].numpy()) and np.array_equal(p.points2, p2[k].numpy())
+            assert np.array_equal(p.image_tensor, img[k].numpy())

@@ -3,12 +3,15 @@ whose batches it rebuilds; the explorer's Training > Inspect a Training Pair sho
 
 For one object of a pretraining run, :func:`training_pair` rebuilds exactly what the engine feeds
 the model at a given epoch: the two augmented point clouds (``points1``, ``points2``, the paper's
-augmentations drawn from ``item_rng(seed, epoch, index)``), the rendered view after the image
-augmentation (``image_tensor``, normalised; ``image``, the same de-normalised for the eye), and the
+augmentations drawn from ``item_rng(seed, epoch, index)``; with ``data.partial_view`` the second may
+be a partial view), the rendered view after the image augmentation (``image_tensor``, normalised;
+``image``, the same de-normalised for the eye), and the
 batch the object is in (the engine's :class:`~crosspoint.engine.pretrain.EpochSampler`: a
 permutation fixed by ``(run.seed, epoch)``, cut into whole batches; an object in the dropped
-remainder is not trained on that epoch). Nothing is approximated: the items are the dataset's own
-``__getitem__`` after ``set_epoch``.
+remainder is not trained on that epoch). Nothing is approximated: the items are the ones the
+engine's DataLoader reads after ``set_epoch`` (:func:`~crosspoint.engine.pretrain.training_items`; with
+the dense term, :class:`~crosspoint.data.dense.DenseItems`), which ``tests/test_training_pairs.py``
+checks against the batches a real run feeds its model.
 
 With a model session it embeds the whole batch (projections of both point views and of the images;
 in evaluation mode, BatchNorm with its running statistics, where the engine trains in training mode
@@ -121,13 +124,16 @@ def _config(run_or_config, overrides=()):
 
 
 def open_training_data(run_or_config, *, root=None, overrides=()):
-    """``(config, the engine's training dataset)`` of a run folder (its ``config.yaml``), a config
-    file, or a :class:`~crosspoint.config.PretrainConfig`; ``root`` replaces ``data.root``."""
-    from crosspoint.engine.pretrain import build_datasets, resolve_data_root
+    """``(config, the engine's training items)`` of a run folder (its ``config.yaml``), a config
+    file, or a :class:`~crosspoint.config.PretrainConfig`; ``root`` replaces ``data.root``. The items
+    are what the engine's DataLoader reads (:func:`~crosspoint.engine.pretrain.training_items`): with
+    the dense term, the dense items, whose image augmentation is drawn differently from the plain
+    dataset's."""
+    from crosspoint.engine.pretrain import build_datasets, resolve_data_root, training_items
 
     cfg = _config(run_or_config, overrides)
     data_root = resolve_data_root(str(root) if root is not None else cfg.data.root)
-    train = build_datasets(cfg, data_root)[0]
+    train = training_items(cfg, build_datasets(cfg, data_root)[0])
     return cfg, train
 
 

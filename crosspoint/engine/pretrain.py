@@ -143,6 +143,18 @@ def build_datasets(cfg: PretrainConfig, root: Path):
     return train, svm_train, svm_val, layout.name
 
 
+def training_items(cfg: PretrainConfig, train):
+    """What the engine's DataLoader reads from the training dataset ``train``: its items, or with the
+    dense term (``loss.dense_weight > 0``) the items of :class:`~crosspoint.data.dense.DenseItems`
+    (the same points, the view's flip drawn with its pixels, and the point-pixel links). The
+    training-pair inspector reads the same (:func:`crosspoint.engine.pairs.open_training_data`)."""
+    if cfg.loss.dense_weight > 0:
+        from crosspoint.data.dense import DenseItems
+
+        return DenseItems(train, cfg.loss.dense_points, cfg.loss.dense_flip)
+    return train
+
+
 def selection_test_datasets(cfg: PretrainConfig):
     """The reference's model selection: the train and test splits of ``run.selection_data`` (ModelNet40
     or ScanObjectNN HDF5), 1,024 points, as ``train_crosspoint.py`` scores every epoch."""
@@ -550,12 +562,7 @@ class Pretrainer:
         log.info("pretraining %s: %d objects, %d steps/epoch, %d epochs, device %s, world %d",
                  cfg.name, len(train_ds), steps_per_epoch, cfg.optim.epochs, rt.device, rt.world_size)
 
-        if heads is not None:
-            from crosspoint.data.dense import DenseItems
-
-            guarded = SkipBadObjects(DenseItems(train_ds, cfg.loss.dense_points, cfg.loss.dense_flip))
-        else:
-            guarded = SkipBadObjects(train_ds)
+        guarded = SkipBadObjects(training_items(cfg, train_ds))  # DenseItems exactly when heads is not None
         w_intra, w_cross = cfg.loss.intra_weight, cfg.loss.cross_weight
 
         def batches(epoch: int, skip: int):
