@@ -374,3 +374,25 @@ def test_the_card_says_why_it_checks_two_held_out_demos_when_the_frontier_was_me
     assert len(rows) == len(results["frontier"]["settings"]) and "No setting meets both" in text
     met = {**results["frontier"]["settings"][0], "random_le_70": True, "gap_ge_15": True}
     assert "one demo meets both goals" in card._frontier_text({"frontier": {**results["frontier"], "settings": [met]}})
+
+
+def test_the_card_lists_what_did_not_close_the_scans_gap_from_its_figures():
+    """The card's scans-lever table (make_demo_checkpoint.py --scans-levers): one row per measured encoder plus
+    the shipped one and random weights, each gap its accuracy minus random's, and the verdict follows them."""
+    import json
+    import re
+    from pathlib import Path
+
+    card = _script("model_card")
+    results = json.loads((Path(__file__).resolve().parents[1] / "assets" / "demo_results.json").read_text())
+    assert card._levers_text({k: v for k, v in results.items() if k != "scans_levers"}) == ""
+    lv = results["scans_levers"]
+    text = card._levers_text(results)
+    rows = [ln for ln in text.splitlines() if ln.startswith("| ") and not ln.startswith("| encoder")]
+    assert len(rows) == len(lv["rows"]) + 2
+    for ln, acc in zip(rows[1:-1], [r["acc"] for r in lv["rows"]]):
+        gap = float(re.findall(r"([+-]\d+\.\d) \|$", ln)[0])
+        assert gap == round(100 * (acc - lv["random"]), 1), ln
+    assert all(r["acc"] - lv["random"] < 0.15 for r in lv["rows"]) and "None reaches +15" in text
+    better = {**lv, "rows": [*lv["rows"], {**lv["rows"][0], "acc": lv["random"] + 0.16}]}
+    assert "At least one of them reaches +15" in card._levers_text({**results, "scans_levers": better})
