@@ -98,6 +98,11 @@ class LossConfig:
     #: vertical plane (crosspoint.data.dense: the dense term then never matches a point to its
     #: mirror twin's pixels)
     dense_flip: str = "image"
+    #: link a point to its pixel only in the copies where the point is still itself after the point
+    #: augmentation: the paper's RandomInputDropout replaces ~44 % of each copy's points by its first
+    #: point, and a link to a dropped point asks that pixel to match the first point's feature.
+    #: False: every link in both copies, as the shipped demo checkpoint was trained (docs/NOTES.md, session 16)
+    dense_survivors: bool = True
 
 
 @dataclass
@@ -300,6 +305,7 @@ CHOICES = {
 LEGACY_DEFAULTS = {
     ("data", "max_bad_objects"): 100,
     ("data", "partial_view"): 0.0,
+    ("loss", "dense_survivors"): False,
     ("data", "background"): "white",
     ("optim", "lr_step"): "epoch_end",
     ("run", "amp"): "auto",

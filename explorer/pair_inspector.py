@@ -41,8 +41,26 @@ def _pixmap(rgb: np.ndarray) -> QPixmap:
     return QPixmap.fromImage(QImage(a.data, w, h, 3 * w, QImage.Format.Format_RGB888).copy())
 
 
-def splat_pair(p1: np.ndarray, p2: np.ndarray, size: int = THUMB) -> tuple[np.ndarray, np.ndarray]:
-    """Both augmented clouds drawn from one camera (framing both), coloured by height."""
+#: the colour of the dense term's linked points and pixels
+LINK_RGB = (1.0, 0.0, 0.85)
+
+
+def mark_pixels(image: np.ndarray, uv: np.ndarray, rgb=LINK_RGB, half: int = 1) -> np.ndarray:
+    """A copy of ``image`` (H, W, 3) uint8 with a (2 ``half`` + 1)-pixel square of ``rgb`` at each pixel
+    position ``uv`` (x, y)."""
+    out = np.array(image[..., :3], np.uint8, copy=True)
+    h, w = out.shape[:2]
+    col = (np.asarray(rgb) * 255).round().astype(np.uint8)
+    for x, y in np.floor(np.asarray(uv, np.float64)).astype(np.int64):
+        out[max(0, y - half):min(h, y + half + 1), max(0, x - half):min(w, x + half + 1)] = col
+    return out
+
+
+def splat_pair(p1: np.ndarray, p2: np.ndarray, size: int = THUMB, links: "dict | None" = None
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """Both augmented clouds drawn from one camera (framing both), coloured by height; with ``links``
+    (:attr:`~crosspoint.engine.pairs.TrainingPair.links`) the points of each copy that the dense term
+    links to pixels and that are still themselves in it, in :data:`LINK_RGB`."""
     from crosspoint.render.splats import render_points
     from crosspoint.render.views import view_cameras
     from explorer.colors import scalar_colors
@@ -53,8 +71,11 @@ def splat_pair(p1: np.ndarray, p2: np.ndarray, size: int = THUMB) -> tuple[np.nd
     cam = view_cameras(1, size=size, seed=0, center=tuple(centre), scale=radius)[0]
     lo, hi = float(both[:, 1].min()), float(both[:, 1].max())
     out = []
-    for p in (p1, p2):
+    for p, key, alive in ((p1, "valid", "alive"), (p2, "valid2", "alive2")):
         c = scalar_colors(np.asarray(p[:, 1], np.float64), vmin=lo, vmax=hi)
+        if links is not None:
+            c = np.array(c, copy=True)
+            c[links["idx"][links[key] & links[alive]], :3] = LINK_RGB
         out.append(render_points(np.asarray(p, np.float64), cam, colors=c, background=(1.0, 1.0, 1.0)))
     return out[0], out[1]
 
@@ -132,7 +153,7 @@ class PairInspector(QDialog):
             cfg, ds = cached[2] if cached else open_training_data(cfg_path, root=root)
             pair = training_pair(cfg, min(index, len(ds) - 1), epoch=epoch, session=session, dataset=ds,
                                  progress=progress, cancel=cancel)
-            return (cfg_path, root, (cfg, ds)), pair, splat_pair(pair.points1, pair.points2)
+            return (cfg_path, root, (cfg, ds)), pair, splat_pair(pair.points1, pair.points2, links=pair.links)
 
         def done(res):
             self._data, self.pair, pics = res
@@ -154,13 +175,27 @@ class PairInspector(QDialog):
                            on_finished=finished, owner=self)
 
     def show_pair(self, p, pics) -> None:
-        for lab, img in zip(self.pics, (*pics, p.image)):
+        view = p.image if p.links is None else mark_pixels(p.image, p.links["uv"][p.links["valid"]])
+        for lab, img in zip(self.pics, (*pics, view)):
             lab.setPixmap(_pixmap(img).scaled(THUMB, THUMB, Qt.AspectRatioMode.KeepAspectRatio,
                                               Qt.TransformationMode.SmoothTransformation))
         head = (f"{p.name} (object {p.index} of the training split), epoch {p.epoch}: "
                 + (f"in batch {p.batch} ({p.batch_size} objects)" if p.batch is not None else p.note))
         self.status.setText(head)
         lines = [head, ""]
+        if p.links is not None:
+            lk = p.links
+            n1, n2 = int(lk["valid"].sum()), int(lk["valid2"].sum())
+            dead1, dead2 = int((lk["valid"] & ~lk["alive"]).sum()), int((lk["valid2"] & ~lk["alive2"]).sum())
+            lines += [f"Dense term: the loss links {n1} points of points 1 and {n2} of points 2 to their pixels "
+                      "(magenta, where the point is still itself). A link is a point that the view's splat "
+                      "z-buffer calls visible (96 % of them are visible in the mesh's depth buffer: "
+                      "tests/test_dense.py)."]
+            if dead1 or dead2:
+                lines.append(f"Of these, {dead1} in points 1 and {dead2} in points 2 are points that the input "
+                             "dropout replaced by the copy's first point: their pixels are asked to match the "
+                             "first point's feature (loss.dense_survivors=true drops such links).")
+            lines.append("")
         if p.intra_positive is None:
             if p.batch is not None:
                 lines.append("Load a model with an image encoder to score the batch.")

@@ -627,3 +627,32 @@ def test_shipped_dense_heads_find_pixels_on_unseen_objects_far_above_untrained_h
     assert shipped["point_to_pixel_hit"] > 4 * shipped["point_to_pixel_hit_chance"]
     assert shipped["point_to_pixel_hit"] > 3 * untrained["point_to_pixel_hit"]
     assert shipped["pixel_to_point_auc"] > 0.85 and untrained["pixel_to_point_auc"] < 0.7
+
+
+def test_dense_survivors_drop_only_the_links_to_points_the_augmentation_replaced(demo128):
+    """``loss.dense_survivors``: the same item (points, image, picks) with each copy's links to points
+    that RandomInputDropout overwrote removed, and no other; configs written before the setting read
+    as without it (the shipped checkpoint was trained so), new ones with it."""
+    from crosspoint.config import PretrainConfig, load_config, upgrade_legacy
+    from crosspoint.data.dense import DenseItems
+    from crosspoint.data.shapenet_render import ShapeNetRenderDataset
+
+    ds = ShapeNetRenderDataset(demo128, num_points=256, image_size=64, split=None, val_fraction=0.0, seed=3)
+    lost = 0
+    for epoch in range(3):
+        ds.set_epoch(epoch)
+        a = DenseItems(ds, 32, "image", survivors=False)[1]
+        b = DenseItems(ds, 32, "image", survivors=True)[1]
+        for k in ("points1", "points2", "image", "dense_idx", "dense_uv"):
+            assert torch.equal(a[k], b[k]), k
+        idx = a["dense_idx"].numpy()
+        for pk, vk in (("points1", "dense_valid"), ("points2", "dense_valid2")):
+            pts = a[pk].numpy()
+            replaced = (pts[idx] == pts[0]).all(axis=1) & (idx != 0)
+            assert np.array_equal(b[vk].numpy(), a[vk].numpy() & ~replaced), (epoch, pk)
+            lost += int((a[vk].numpy() & replaced).sum())
+    assert lost > 0  # the dropout's ratio is U[0, 0.875): some links always go
+    assert PretrainConfig().loss.dense_survivors is True
+    assert upgrade_legacy({"loss": {"dense_weight": 1.0}})["loss"]["dense_survivors"] is False
+    shipped = Path(__file__).resolve().parents[1] / "configs" / "cpu-demo-hard.yaml"
+    assert load_config(shipped).loss.dense_survivors is False  # the shipped checkpoint's recipe, as it ran

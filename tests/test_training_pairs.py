@@ -136,7 +136,8 @@ def test_the_pair_is_what_a_real_run_fed_its_model(tmp_path, monkeypatch, extra)
     forward = CrossPointModel.forward
 
     def recording(self, points1, points2, images, dense=None):
-        fed.append((points1.detach().clone(), points2.detach().clone(), images.detach().clone()))
+        fed.append((points1.detach().clone(), points2.detach().clone(), images.detach().clone(),
+                    None if dense is None else {k: v.detach().clone() for k, v in dense.items() if v is not None}))
         return forward(self, points1, points2, images, dense)
 
     monkeypatch.setattr(CrossPointModel, "forward", recording)
@@ -146,7 +147,7 @@ def test_the_pair_is_what_a_real_run_fed_its_model(tmp_path, monkeypatch, extra)
                         *extra])]) == 0
     assert len(fed) == 2
     cfg, ds = open_training_data(out)
-    for epoch, (p1, p2, img) in enumerate(fed):
+    for epoch, (p1, p2, img, dense) in enumerate(fed):
         first = list(EpochSampler(len(ds), batch_per_rank=cfg.optim.batch_size, world_size=1, rank=0,
                                   seed=cfg.run.seed, epoch=epoch))[0]
         b, members = batch_of(first, len(ds), batch_size=cfg.optim.batch_size, seed=cfg.run.seed, epoch=epoch)
@@ -155,3 +156,65 @@ def test_the_pair_is_what_a_real_run_fed_its_model(tmp_path, monkeypatch, extra)
             p = training_pair(out, j, epoch=epoch, dataset=ds)
             assert np.array_equal(p.points1, p1[k].numpy()) and np.array_equal(p.points2, p2[k].numpy())
             assert np.array_equal(p.image_tensor, img[k].numpy())
+            if dense is None:
+                assert p.links is None
+                continue
+            for key in ("idx", "uv", "valid", "valid2"):  # the dense term's links, as the model got them
+                assert np.array_equal(p.links[key], dense[key][k].numpy()), key
+
+
+def test_the_inspector_marks_the_dense_links_on_both_copies_and_the_view(qtbot, tmp_path):
+    """With the dense term, the dialog paints the linked points (copy 2: only those it holds) and their
+    pixels in LINK_RGB, and says how many there are; the pixel marks land exactly on the links' pixels."""
+    from PyQt6.QtWidgets import QWidget
+
+    from crosspoint.config import dump_config
+    from explorer.pair_inspector import LINK_RGB, PairInspector, mark_pixels, splat_pair
+
+    img = np.zeros((32, 32, 3), np.uint8)
+    marked = mark_pixels(img, np.array([[3.7, 5.2], [31.9, 0.0]]), half=0)
+    col = (np.asarray(LINK_RGB) * 255).round().astype(np.uint8)
+    assert {tuple(map(int, yx)) for yx in np.argwhere((marked == col).all(-1))} == {(5, 3), (0, 31)}
+
+    root = make_tiny_demo(tmp_path / "demo")
+    cfg = apply_overrides(PretrainConfig(), [*TINY, f"data.root={root}", "loss.dense_weight=1.0",
+                                             "loss.dense_points=16", "model.dense_dim=8", "data.partial_view=1.0"])
+    path = tmp_path / "config.yaml"
+    path.write_text(dump_config(cfg))
+    _, ds = open_training_data(cfg)
+    for index, epoch in ((i, e) for e in range(4) for i in range(len(ds))):  # one with links in both copies
+        p = training_pair(cfg, index, epoch=epoch, dataset=ds)
+        if p.links["valid"].sum() >= 3 and p.links["valid2"].sum() >= 1:
+            break
+    assert p.links["valid"].sum() >= 3
+    a, b = splat_pair(p.points1, p.points2, links=p.links)
+    a0, b0 = splat_pair(p.points1, p.points2)
+    magenta = lambda im: int((np.abs(im[..., :3].astype(int) - col).max(-1) <= 40).sum())  # noqa: E731
+    assert magenta(a) > 0 and magenta(b) > 0 and magenta(a0) == 0 and magenta(b0) == 0
+
+    class Panel:  # the dialog reads only the session of the model panel
+        session = None
+
+    parent = QWidget()
+    qtbot.addWidget(parent)
+    dlg = PairInspector(Panel(), parent, config=str(path))
+    dlg.index.setValue(index)
+    dlg.epoch.setValue(epoch)
+    dlg.run()
+    qtbot.waitUntil(lambda: dlg.job is None, timeout=60_000)
+    text = dlg.report.toPlainText()
+    assert (f"the loss links {int(p.links['valid'].sum())} points of points 1 and {int(p.links['valid2'].sum())} "
+            "of points 2") in text, text
+    assert "replaced by the copy's first point" not in text  # new configs drop such links (dense_survivors)
+    view = dlg.pics[2].pixmap().toImage()
+    assert not view.isNull()
+    # the shipped recipe's setting (dense_survivors false): the links to replaced points are kept and said
+    old = apply_overrides(cfg, ["loss.dense_survivors=false"])
+    q = training_pair(old, index, epoch=epoch)
+    dead = int((q.links["valid"] & ~q.links["alive"]).sum()), int((q.links["valid2"] & ~q.links["alive2"]).sum())
+    assert np.array_equal(q.links["valid"] & q.links["alive"], p.links["valid"])
+    dlg.show_pair(q, splat_pair(q.points1, q.points2, links=q.links))
+    text = dlg.report.toPlainText()
+    assert sum(dead) > 0  # the dropout's ratio is U[0, 0.875)
+    assert f"Of these, {dead[0]} in points 1 and {dead[1]} in points 2 are points that the input dropout" in text
+    dlg.close()

@@ -319,3 +319,27 @@ def test_two_point_copies_with_a_partial_view():
     # p = 0: copy 2 is the whole object again, keep all True, and one draw more than without it
     _, a2, keep = two_point_copies(ident, T.PartialView(p=0.0), pts, np.random.default_rng(5))
     assert keep.all() and np.array_equal(a2, pts)
+
+
+def test_surviving_rows_finds_the_points_that_dropout_replaced():
+    """The replay of a chain with a row-number column says which output rows are still their own point:
+    with the paper's chain, exactly the rows that RandomInputDropout did not overwrite with row 0; the
+    generator it replays from is not advanced."""
+    from crosspoint.data.pretrain import surviving_rows
+
+    pts = _sphere(600, 4)
+    chain = T.paper_point_augmentation()
+    for seed in range(5):
+        g = np.random.default_rng(seed)
+        state = g.bit_generator.state
+        out = chain(pts, g)
+        alive = surviving_rows(chain, pts, state)
+        replaced = (out == out[0]).all(axis=1)
+        replaced[0] = False
+        assert np.array_equal(alive, ~replaced) and alive[0]
+        assert 0 < alive.sum() <= len(pts)
+    g = np.random.default_rng(0)
+    state = g.bit_generator.state
+    assert surviving_rows(T.Compose([T.Normalize(), T.Jitter()]), pts, state).all()  # nothing replaced
+    assert g.bit_generator.state == state
+    assert surviving_rows(lambda p: p, pts, state).all()  # not ours: cannot be replayed

@@ -140,15 +140,18 @@ def _view_camera(path, cache: dict):
 def dense_item(ds, index: int) -> dict:
     """One pretraining sample of ``ds`` (a :class:`~crosspoint.data.pretrain.PretrainDataset` with
     ``dense_points > 0``) with the dense fields ``dense_idx`` (M,), ``dense_uv`` (M, 2) and
-    ``dense_valid`` (M,), and ``dense_valid2`` (M,), the links valid for the second point copy
-    (they differ only with a partial view, ``data.partial_view``): the same points, augmentations
-    and view choice as the dataset draws them,
+    ``dense_valid`` (M,), the links of the first point copy, and ``dense_valid2`` (M,), those of the
+    second (they differ with ``loss.dense_survivors``, which drops from each copy the links to points
+    its augmentation replaced, or with a partial view, ``data.partial_view``), and ``dense_alive``,
+    ``dense_alive2`` (M,): whether each linked point is still itself in that copy (the training-pair
+    inspector shows them; the loss reads only the ``valid`` fields): the same points,
+    augmentations and view choice as the dataset draws them,
     a pure function of (seed, epoch, object), with the image flip drawn here so that the pixels can
     be mirrored with it."""
     import torch
 
     from crosspoint.data.base import DatasetError, fix_point_count
-    from crosspoint.data.pretrain import apply_point_transform, two_point_copies
+    from crosspoint.data.pretrain import apply_point_transform, surviving_rows, two_point_copies
     from crosspoint.data.transforms import item_rng, load_rgb, process_rng, seeded_torch
 
     if not 0 <= index < len(ds):
@@ -158,12 +161,18 @@ def dense_item(ds, index: int) -> dict:
     pts, pidx = fix_point_count(raw, ds.num_points, ds.sampling, rng, extra=(np.arange(len(raw)),))
     before_aug = rng.bit_generator.state
     partial = getattr(ds, "partial_view", None)
+    trace: list = []
     if partial is not None:
-        a1, a2, keep = two_point_copies(ds.point_transform, partial, pts, rng)
+        a1, a2, keep = two_point_copies(ds.point_transform, partial, pts, rng, trace=trace)
     else:
+        trace.append((rng.bit_generator.state, pts))
         a1 = apply_point_transform(ds.point_transform, pts, rng)
+        trace.append((rng.bit_generator.state, pts))
         a2 = apply_point_transform(ds.point_transform, pts, rng)
         keep = None
+    # which points each copy still holds where they were (RandomInputDropout overwrites some with the
+    # first point); with dense_survivors, each copy's links only to those
+    alive = [surviving_rows(ds.point_transform, src, state) for state, src in trace]
     paths = ds._view_paths(index)  # noqa: SLF001
     if not paths:
         raise DatasetError(f"{ds.objects()[index].ref}: no rendered views")
@@ -206,7 +215,12 @@ def dense_item(ds, index: int) -> dict:
     fields = dense_sample(uv_all[pidx], vis_all[pidx], int(ds.dense_points), rng, view_size=int(camera.size),
                           image_size=int(ds.image_size), flipped=flip)
     # the links of the second copy: only to points that its partial view still holds where they were
-    fields["dense_valid2"] = fields["dense_valid"] & (True if keep is None else keep[fields["dense_idx"]])
+    idx = fields["dense_idx"]
+    fields["dense_valid2"] = fields["dense_valid"] & (True if keep is None else keep[idx])
+    fields["dense_alive"], fields["dense_alive2"] = alive[0][idx], alive[1][idx]
+    if getattr(ds, "dense_survivors", False):
+        fields["dense_valid2"] &= alive[1][idx]
+        fields["dense_valid"] = fields["dense_valid"] & alive[0][idx]
     return {
         "points1": torch.from_numpy(np.ascontiguousarray(a1[:, :3], dtype=np.float32)),
         "points2": torch.from_numpy(np.ascontiguousarray(a2[:, :3], dtype=np.float32)),
@@ -219,15 +233,17 @@ def dense_item(ds, index: int) -> dict:
 
 class DenseItems:
     """``dataset`` whose items carry the dense fields (:func:`dense_item`, ``points`` visible points
-    each; ``flip``: one of :data:`DENSE_FLIPS`); ``set_epoch``, ``len`` and ``objects`` are the
-    dataset's."""
+    each; ``flip``: one of :data:`DENSE_FLIPS`; ``survivors``: ``loss.dense_survivors``, each copy
+    links only the points its augmentation left in place); ``set_epoch``, ``len`` and ``objects`` are
+    the dataset's."""
 
-    def __init__(self, dataset, points: int, flip: str = "image"):
+    def __init__(self, dataset, points: int, flip: str = "image", survivors: bool = False):
         if flip not in DENSE_FLIPS:
             raise ValueError(f"flip must be one of {', '.join(DENSE_FLIPS)}, got {flip!r}")
         self.dataset = dataset
         dataset.dense_points = int(points)
         dataset.dense_flip = flip
+        dataset.dense_survivors = bool(survivors)
 
     def set_epoch(self, epoch: int) -> None:
         self.dataset.set_epoch(epoch)

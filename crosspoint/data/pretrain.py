@@ -212,12 +212,16 @@ def apply_point_transform(transform, points: np.ndarray, rng: np.random.Generato
     return np.asarray(out, dtype=np.float32)
 
 
-def two_point_copies(transform, partial, points: np.ndarray, rng: np.random.Generator, keep=None):
+def two_point_copies(transform, partial, points: np.ndarray, rng: np.random.Generator, keep=None, trace=None):
     """``(copy 1, copy 2, keep)``: ``transform`` applied twice to ``points``, the second time to the
     partial view that ``partial`` (a :class:`~crosspoint.data.transforms.PartialView`) draws with
     probability ``partial.p``. ``keep`` ``(N,)`` bool says which points copy 2 still holds at their
     own index (all True when no partial view was drawn). Passing ``keep`` imposes that mask instead
-    of the drawn one while consuming the same draws from ``rng`` (a replay on mirrored points)."""
+    of the drawn one while consuming the same draws from ``rng`` (a replay on mirrored points).
+    ``trace``, a list, receives ``(the generator's state, the input)`` of each of the two transforms
+    (:func:`surviving_rows`)."""
+    if trace is not None:
+        trace.append((rng.bit_generator.state, points))
     a1 = apply_point_transform(transform, points, rng)
     drawn = partial is not None and not (partial.p < 1.0 and rng.uniform() > partial.p)
     if drawn:
@@ -227,8 +231,31 @@ def two_point_copies(transform, partial, points: np.ndarray, rng: np.random.Gene
     else:
         keep = np.ones(len(points), bool)
         src = points
+    if trace is not None:
+        trace.append((rng.bit_generator.state, src))
     a2 = apply_point_transform(transform, src, rng)
     return a1, a2, keep
+
+
+def surviving_rows(transform, points: np.ndarray, state: dict) -> np.ndarray:
+    """``(N,)`` bool: the rows of ``transform(points)`` that are still the input's own row, when it
+    runs from the generator state ``state`` (a ``bit_generator.state``). A transform may replace rows
+    by others (:class:`~crosspoint.data.transforms.RandomInputDropout` replaces dropped points by the
+    first one); this replays it, with the same draws, on the points carrying their row number in a
+    fourth column (every built-in transform moves only columns 0-2, or 3-5 from six columns on).
+    Transforms of other libraries cannot be replayed: all True."""
+    from crosspoint.data.transforms import PointTransform
+
+    n = len(points)
+    if not isinstance(transform, PointTransform):
+        return np.ones(n, bool)
+    gen = np.random.Generator(getattr(np.random, state["bit_generator"])())
+    gen.bit_generator.state = state
+    rows = np.arange(n, dtype=np.float32)
+    tagged = np.empty((n, 4), np.float32)
+    tagged[:, :3] = np.asarray(points)[:, :3]
+    tagged[:, 3] = rows
+    return transform(tagged, gen)[:, 3] == rows
 
 
 def read_points_file(path, max_points: int | None = None) -> np.ndarray:

@@ -86,6 +86,11 @@ class TrainingPair:
     intra_rank: "int | None" = None  # how many negatives beat the positive (0: the positive wins)
     cross_rank: "int | None" = None
     note: str = ""
+    #: with the dense term: the item's point-pixel links, ``{"idx" (M,) point index, "uv" (M, 2) pixel
+    #: in ``image`` (x, y), "valid" (M,) the links the loss uses for copy 1 (the rest is padding or
+    #: dropped), "valid2" (M,) for copy 2, "alive"/"alive2" (M,) whether the linked point is still
+    #: itself in copy 1 / 2 (not overwritten by the input dropout)}``; None without the dense term
+    links: "dict | None" = None
 
 
 def row_losses(z1: np.ndarray, z2: np.ndarray, temperature: float) -> tuple[np.ndarray, np.ndarray]:
@@ -177,6 +182,11 @@ def training_pair(run_or_config, index: int, *, epoch: int = 0, session=None, ro
         points1=item["points1"].numpy().copy(), points2=item["points2"].numpy().copy(),
         image_tensor=item["image"].numpy().copy(), image=_denormalise(item["image"].numpy()),
         batch=b, batch_indices=list(members), batch_size=bs, temperature=float(cfg.loss.temperature))
+    if "dense_idx" in item:
+        valid = item["dense_valid"].numpy().astype(bool)
+        pair.links = {"idx": item["dense_idx"].numpy().astype(np.int64), "uv": item["dense_uv"].numpy().copy(),
+                      "valid": valid, **{k[6:]: item[k].numpy().astype(bool) for k in
+                                         ("dense_valid2", "dense_alive", "dense_alive2")}}
     if b is None:
         pair.note = (f"not trained on in epoch {epoch}: the epoch's permutation puts it in the remainder that "
                      f"does not fill a batch of {bs} (drop_last)")

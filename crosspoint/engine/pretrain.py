@@ -151,7 +151,7 @@ def training_items(cfg: PretrainConfig, train):
     if cfg.loss.dense_weight > 0:
         from crosspoint.data.dense import DenseItems
 
-        return DenseItems(train, cfg.loss.dense_points, cfg.loss.dense_flip)
+        return DenseItems(train, cfg.loss.dense_points, cfg.loss.dense_flip, cfg.loss.dense_survivors)
     return train
 
 
