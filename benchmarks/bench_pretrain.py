@@ -81,7 +81,7 @@ def make_step(cfg, device, *, naive: bool = False, amp_dtype=None, seed: int = 0
 
         def loss_of(batch):
             dense = {"idx": batch["dense_idx"], "uv": batch["dense_uv"].to(device, torch.float32),
-                     "valid": batch["dense_valid"]}
+                     "valid": batch["dense_valid"], "valid2": batch.get("dense_valid2")}
             out = model(batch["points1"].to(device), batch["points2"].to(device), batch["image"].to(device), dense)
             return out["intra_loss"] + out["cross_loss"] + cfg.loss.dense_weight * out["dense_loss"]
     else:
@@ -149,10 +149,9 @@ def main(argv=None) -> int:
     root = args.data or (ensure_demo() if cfg.data.root == "demo" else cfg.data.root)
     ds = ShapeNetRenderDataset(root, cfg.data.num_points, cfg.data.image_size, split="train",
                                val_fraction=cfg.data.val_fraction, seed=cfg.run.seed)
-    if cfg.loss.dense_weight > 0:  # the trainer's items: the dense term's visible points and their pixels
-        from crosspoint.data.dense import DenseItems
+    from crosspoint.engine.pretrain import training_items
 
-        ds = DenseItems(ds, cfg.loss.dense_points, cfg.loss.dense_flip)
+    ds = training_items(cfg, ds)  # the trainer's items: with the dense term, its points and their pixels
     loader = torch.utils.data.DataLoader(ds, batch_size=cfg.optim.batch_size, shuffle=True, drop_last=True,
                                          num_workers=cfg.data.workers)
 
