@@ -143,8 +143,9 @@ def dense_item(ds, index: int) -> dict:
     ``dense_valid`` (M,), the links of the first point copy, and ``dense_valid2`` (M,), those of the
     second (they differ with ``loss.dense_survivors``, which drops from each copy the links to points
     its augmentation replaced, or with a partial view, ``data.partial_view``), and ``dense_alive``,
-    ``dense_alive2`` (M,): whether each linked point is still itself in that copy (the training-pair
-    inspector shows them; the loss reads only the ``valid`` fields): the same points,
+    ``dense_alive2`` (M,), only when the dataset's ``dense_report_alive`` is set: whether each linked
+    point is still itself in that copy (the training-pair inspector shows them; training does not
+    compute them): the same points,
     augmentations and view choice as the dataset draws them,
     a pure function of (seed, epoch, object), with the image flip drawn here so that the pixels can
     be mirrored with it."""
@@ -172,7 +173,9 @@ def dense_item(ds, index: int) -> dict:
         keep = None
     # which points each copy still holds where they were (RandomInputDropout overwrites some with the
     # first point); with dense_survivors, each copy's links only to those
-    alive = [surviving_rows(ds.point_transform, src, state) for state, src in trace]
+    survivors, report = getattr(ds, "dense_survivors", False), getattr(ds, "dense_report_alive", False)
+    alive = ([surviving_rows(ds.point_transform, src, state) for state, src in trace]
+             if survivors or report else None)
     paths = ds._view_paths(index)  # noqa: SLF001
     if not paths:
         raise DatasetError(f"{ds.objects()[index].ref}: no rendered views")
@@ -217,8 +220,9 @@ def dense_item(ds, index: int) -> dict:
     # the links of the second copy: only to points that its partial view still holds where they were
     idx = fields["dense_idx"]
     fields["dense_valid2"] = fields["dense_valid"] & (True if keep is None else keep[idx])
-    fields["dense_alive"], fields["dense_alive2"] = alive[0][idx], alive[1][idx]
-    if getattr(ds, "dense_survivors", False):
+    if report:
+        fields["dense_alive"], fields["dense_alive2"] = alive[0][idx], alive[1][idx]
+    if survivors:
         fields["dense_valid2"] &= alive[1][idx]
         fields["dense_valid"] = fields["dense_valid"] & alive[0][idx]
     return {

@@ -139,6 +139,8 @@ def open_training_data(run_or_config, *, root=None, overrides=()):
     cfg = _config(run_or_config, overrides)
     data_root = resolve_data_root(str(root) if root is not None else cfg.data.root)
     train = training_items(cfg, build_datasets(cfg, data_root)[0])
+    if cfg.loss.dense_weight > 0:
+        train.dataset.dense_report_alive = True  # the inspector also shows which linked points survived
     return cfg, train
 
 
