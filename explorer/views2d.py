@@ -216,7 +216,7 @@ class ViewsPanel(QWidget):
         super().__init__(parent)
         self.setAcceptDrops(True)
         self.size_px = size
-        self._views: list[dict] = []  # {"rgba", "camera" or None, "name", "key"}
+        self._views: list[dict] = []  # {"rgba", "camera" or None, "name", "key", "label"}
         self._added = 0  # images added so far (their keys)
         self._overlay: np.ndarray | None = None
         self._generation = 0
@@ -321,7 +321,7 @@ class ViewsPanel(QWidget):
                 return
             self._views = [{"rgba": img, "camera": cam, "name": f"view {i:02d} (az {cam.azimuth:.0f}°, "
                                                             f"el {cam.elevation:.0f}°)",
-                            "key": f"{obj_key}/render {n}/{i}"}
+                            "key": f"{obj_key}/render {n}/{i}", "label": f"az {cam.azimuth:.0f}°"}
                            for i, (img, cam) in enumerate(views)] + user
             self.rendering = False
             self._refresh_thumbs()
@@ -338,7 +338,7 @@ class ViewsPanel(QWidget):
     def add_image(self, rgba: np.ndarray, name: str) -> None:
         self._added += 1
         self._views.append({"rgba": np.asarray(rgba, np.uint8), "camera": None, "name": name,
-                            "key": f"image {self._added}: {name}"})
+                            "key": f"image {self._added}: {name}", "label": f"image {self._added}"})
         self._refresh_thumbs(select=len(self._views) - 1)
 
     def add_image_file(self, path: str | Path) -> None:
@@ -409,7 +409,8 @@ class ViewsPanel(QWidget):
         self.thumbs.clear()
         for v in self._views:
             it = QListWidgetItem(QIcon(QPixmap.fromImage(rgba_to_qimage(as_model_input(v["rgba"],
-                                                                                  self.model_background)))), "")
+                                                                                  self.model_background)))),
+                                 v.get("label", ""))  # under the icon: which view it is
             it.setToolTip(v["name"])
             self.thumbs.addItem(it)
         self.thumbs.blockSignals(False)

@@ -211,8 +211,12 @@ def test_views_panel_takes_an_image_file(qtbot, window, shared_data):
     views = window.views
     n = views.image_count()
     png = shared_data / "renders" / "pixel2mesh" / "chair.png"
+    # each rendered view is labelled under its thumbnail with its camera's azimuth (the caption's)
+    labels = [views.thumbs.item(i).text() for i in range(n)]
+    assert labels == [f"az {v['camera'].azimuth:.0f}°" for v in views._views[:n]], labels
     views.add_image_file(png)
     assert views.image_count() == n + 1 and views.current_index == n
+    assert views.thumbs.item(n).text() == "image 1"
     img = views.current_image()
     assert img.ndim == 3 and img.shape[2] == 4 and img.dtype == np.uint8
     # a file that is not an image: an error, nothing added
