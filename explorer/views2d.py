@@ -410,7 +410,7 @@ class ViewsPanel(QWidget):
         for v in self._views:
             it = QListWidgetItem(QIcon(QPixmap.fromImage(rgba_to_qimage(as_model_input(v["rgba"],
                                                                                   self.model_background)))),
-                                 v.get("label", ""))  # under the icon: which view it is
+                                 v["label"])  # under the icon: which view it is
             it.setToolTip(v["name"])
             self.thumbs.addItem(it)
         self.thumbs.blockSignals(False)
