@@ -121,3 +121,35 @@ def test_long_messages_end_at_a_sentence():
     out = _sentences(text, limit=200)
     assert out.endswith(".") and len(out) <= 200 and out.count(".") >= 1
     assert _sentences("short message", limit=200) == "short message"
+
+
+def test_non_finite_weights_are_refused_with_their_names(state_file, tmp_path):
+    """A diverged run's checkpoint (or bits flipped inside a tensor) loads byte-wise but computes NaN:
+    the loader names the tensors instead of letting NaN features reach an SVM or a UMAP."""
+    assert load_point_encoder(state_file[0]) is not None
+    sd = torch.load(state_file[0], weights_only=True)
+    name_nan, name_inf = [k for k, v in sd.items() if v.is_floating_point() and v.numel() > 1][1:3]
+    sd[name_nan].view(-1)[:2] = float("nan")
+    sd[name_inf].view(-1)[0] = float("-inf")
+    bad = tmp_path / "diverged.pth"
+    torch.save(sd, bad)
+    with pytest.raises(CheckpointError) as err:
+        load_point_encoder(bad)
+    msg = str(err.value)
+    assert msg.startswith(str(bad)) and "non-finite weights" in msg
+    assert f"{name_nan} (2 of {sd[name_nan].numel()})" in msg and f"{name_inf} (1 of " in msg
+
+
+def test_non_finite_dense_heads_are_refused():
+    from crosspoint.analysis.session import _load_dense_heads
+    from crosspoint.models.dense import DenseHeads
+
+    config = {"point_dim": 64, "image_arch": "resnet18", "dim": 8, "hidden": 16}
+    heads = DenseHeads(**config)
+    sd = {k: v.clone() for k, v in heads.state_dict().items()}
+    name = next(k for k, v in sd.items() if v.is_floating_point())
+    sd[name].view(-1)[0] = float("nan")
+    with pytest.raises(CheckpointError, match=f"dense heads has non-finite weights.*{name}"):
+        _load_dense_heads({"dense_heads": {"config": config, "state_dict": sd}})
+    sd[name].view(-1)[0] = 0.0
+    assert _load_dense_heads({"dense_heads": {"config": config, "state_dict": sd}}) is not None

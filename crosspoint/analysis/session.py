@@ -76,8 +76,11 @@ def _load_dense_heads(obj: dict):
     if not isinstance(entry, dict) or not isinstance(entry.get("config"), dict):
         return None
     from crosspoint.models import CheckpointError
+    from crosspoint.models.checkpoint import check_finite
     from crosspoint.models.dense import DenseHeads
 
+    if isinstance(entry.get("state_dict"), dict):
+        check_finite(entry["state_dict"], "the checkpoint", "its dense heads")
     try:
         heads = DenseHeads(**entry["config"])
         heads.load_state_dict({k: v.float() for k, v in entry["state_dict"].items()})

@@ -74,7 +74,7 @@ __all__ = [
     "build_image_encoder", "build_seg_head", "model_bundle", "save_model_bundle", "read_checkpoint",
     "load_point_encoder", "load_image_encoder", "load_part_segmenter", "to_official_state_dict",
     "save_official", "recorded_k", "describe_k", "checkpoint_background", "shared_reads", "OFFICIAL_PRETRAIN_K",
-    "OFFICIAL_FINETUNE_K", "FALLBACK_K", "K_SOURCES",
+    "OFFICIAL_FINETUNE_K", "FALLBACK_K", "K_SOURCES", "check_finite",
 ]
 
 FORMAT = "crosspoint-explorer"
@@ -511,6 +511,24 @@ def _official_point_state(sd: dict, path):
     return "dgcnn_partseg", config, backbone, head
 
 
+def check_finite(state: dict, path, what: str) -> None:
+    """A :class:`CheckpointError` naming the tensors of ``state`` that hold NaN or inf.
+
+    Such a file loads (the bytes are valid) but every feature computed with it is NaN: the run
+    that wrote it diverged, or a damaged copy flipped bits inside a tensor's data."""
+    bad = []
+    for name, t in state.items():
+        if isinstance(t, torch.Tensor) and t.is_floating_point() and t.numel():
+            n = t.numel() - int(torch.isfinite(t).sum())
+            if n:
+                bad.append(f"{name} ({n} of {t.numel()})")
+    if bad:
+        shown = ", ".join(bad[:4]) + (f" and {len(bad) - 4} more" if len(bad) > 4 else "")
+        raise CheckpointError(
+            f"{path}: {what} has non-finite weights (NaN or inf): {shown}. The training run that wrote it "
+            "diverged, or the file is damaged; use an earlier checkpoint of the run (e.g. best.pt)")
+
+
 def _load_strict(model: nn.Module, state: dict, path, what: str, hint: str = "") -> None:
     expected = set(model.state_dict().keys())
     got = set(state)
@@ -522,6 +540,7 @@ def _load_strict(model: nn.Module, state: dict, path, what: str, hint: str = "")
         if unexpected:
             parts.append(f"unexpected keys ({_fmt_keys(unexpected)})")
         raise CheckpointError(f"{path}: does not match {what}: {'; '.join(parts)}{hint}")
+    check_finite(state, path, what)
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
