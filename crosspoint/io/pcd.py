@@ -146,7 +146,8 @@ def read_pcd(path, fmt=None, index=None) -> Raw:
             ):
                 cols[name] = col.astype(np.uint32)  # PCL writes packed colours as their integer value
             elif dt.kind == "f":
-                cols[name] = col.astype(dt)
+                with np.errstate(over="ignore"):  # beyond float32: inf, dropped later with the other non-finite points
+                    cols[name] = col.astype(dt)
             else:
                 with np.errstate(invalid="ignore"):
                     cols[name] = np.nan_to_num(col).astype(np.int64).astype(dt)
