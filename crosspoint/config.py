@@ -11,6 +11,7 @@ typo never silently trains with a default.
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -199,11 +200,16 @@ def _convert(value: Any, typ: Any, key: str) -> Any:
                 raise ValueError(value)
             return int(value)
         if typ is float:
-            return float(value)
+            f = float(value)
+            if not math.isfinite(f):  # .inf / .nan in YAML, 1e400 on the command line
+                raise ConfigError(f"{key}: {value!r} is not a finite number")
+            return f
         if typ is str:
             if isinstance(value, (dict, list)):
                 raise ValueError(value)
             return str(value)
+    except ConfigError:
+        raise
     except (TypeError, ValueError):
         raise ConfigError(f"{key}: {value!r} is not a valid {getattr(typ, '__name__', typ)}") from None
     return value
@@ -345,6 +351,14 @@ def validate(cfg) -> None:
         (cfg.model.k >= 2, "model.k must be >= 2"),
         (cfg.model.k <= cfg.data.num_points, "model.k must not exceed data.num_points"),
         (cfg.optim.lr > 0, "optim.lr must be > 0"),
+        (cfg.optim.weight_decay >= 0, "optim.weight_decay must be >= 0"),
+        (0 <= cfg.optim.momentum < 1, "optim.momentum must be in [0, 1)"),
+        (0 <= cfg.optim.eta_min <= cfg.optim.lr, "optim.eta_min must be in [0, optim.lr]"),
+        (0 <= cfg.optim.warmup_epochs < max(cfg.optim.epochs, 1), "optim.warmup_epochs must be in [0, optim.epochs)"),
+        (cfg.optim.grad_clip >= 0, "optim.grad_clip must be >= 0 (0 = off)"),
+        (cfg.loss.intra_weight >= 0 and cfg.loss.cross_weight >= 0,
+         "loss.intra_weight and loss.cross_weight must be >= 0"),
+        (cfg.run.svm_c > 0, "run.svm_c must be > 0"),
         (cfg.optim.epochs >= 1, "optim.epochs must be >= 1"),
         (cfg.optim.batch_size >= 2, "optim.batch_size must be >= 2 (NT-Xent needs negatives)"),
         (cfg.loss.temperature > 0, "loss.temperature must be > 0"),

@@ -49,6 +49,15 @@ def test_overrides_are_typed():
     (["optim.batch_size=1"], ["batch_size"]),
     (["run.tensorboard=maybe"], ["run.tensorboard"]),
     (["data.partial_view=1.5"], ["data.partial_view", "probability"]),
+    (["optim.lr=.inf"], ["optim.lr", "not a finite number"]),
+    (["loss.temperature=1e400"], ["loss.temperature", "not a finite number"]),
+    (["optim.weight_decay=-0.1"], ["optim.weight_decay", ">= 0"]),
+    (["optim.momentum=1"], ["optim.momentum"]),
+    (["optim.eta_min=0.5"], ["optim.eta_min", "optim.lr"]),
+    (["optim.epochs=5", "optim.warmup_epochs=5"], ["optim.warmup_epochs"]),
+    (["optim.grad_clip=-1"], ["optim.grad_clip"]),
+    (["loss.cross_weight=-1"], ["loss.cross_weight"]),
+    (["run.svm_c=0"], ["run.svm_c"]),
 ])
 def test_bad_overrides_say_what_is_wrong(bad, words):
     with pytest.raises(ConfigError) as e:
