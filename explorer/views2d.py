@@ -61,15 +61,32 @@ def on_white(rgba: np.ndarray) -> np.ndarray:
     return as_model_input(rgba, "white")
 
 
-def load_image_file(path: str | Path) -> np.ndarray:
-    """An image file as RGBA uint8; ValueError with the file name when it cannot be read."""
-    from PIL import Image, UnidentifiedImageError
+#: added images are shrunk (aspect kept) to at most this many pixels on their long side: the image
+#: encoder takes 128-224 px and the panel shows a few hundred, while a 50-megapixel photo as RGBA
+#: would hold 200 MB for every image added
+MAX_IMAGE_SIDE = 4096
+
+
+def load_image_file(path: str | Path, max_side: int = MAX_IMAGE_SIDE) -> np.ndarray:
+    """An image file as RGBA uint8, shrunk to ``max_side`` on its long side; ValueError with the file
+    name when it cannot be read (damaged, not an image, or larger than PIL's decompression-bomb limit)."""
+    import warnings
+
+    from PIL import Image
 
     try:
-        with Image.open(path) as im:
-            return np.asarray(im.convert("RGBA"))
-    except (OSError, UnidentifiedImageError, ValueError) as exc:
-        raise ValueError(f"{path}: not a readable image ({exc})") from None
+        with warnings.catch_warnings():
+            # PIL's warnings about odd metadata and big images: the size is dealt with here
+            warnings.simplefilter("ignore")
+            with Image.open(path) as im:
+                if max(im.size) > max_side:
+                    im.draft("RGB", (max_side, max_side))  # JPEG decodes at a reduced scale
+                    im.thumbnail((max_side, max_side))
+                return np.asarray(im.convert("RGBA"))
+    except Image.DecompressionBombError as exc:
+        raise ValueError(f"{path}: not read: {exc}") from None
+    except Exception as exc:  # noqa: BLE001 - PIL raises OSError, SyntaxError, struct.error, ... on damaged files
+        raise ValueError(f"{path}: not a readable image ({type(exc).__name__}: {exc})") from None
 
 
 class ElidedLabel(QLabel):
@@ -112,7 +129,8 @@ class ImageView(QLabel):
     def __init__(self, parent=None):
         super().__init__(parent)
         self.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.setMinimumSize(60, 72)
+        # tall enough that a heatmap on the image stays readable when the model panel below takes the room
+        self.setMinimumSize(120, 140)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         self.setStyleSheet("background: #ffffff; border: 1px solid #444;")
         self._pix: QPixmap | None = None

@@ -225,6 +225,58 @@ def test_views_panel_takes_an_image_file(qtbot, window, shared_data):
     with qtbot.waitSignal(views.error, timeout=5000):
         views.add_image_file(bad)
     assert views.image_count() == n + 1
+    # a PNG whose header claims 20000 x 20000 pixels (400 kB on disk): PIL's DecompressionBombError is
+    # not an OSError, and escaping a Qt slot it used to abort the whole application
+    from PIL import Image
+
+    bomb = bad.with_name("bomb.png")
+    Image.new("L", (20000, 20000)).save(bomb)
+    with qtbot.waitSignal(views.error, timeout=5000) as blocker:
+        views.add_image_file(bomb)
+    assert "bomb.png: not read" in blocker.args[1] and "400000000 pixels" in blocker.args[1]
+    assert views.image_count() == n + 1
+
+
+def test_image_files_damaged_or_huge(tmp_path):
+    """Every damage PIL can meet becomes a ValueError naming the file; big images are shrunk."""
+    import io
+    import random
+
+    from PIL import Image
+
+    from explorer.views2d import MAX_IMAGE_SIDE, load_image_file
+
+    rng = np.random.default_rng(0)
+    pixels = (rng.uniform(size=(48, 64, 3)) * 255).astype(np.uint8)
+    r = random.Random(0)
+    tmp = tmp_path
+    read = refused = 0
+    for fmt in ("PNG", "JPEG", "BMP", "GIF", "TIFF", "WEBP"):
+        buf = io.BytesIO()
+        Image.fromarray(pixels).save(buf, format=fmt)
+        data = buf.getvalue()
+        for i in range(60):
+            d = bytearray(data)
+            if i % 3 == 0:
+                d = d[: r.randrange(len(d))]
+            else:  # flipped bytes, in the header (dimensions, chunk lengths) on every other file
+                span = len(d) if i % 3 == 1 else min(len(d), 64)
+                for _ in range(r.randint(1, 8)):
+                    d[r.randrange(span)] = r.randrange(256)
+            path = tmp / f"{fmt}{i}.img"
+            path.write_bytes(bytes(d))
+            try:
+                img = load_image_file(path)
+                assert img.dtype == np.uint8 and img.ndim == 3 and img.shape[2] == 4
+                read += 1
+            except ValueError as exc:
+                assert str(exc).startswith(str(path))
+                refused += 1
+    assert read and refused > 100, (read, refused)
+    big = tmp / "wide.png"
+    Image.new("RGB", (MAX_IMAGE_SIDE * 2 + 2, 100), (10, 20, 30)).save(big)
+    img = load_image_file(big)
+    assert img.shape == (50, MAX_IMAGE_SIDE, 4) and (img[..., :3] == (10, 20, 30)).all()
 
 
 @pytest.fixture
