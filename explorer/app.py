@@ -154,6 +154,26 @@ def create_window(files: Sequence[str] = (), *, size=DEFAULT_SIZE, checkpoint: s
     return win
 
 
+def install_excepthook(win) -> None:
+    """An exception that escapes a Qt slot or event handler makes PyQt6 abort the process, losing
+    every open object, result and setting. With this hook it is logged with its traceback and shown
+    in the window's error banner (as "Unexpected error", which is a bug to report), and the
+    explorer keeps running."""
+    previous = sys.excepthook
+
+    def hook(etype, value, tb):
+        if issubclass(etype, (KeyboardInterrupt, SystemExit)):
+            return previous(etype, value, tb)
+        log.error("unexpected error (please report it with this traceback)", exc_info=(etype, value, tb))
+        try:
+            win.show_error("Unexpected error", f"{etype.__name__}: {value} (a bug: the traceback is in the "
+                           "terminal's log; the explorer keeps running)")
+        except Exception:  # noqa: BLE001 - the window may be half torn down: the log has it
+            pass
+
+    sys.excepthook = hook
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(list(argv) if argv is not None else None)
     logging.basicConfig(level=logging.WARNING - 10 * min(args.verbose, 2),
@@ -170,6 +190,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     if args.screenshot:
         return screenshots.take_and_exit(app, win, args.screenshot, panel=args.panel, timeout_s=args.timeout)
+    install_excepthook(win)
     win.show()
     code = app.exec()
     from explorer.workers import exit_after_drain

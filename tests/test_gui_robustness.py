@@ -326,3 +326,38 @@ def test_the_dialog_accepts_a_folder_whose_run_failed_before_its_first_checkpoin
     qtbot.addWidget(dlg2)
     dlg2._accept()
     assert dlg2.accepted_config() is None and "already holds a run" in dlg2.error.text()
+
+
+@pytest.mark.qt_no_exception_capture  # the hook under test must see the exception, not pytest-qt's
+def test_an_exception_escaping_a_slot_is_reported_and_the_explorer_keeps_running(qtbot, window, caplog, tmp_path):
+    """PyQt6 aborts the process on an exception that leaves a slot (every open object and result
+    lost); the explorer's hook logs it and puts it in the error banner instead."""
+    import sys
+
+    from PyQt6.QtCore import QTimer
+
+    from explorer.app import install_excepthook
+
+    def broken_slot():
+        raise RuntimeError("a bug in some slot")
+
+    before = sys.excepthook
+    install_excepthook(window)
+    try:
+        with caplog.at_level("ERROR", logger="explorer"):
+            QTimer.singleShot(0, broken_slot)
+            qtbot.waitUntil(lambda: bool(window.banner.entries), timeout=5000)
+    finally:
+        sys.excepthook = before
+    assert "Unexpected error" in window.banner.text() and "RuntimeError: a bug in some slot" in window.banner.text()
+    assert any(r.exc_info and r.exc_info[0] is RuntimeError for r in caplog.records)
+    # still running, with what was open: the event loop turns and the demo object is still there
+    ticks = []
+    QTimer.singleShot(0, lambda: ticks.append(1))
+    qtbot.waitUntil(lambda: bool(ticks), timeout=5000)
+    window.banner.dismiss_button.click()
+    assert not window.banner.entries
+    cloud = tmp_path / "after.xyz"
+    cloud.write_text("".join(f"{i} {i % 7} {i % 3}\n" for i in range(50)))
+    _open(qtbot, window, cloud)
+    assert window.state.current is not None and not window.banner.entries
