@@ -80,7 +80,7 @@ def load_image_file(path: str | Path, max_side: int = MAX_IMAGE_SIDE) -> np.ndar
             warnings.simplefilter("ignore")
             with Image.open(path) as im:
                 if max(im.size) > max_side:
-                    im.draft("RGB", (max_side, max_side))  # JPEG decodes at a reduced scale
+                    im.draft(None, (max_side, max_side))  # JPEG decodes at a reduced scale, its mode kept
                     im.thumbnail((max_side, max_side))
                 return np.asarray(im.convert("RGBA"))
     except Image.DecompressionBombError as exc:
