@@ -183,3 +183,20 @@ def test_an_init_with_a_seg_backbone_continues_it_or_keeps_the_frozen_encoder_ap
         assert took_head == (mode == "finetune")
         assert any("seg_backbone" in n for n in report["loaded" if mode == "finetune" else "new"])
     assert "seg_backbone" in read_checkpoint(init)
+
+
+@pytest.mark.parametrize("section, bad, words", [
+    ("optim", {"lr": float("inf")}, ["optim.lr", "not a finite number"]),
+    ("optim", {"weight_decay": -1e-4}, ["optim.weight_decay"]),
+    ("optim", {"momentum": 1.5}, ["optim.momentum"]),
+    ("optim", {"lr": 1e-4}, ["optim.eta_min", "0.001", "set optim.eta_min too"]),
+    ("model", {"dropout": 1.0}, ["model.dropout"]),
+])
+def test_bad_finetune_values_say_what_is_wrong(section, bad, words):
+    from crosspoint.engine.finetune import FinetuneError, config_from_dict
+
+    with pytest.raises(FinetuneError) as err:
+        config_from_dict({section: bad})
+    for w in words:
+        assert w in str(err.value), str(err.value)
+    config_from_dict({"optim": {"lr": 1e-4, "eta_min": 1e-5}})  # fine once the floor is below the lr

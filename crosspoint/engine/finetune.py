@@ -208,6 +208,12 @@ def validate_config(cfg: FinetuneConfig) -> None:
         (o.batch_size >= 2, "optim.batch_size must be >= 2 (BatchNorm)"),
         (o.eval_batch_size >= 1, "optim.eval_batch_size must be >= 1"),
         (o.lr > 0, "optim.lr must be > 0"),
+        (o.weight_decay >= 0, "optim.weight_decay must be >= 0"),
+        (0 <= o.momentum < 1, "optim.momentum must be in [0, 1)"),
+        (0 <= o.eta_min <= o.lr, f"optim.eta_min (the cosine schedule's floor, {o.eta_min:g}) must be in [0, optim.lr]"
+                                 f" (optim.lr is {o.lr:g}: with a smaller lr, set optim.eta_min too)"),
+        (o.grad_clip >= 0, "optim.grad_clip must be >= 0 (0 = off)"),
+        (0 <= m.dropout < 1, "model.dropout must be in [0, 1)"),
         (0 <= o.label_smoothing < 1, "optim.label_smoothing must be in [0, 1)"),
         (d.num_points >= 16, "data.num_points must be >= 16"),
         (m.k >= 0, "model.k must be >= 0 (0 = auto)"),
