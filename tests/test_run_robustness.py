@@ -141,6 +141,29 @@ def test_a_folder_whose_run_failed_before_its_first_checkpoint_can_be_started_ag
         assert stat.S_IMODE(f.stat().st_mode) == 0o666 & ~umask, f
 
 
+def test_a_damaged_last_checkpoint_names_the_others_and_one_of_them_resumes(tiny_demo, tmp_path, capsys):
+    """last.pt cut short (a bad copy, a full disk elsewhere): --resume says what is wrong with it, lists
+    the run's other checkpoints and how to continue from one; doing so resumes the run."""
+    import shutil
+
+    out = tmp_path / "run"
+    sets = _sets(["optim.epochs=2", f"data.root={tiny_demo}", "data.workers=0", "run.save_every=1"])
+    assert main(["pretrain", "--out", str(out), "--no-progress", *sets]) == 0
+    last = out / "checkpoints" / "last.pt"
+    data = last.read_bytes()
+    last.write_bytes(data[: len(data) // 2])
+    capsys.readouterr()
+    assert main(["pretrain", "--out", str(out), "--no-progress", "--resume", *_sets(["optim.epochs=3"])]) == 1
+    err = capsys.readouterr().err
+    assert "last.pt: truncated or incomplete" in err and "?." not in err
+    assert "other checkpoints (newest first): checkpoints/epoch_0002.pt" in err and "checkpoints/epoch_0001.pt" in err
+    assert "copy it over checkpoints/last.pt and --resume again" in err
+    shutil.copy(out / "checkpoints" / "epoch_0001.pt", last)
+    assert main(["pretrain", "--out", str(out), "--no-progress", "--resume", *_sets(["optim.epochs=3"])]) == 0
+    starts = [e for e in read_events(out) if e["event"] == "start"]
+    assert starts[-1]["start_epoch"] == 1 and [e["epoch"] for e in read_events(out) if e["event"] == "end"][-1] == 3
+
+
 @pytest.mark.parametrize("kind", ["file", "proc", "under_a_file"])
 def test_an_out_folder_that_cannot_be_created_is_a_message(tmp_path, capsys, kind):
     f = tmp_path / "a_file"

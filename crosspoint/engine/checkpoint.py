@@ -155,16 +155,20 @@ def _python_state_from_plain(d):
 
 def load_training_checkpoint(path: str | Path, map_location="cpu") -> dict:
     """Load a checkpoint with ``weights_only=True``; clear errors for missing/corrupt/foreign files."""
-    from crosspoint.models.checkpoint import CheckpointError
+    from crosspoint.models.checkpoint import CheckpointError, read_checkpoint
 
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint")
-    try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:  # truncated zip, pickle needing code execution, not a torch file
-        raise CheckpointError(f"{path}: not a loadable checkpoint ({type(exc).__name__}: "
-                              f"{str(exc).splitlines()[0][:200] if str(exc) else ''})") from None
+    if str(map_location) == "cpu":
+        # truncated (with its sizes), not a torch file, a pickle needing code execution: said in sentences
+        ckpt = read_checkpoint(path)
+    else:
+        try:
+            ckpt = torch.load(path, map_location=map_location, weights_only=True)
+        except Exception as exc:  # noqa: BLE001 - every failure of the file is the user's to know
+            raise CheckpointError(f"{path}: not a loadable checkpoint ({type(exc).__name__}: "
+                                  f"{str(exc).splitlines()[0][:200] if str(exc) else ''})") from None
     if not isinstance(ckpt, dict) or "optimizer" not in ckpt or "epoch" not in ckpt:
         raise CheckpointError(f"{path}: not a CrossPoint Explorer training checkpoint (no optimizer/epoch state); "
                               "to start from pretrained weights use `crosspoint pretrain --init FILE`")

@@ -384,7 +384,20 @@ class Pretrainer:
                     raise PretrainError(f"{self.out}: nothing to resume: the run there stopped before its first "
                                         "checkpoint; start it again without --resume (the folder will be reused)")
                 raise PretrainError(f"{self.out}: nothing to resume (no checkpoints/last.pt)")
-            return load_training_checkpoint(last)
+            from crosspoint.models.checkpoint import CheckpointError
+
+            try:
+                return load_training_checkpoint(last)
+            except CheckpointError as exc:
+                others = sorted((p for p in self.ckpt_dir.glob("*.pt") if p.name != "last.pt"),
+                                key=lambda p: p.stat().st_mtime, reverse=True)
+                if not others:
+                    raise
+                names = ", ".join(f"checkpoints/{p.name}" for p in others[:6])
+                msg = str(exc)
+                raise CheckpointError(
+                    f"{msg}{'' if msg.endswith(('.', '?', '!')) else '.'} The run has other checkpoints (newest first): {names}. To continue from one, copy it "
+                    "over checkpoints/last.pt and --resume again: the epochs after it are trained again") from None
         if has_ckpt:
             raise PretrainError(f"{self.out} already holds a run; use --resume to continue it or choose another --out")
         events = self.out / "events.jsonl"
