@@ -155,15 +155,21 @@ def test_non_finite_dense_heads_are_refused():
     assert _load_dense_heads({"dense_heads": {"config": config, "state_dict": sd}}) is not None
 
 
+def _load_finite(path):
+    model = load_point_encoder(path)
+    assert all(torch.isfinite(t).all() for t in model.state_dict().values() if t.is_floating_point())
+
+
 def test_damaged_checkpoints_load_or_raise_checkpoint_error(state_file, tmp_path):
     """Seeded damage to a zip and a legacy checkpoint (truncation, flipped bytes anywhere, in the
     pickle at the start, in the zip directory at the end): each one loads or raises CheckpointError,
     never another exception; a flip that leaves a tensor NaN is caught by the finiteness check."""
     import random
 
+    from damage_support import Tally
+
     r = random.Random(20261203)
-    outcomes = {"loaded": 0, "refused": 0}
-    failures = []
+    tally = Tally(_load_finite, CheckpointError)
     for src in state_file:
         data = src.read_bytes()
         for i in range(40):
@@ -178,14 +184,5 @@ def test_damaged_checkpoints_load_or_raise_checkpoint_error(state_file, tmp_path
                     d[len(d) - 1 - j if kind == "tail" else j] = r.randrange(256)
             path = tmp_path / f"{src.stem}-{i}.pth"
             path.write_bytes(bytes(d))
-            try:
-                model = load_point_encoder(path)
-                assert all(torch.isfinite(t).all() for t in model.state_dict().values() if t.is_floating_point())
-                outcomes["loaded"] += 1
-            except CheckpointError as exc:
-                assert str(exc).startswith(str(path)), exc
-                outcomes["refused"] += 1
-            except Exception as exc:  # noqa: BLE001 - the point of the test
-                failures.append(f"{path.name} ({kind}): {type(exc).__name__}: {exc}")
-    assert not failures, "\n".join(failures)
-    assert outcomes["refused"] >= 20, outcomes
+            tally.add(path, f"({kind})")
+    tally.check(min_refused=20)

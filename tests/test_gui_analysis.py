@@ -244,13 +244,18 @@ def test_image_files_damaged_or_huge(tmp_path):
 
     from PIL import Image
 
+    from damage_support import outcome
     from explorer.views2d import MAX_IMAGE_SIDE, load_image_file
 
     rng = np.random.default_rng(0)
     pixels = (rng.uniform(size=(48, 64, 3)) * 255).astype(np.uint8)
+    def load_rgba(path):
+        img = load_image_file(path)
+        assert img.dtype == np.uint8 and img.ndim == 3 and img.shape[2] == 4
+
     r = random.Random(0)
     tmp = tmp_path
-    read = refused = 0
+    counts = {"loaded": 0, "refused": 0}
     for fmt in ("PNG", "JPEG", "BMP", "GIF", "TIFF", "WEBP"):
         buf = io.BytesIO()
         Image.fromarray(pixels).save(buf, format=fmt)
@@ -265,14 +270,10 @@ def test_image_files_damaged_or_huge(tmp_path):
                     d[r.randrange(span)] = r.randrange(256)
             path = tmp / f"{fmt}{i}.img"
             path.write_bytes(bytes(d))
-            try:
-                img = load_image_file(path)
-                assert img.dtype == np.uint8 and img.ndim == 3 and img.shape[2] == 4
-                read += 1
-            except ValueError as exc:
-                assert str(exc).startswith(str(path))
-                refused += 1
-    assert read and refused > 100, (read, refused)
+            what, why = outcome(load_rgba, path, ValueError)
+            assert what != "failed", why
+            counts[what] += 1
+    assert counts["loaded"] and counts["refused"] > 100, counts
     big = tmp / "wide.png"
     Image.new("RGB", (MAX_IMAGE_SIDE * 2 + 2, 100), (10, 20, 30)).save(big)
     img = load_image_file(big)
