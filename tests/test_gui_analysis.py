@@ -254,7 +254,6 @@ def test_image_files_damaged_or_huge(tmp_path):
         assert img.dtype == np.uint8 and img.ndim == 3 and img.shape[2] == 4
 
     r = random.Random(0)
-    tmp = tmp_path
     counts = {"loaded": 0, "refused": 0}
     for fmt in ("PNG", "JPEG", "BMP", "GIF", "TIFF", "WEBP"):
         buf = io.BytesIO()
@@ -268,13 +267,13 @@ def test_image_files_damaged_or_huge(tmp_path):
                 span = len(d) if i % 3 == 1 else min(len(d), 64)
                 for _ in range(r.randint(1, 8)):
                     d[r.randrange(span)] = r.randrange(256)
-            path = tmp / f"{fmt}{i}.img"
+            path = tmp_path / f"{fmt}{i}.img"
             path.write_bytes(bytes(d))
             what, why = outcome(load_rgba, path, ValueError)
             assert what != "failed", why
             counts[what] += 1
     assert counts["loaded"] and counts["refused"] > 100, counts
-    big = tmp / "wide.png"
+    big = tmp_path / "wide.png"
     Image.new("RGB", (MAX_IMAGE_SIDE * 2 + 2, 100), (10, 20, 30)).save(big)
     img = load_image_file(big)
     assert img.shape == (50, MAX_IMAGE_SIDE, 4) and (img[..., :3] == (10, 20, 30)).all()

@@ -153,22 +153,16 @@ def _python_state_from_plain(d):
     return (d["version"], tuple(int(v) for v in d["internal"].tolist()), d["gauss"])
 
 
-def load_training_checkpoint(path: str | Path, map_location="cpu") -> dict:
-    """Load a checkpoint with ``weights_only=True``; clear errors for missing/corrupt/foreign files."""
+def load_training_checkpoint(path: str | Path) -> dict:
+    """Load a checkpoint on the CPU with ``weights_only=True``; clear errors for missing/corrupt/foreign
+    files (:func:`~crosspoint.models.checkpoint.read_checkpoint`: truncated with its sizes, not a torch
+    file, a pickle needing code execution, said in sentences)."""
     from crosspoint.models.checkpoint import CheckpointError, read_checkpoint
 
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint")
-    if str(map_location) == "cpu":
-        # truncated (with its sizes), not a torch file, a pickle needing code execution: said in sentences
-        ckpt = read_checkpoint(path)
-    else:
-        try:
-            ckpt = torch.load(path, map_location=map_location, weights_only=True)
-        except Exception as exc:  # noqa: BLE001 - every failure of the file is the user's to know
-            raise CheckpointError(f"{path}: not a loadable checkpoint ({type(exc).__name__}: "
-                                  f"{str(exc).splitlines()[0][:200] if str(exc) else ''})") from None
+    ckpt = read_checkpoint(path)
     if not isinstance(ckpt, dict) or "optimizer" not in ckpt or "epoch" not in ckpt:
         raise CheckpointError(f"{path}: not a CrossPoint Explorer training checkpoint (no optimizer/epoch state); "
                               "to start from pretrained weights use `crosspoint pretrain --init FILE`")

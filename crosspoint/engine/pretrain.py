@@ -395,9 +395,10 @@ class Pretrainer:
                     raise
                 names = ", ".join(f"checkpoints/{p.name}" for p in others[:6])
                 msg = str(exc)
+                end = "" if msg.endswith((".", "?", "!")) else "."
                 raise CheckpointError(
-                    f"{msg}{'' if msg.endswith(('.', '?', '!')) else '.'} The run has other checkpoints (newest first): {names}. To continue from one, copy it "
-                    "over checkpoints/last.pt and --resume again: the epochs after it are trained again") from None
+                    f"{msg}{end} The run has other checkpoints (newest first): {names}. To continue from one, copy "
+                    "it over checkpoints/last.pt and --resume again: the epochs after it are trained again") from None
         if has_ckpt:
             raise PretrainError(f"{self.out} already holds a run; use --resume to continue it or choose another --out")
         events = self.out / "events.jsonl"
