@@ -149,8 +149,8 @@ def test_non_finite_dense_heads_are_refused():
     sd = {k: v.clone() for k, v in heads.state_dict().items()}
     name = next(k for k, v in sd.items() if v.is_floating_point())
     sd[name].view(-1)[0] = float("nan")
-    with pytest.raises(CheckpointError, match=f"dense heads has non-finite weights.*{name}"):
-        _load_dense_heads({"dense_heads": {"config": config, "state_dict": sd}})
+    with pytest.raises(CheckpointError, match=f"^bundle.pt: its dense heads has non-finite weights.*{name}"):
+        _load_dense_heads({"dense_heads": {"config": config, "state_dict": sd}}, "bundle.pt")
     sd[name].view(-1)[0] = 0.0
     assert _load_dense_heads({"dense_heads": {"config": config, "state_dict": sd}}) is not None
 

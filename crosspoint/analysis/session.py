@@ -70,7 +70,7 @@ def _plain_meta(meta) -> dict:
     return {str(k): v for k, v in meta.items() if isinstance(v, (str, int, float, bool)) or v is None}
 
 
-def _load_dense_heads(obj: dict):
+def _load_dense_heads(obj: dict, path="the checkpoint"):
     """The checkpoint's :class:`~crosspoint.models.dense.DenseHeads`, or None (not trained with them)."""
     entry = obj.get("dense_heads")
     if not isinstance(entry, dict) or not isinstance(entry.get("config"), dict):
@@ -80,12 +80,12 @@ def _load_dense_heads(obj: dict):
     from crosspoint.models.dense import DenseHeads
 
     if isinstance(entry.get("state_dict"), dict):
-        check_finite(entry["state_dict"], "the checkpoint", "its dense heads")
+        check_finite(entry["state_dict"], path, "its dense heads")
     try:
         heads = DenseHeads(**entry["config"])
         heads.load_state_dict({k: v.float() for k, v in entry["state_dict"].items()})
     except (TypeError, KeyError, RuntimeError, ValueError) as exc:
-        raise CheckpointError(f"the checkpoint's dense heads cannot be loaded: {exc}") from None
+        raise CheckpointError(f"{path}: its dense heads cannot be loaded: {exc}") from None
     return heads
 
 
@@ -148,7 +148,7 @@ class ModelSession:
         self.background, self.background_source = (
             checkpoint_background(self.image_path) if self.image_path is not None else checkpoint_background(obj))
         #: the dense point-pixel heads (crosspoint.models.dense) when the checkpoint was trained with them
-        self.dense_heads = _load_dense_heads(obj) if bundle else None
+        self.dense_heads = _load_dense_heads(obj, path) if bundle else None
         from crosspoint.analysis.segment import PROBE_KEY
 
         #: the bundle's category-probe entry as read (None without one), for ``segment.category_probe``
