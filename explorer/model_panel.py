@@ -302,7 +302,11 @@ class ModelPanel(QWidget):
         lay.addLayout(prow)
         lay.addWidget(self.status)
         lay.addStretch(1)
+        self._tips = {b: b.toolTip() for b in (self.heat_button, self.evidence_button, self.retrieve_button)}
         self._update_enabled()
+        # the image buttons need an image (and part evidence its camera): they follow the views panel
+        self.views.imagesChanged.connect(self._update_enabled)
+        self.views.imageChanged.connect(self._update_enabled)
         self.state.currentChanged.connect(lambda _: self._update_current())
         self.state.resultChanged.connect(lambda doc, kind: self.show_results())
         self.state.contextChanged.connect(self.show_results)
@@ -551,14 +555,28 @@ class ModelPanel(QWidget):
         has_doc = self.state.current is not None
         self.seg_button.setEnabled(bool(s) and has_doc and not busy)
         img_ok = bool(s) and s.image_encoder is not None
-        self.heat_button.setEnabled(img_ok and has_doc and not busy)
-        self.evidence_button.setEnabled(img_ok and has_doc and not busy)
-        self.retrieve_button.setEnabled(img_ok and not busy and len(self.state.documents) > 0)
+        has_image = self.views.current_image() is not None
+        has_camera = self.views.current_camera() is not None
+        self.heat_button.setEnabled(img_ok and has_doc and has_image and not busy)
+        self.evidence_button.setEnabled(img_ok and has_doc and has_camera and not busy)
+        self.retrieve_button.setEnabled(img_ok and has_image and not busy and len(self.state.documents) > 0)
         self.orient_button.setEnabled(bool(s) and has_doc and not busy)
         self.category.setEnabled(bool(s) and s.segmenter is not None)
         self.k_parts.setEnabled(bool(s) and s.segmenter is None)
-        if s is not None and s.image_encoder is None:
-            self.heat_button.setToolTip(s.image_unavailable_reason or "no image encoder")
+        # a disabled button says why (a tooltip shows on a disabled button too)
+        if s is None or s.image_encoder is None:
+            why_camera = why_image = ("load a checkpoint first" if s is None
+                                      else s.image_unavailable_reason or "no image encoder")
+        else:
+            why_image = None if has_image else (
+                "wait for the rendered views (or add an image)" if self.views.rendering
+                else "no image: open an object to render its views, or add an image")
+            why_camera = why_image or (None if has_camera else
+                                       "needs a rendered view of the object: an added image has no camera")
+        for button, why in ((self.heat_button, why_image), (self.evidence_button, why_camera),
+                            (self.retrieve_button, why_image)):
+            tip = self._tips[button]
+            button.setToolTip(tip if why is None else f"{tip}\n\nUnavailable: {why}".lstrip())
 
     # -- jobs -------------------------------------------------------------------------------------
     def _set_busy(self, busy: bool, text: str = "") -> None:
@@ -864,7 +882,8 @@ class ModelPanel(QWidget):
             return
         image, camera = self.views.current_image(), self.views.current_camera()
         if image is None or camera is None:
-            self.error.emit("part evidence", "needs a rendered view of the object (an added image has no camera)")
+            self.error.emit("part evidence", "no image: wait for the rendered views" if image is None else
+                            "needs a rendered view of the object (an added image has no camera)")
             return
         pred = doc.prediction()
         labels, source = (pred, "the segmentation") if pred is not None else (doc.label_array(), "the file's labels")

@@ -225,6 +225,7 @@ class ViewsPanel(QWidget):
     """Thumbnails of the current object's rendered views (+ dropped images) and the selected one."""
 
     imageChanged = pyqtSignal()  # the selected image changed (heatmaps computed for the old one are stale)
+    imagesChanged = pyqtSignal()  # the list of images changed (rendering started or finished, an image added)
     viewsReady = pyqtSignal(int)
     error = pyqtSignal(str, str)
     pixelClicked = pyqtSignal(int, float, float)  # (view index, u, v) in the view's pixels as rendered
@@ -314,11 +315,11 @@ class ViewsPanel(QWidget):
         user = [v for v in self._views if v.get("camera") is None]
         self._views = user
         self._overlay = None
+        self.rendering = cloud is not None  # before the list empties: the panels that follow it read it
         self._refresh_thumbs()
         if cloud is None:
             return
         n, size = self.n_views.value(), self.size_px
-        self.rendering = True
         self.caption.setFullText("rendering views ...")
         obj_key = self._doc_key
 
@@ -438,6 +439,7 @@ class ViewsPanel(QWidget):
         else:
             self.big.set_image(None)
             self.caption.setFullText("no views")
+        self.imagesChanged.emit()
 
     def _look_from(self) -> None:
         cam = self.current_camera()

@@ -237,6 +237,31 @@ def test_views_panel_takes_an_image_file(qtbot, window, shared_data):
     assert views.image_count() == n + 1
 
 
+def test_image_buttons_wait_for_an_image_and_say_why(qtbot, window, ckpts, shared_data):
+    """The heatmap, part evidence and retrieval need the selected view (part evidence also its
+    camera): their buttons are off until there is one, and their tooltips say why, instead of an
+    error after the click (found by tests/test_gui_monkey.py)."""
+    _load(qtbot, window, ckpts["full"])
+    mp, views = window.model_panel, window.views
+    assert not mp.heat_button.isEnabled() and "no image: open an object" in mp.heat_button.toolTip()
+    window.open_demo("mug")
+    qtbot.waitUntil(lambda: window.state.current is not None and views.rendering, timeout=30_000)
+    for b in (mp.heat_button, mp.evidence_button, mp.retrieve_button):
+        assert not b.isEnabled() and "Unavailable: wait for the rendered views" in b.toolTip()
+    qtbot.waitUntil(lambda: views.image_count() > 0 and not views.rendering, timeout=60_000)
+    for b in (mp.heat_button, mp.evidence_button, mp.retrieve_button):
+        assert b.isEnabled() and "Unavailable" not in b.toolTip()
+    views.add_image_file(shared_data / "renders" / "pixel2mesh" / "chair.png")  # selected: no camera
+    assert mp.heat_button.isEnabled() and mp.retrieve_button.isEnabled()
+    assert not mp.evidence_button.isEnabled() and "an added image has no camera" in mp.evidence_button.toolTip()
+    views.thumbs.setCurrentRow(0)  # back to a rendered view
+    assert mp.evidence_button.isEnabled()
+    views.n_views.setValue(views.n_views.value() + 1)  # the views render again: off meanwhile
+    assert views.rendering and not mp.evidence_button.isEnabled()
+    qtbot.waitUntil(lambda: not views.rendering, timeout=60_000)
+    assert mp.evidence_button.isEnabled() and mp.heat_button.isEnabled()
+
+
 def test_image_files_damaged_or_huge(tmp_path):
     """Every damage PIL can meet becomes a ValueError naming the file; big images are shrunk."""
     import io

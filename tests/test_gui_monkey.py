@@ -1,0 +1,283 @@
+"""Seeded random sessions of user actions on the main window (a monkey test, pytest-qt).
+
+Each session is a reproducible sequence drawn from what a user can do without a file dialog: open
+demo objects, good files and damaged ones (several at once too), switch, close and layer objects,
+change colour modes, point size, mesh, views, camera and up axis, load checkpoints, start the model
+panel's analyses and cancel them or close their object while they run, click points and pixels,
+export. Between actions the event loop runs for a random few milliseconds, so jobs finish in any
+order relative to the next action: this is where results land on the wrong object or a slot meets
+a state it did not expect.
+
+What is checked after every action, and at the end with every job finished:
+- no exception escaped a slot (pytest-qt fails the test on one);
+- the Objects list shows the documents in order with the current one selected;
+- every result an object holds is of that object (per-point arrays have its point count);
+- the colour mode shown is one the current object can draw;
+- every damaged file opened is reported as failed, and no error names an internal fault
+  (an exception type or a Python message) instead of saying what went wrong.
+
+A failure prints the seed and the actions so far: rerun the one seed to reproduce it.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PyQt6.QtCore import Qt
+
+from crosspoint.data.synthetic import CLASSES, N_PARTS, demo_part_table_meta
+from crosspoint.models import DGCNN, ImageEncoder, PartSegHead
+from crosspoint.models.checkpoint import save_model_bundle
+
+#: words that give away an internal fault instead of a message for the user
+INTERNAL = re.compile(r"Traceback|NoneType|has no attribute|object is not|unhashable|not subscriptable|"
+                      r"\b(KeyError|IndexError|AttributeError|TypeError|UnboundLocalError|AssertionError)\b|"
+                      r"index \d+ is out of bounds|list index out of range")
+STEPS = 45
+
+
+@pytest.fixture(scope="module")
+def monkey_files(tmp_path_factory) -> dict:
+    d = tmp_path_factory.mktemp("monkey")
+    torch.manual_seed(0)
+    pe = DGCNN(k=8, emb_dims=64, projection_dim=32)
+    ie = ImageEncoder("resnet18", projection_dim=32)
+    head = PartSegHead(num_parts=N_PARTS, num_categories=len(CLASSES), emb_dims=128, local_dims=512)
+    meta = {"n_points": 512, "image_size": 64}
+    rng = np.random.default_rng(0)
+    good = []
+    for i, n in enumerate((300, 2500)):
+        p = d / f"cloud{i}.xyz"
+        np.savetxt(p, rng.normal(size=(n, 3)) * (1, 2, 0.5), fmt="%.5f")
+        good.append(p)
+    lab = d / "labelled.txt"  # x y z label
+    pts = rng.uniform(-1, 1, size=(800, 3))
+    np.savetxt(lab, np.c_[pts, (pts[:, 1] > 0).astype(int)], fmt="%.5f %.5f %.5f %d")
+    good.append(lab)
+    bad = {
+        "empty.ply": b"",
+        "garbage.pcd": bytes(rng.integers(0, 256, 400, dtype=np.uint8)),
+        "nan.xyz": b"nan nan nan\nnan 1 2\ninf 0 0\n",
+        "cut.ply": b"ply\nformat binary_little_endian 1.0\nelement vertex 1000\nproperty float x\n"
+                   b"property float y\nproperty float z\nend_header\n" + b"\0" * 100,
+    }
+    for name, data in bad.items():
+        (d / name).write_bytes(data)
+    return {
+        "good": good,
+        "bad": [d / n for n in bad],
+        "full": save_model_bundle(d / "full.pt", point_encoder=pe, image_encoder=ie, meta=meta),
+        "seg": save_model_bundle(d / "seg.pt", point_encoder=pe, seg_head=head,
+                                 meta={**meta, "part_table": demo_part_table_meta()}),
+        "out": d,
+    }
+
+
+class Monkey:
+    """The actions and the invariants; ``log`` is the session so far."""
+
+    def __init__(self, qtbot, win, files, rng: random.Random):
+        self.qtbot, self.win, self.files, self.rng = qtbot, win, files, rng
+        self.log: list[str] = []
+        self.bad_opened: set[str] = set()
+        self.exports = 0
+
+    # -- actions ------------------------------------------------------------------------------------
+    def open_demo(self):
+        self.win.open_demo(self.rng.choice(["chair", "airplane", "table", "mug", "lamp"]))
+
+    def open_good(self):
+        self.win.open_files([str(self.rng.choice(self.files["good"]))])
+
+    def open_bad(self):
+        p = self.rng.choice(self.files["bad"])
+        self.bad_opened.add(p.name)
+        self.win.open_files([str(p)])
+
+    def open_several(self):
+        paths = self.rng.sample(self.files["good"] + self.files["bad"], 3)
+        self.bad_opened.update(p.name for p in paths if p in self.files["bad"])
+        self.win.open_files([str(p) for p in paths])
+
+    def select(self):
+        n = self.win.file_list.count()
+        if n:
+            self.win.file_list.setCurrentRow(self.rng.randrange(n))
+
+    def close_current(self):
+        if self.win.state.current is not None:
+            self.win.state.remove(self.win.state.current_index)
+
+    def toggle_layer(self):
+        n = self.win.file_list.count()
+        if n:
+            item = self.win.file_list.item(self.rng.randrange(n))
+            on = item.checkState() == Qt.CheckState.Checked
+            item.setCheckState(Qt.CheckState.Unchecked if on else Qt.CheckState.Checked)
+
+    def colour_mode(self):
+        c = self.win.color_combo
+        if c.count():
+            c.setCurrentIndex(self.rng.randrange(c.count()))
+
+    def point_size(self):
+        self.win.point_size.setValue(self.rng.randint(1, 8))
+
+    def mesh(self):
+        if self.win.show_mesh.isEnabled():
+            self.win.show_mesh.toggle()
+
+    def n_views(self):
+        self.win.views.n_views.setValue(self.rng.randint(1, 6))
+
+    def thumbnail(self):
+        n = self.win.views.thumbs.count()
+        if n:
+            self.win.views.thumbs.setCurrentRow(self.rng.randrange(n))
+
+    def encoder_view(self):
+        self.win.views.encoder_view.toggle()
+
+    def look_from_here(self):
+        if self.win.views.look_button.isEnabled():
+            self.win.views.look_button.click()
+
+    def view_action(self):
+        acts = [self.win.model_frame_action, self.win.bbox_action, self.win.edl_action, self.win.ortho_action,
+                self.win.axes_action, *self.win.up_actions.values()]
+        self.rng.choice(acts).trigger()
+
+    def standard_view(self):
+        self.win.viewer.standard_view(self.rng.choice(["front", "back", "left", "right", "top", "bottom"]))
+
+    def reset_view(self):
+        self.win.viewer.reset_view(with_layers=self.rng.random() < 0.5)
+
+    def load_checkpoint(self):
+        self.win.model_panel.load(str(self.files[self.rng.choice(["full", "seg"])]))
+
+    def _click(self, button):
+        if button.isEnabled() and button.isVisible():
+            button.click()
+
+    def segment(self):
+        mp = self.win.model_panel
+        if self.rng.random() < 0.3:
+            mp.compare_seg.setChecked(not mp.compare_seg.isChecked())
+        mp.k_parts.setValue(self.rng.randint(2, 6))
+        self._click(mp.seg_button)
+
+    def heatmap(self):
+        mp = self.win.model_panel
+        if mp.method.count():
+            mp.method.setCurrentIndex(self.rng.randrange(mp.method.count()))
+        mp.readouts.setChecked(self.rng.random() < 0.2)
+        self._click(mp.heat_button)
+
+    def part_evidence(self):
+        self._click(self.win.model_panel.evidence_button)
+
+    def retrieve(self):
+        self._click(self.win.model_panel.retrieve_button)
+
+    def orientation(self):
+        mp = self.win.model_panel
+        self._click(self.rng.choice([mp.orient_button, mp.orient_apply, mp.orient_reset]))
+
+    def cancel(self):
+        self._click(self.win.model_panel.cancel_button)
+
+    def pick_point(self):
+        doc = self.win.state.current
+        if doc is not None:
+            self.win._on_point_picked(self.rng.randrange(doc.cloud.n_points))
+
+    def click_pixel(self):
+        v = self.win.views
+        if v.image_count():
+            self.win._on_pixel_clicked(v.current_index, self.rng.uniform(0, 224), self.rng.uniform(0, 224))
+
+    def export(self):
+        doc = self.win.state.current
+        if doc is not None:
+            ext = self.rng.choice([".ply", ".npz", ".pcd"])
+            path = self.files["out"] / f"export{self.exports}{ext}"
+            self.exports += 1
+            assert self.win.export_document(doc, str(path)), self.win.action_errors[-1:]
+            assert path.stat().st_size > 0
+
+    ACTIONS = {  # name: relative weight
+        "open_demo": 3, "open_good": 2, "open_bad": 2, "open_several": 1, "select": 3, "close_current": 2,
+        "toggle_layer": 1, "colour_mode": 3, "point_size": 1, "mesh": 1, "n_views": 1, "thumbnail": 2,
+        "encoder_view": 1, "look_from_here": 1, "view_action": 2, "standard_view": 1, "reset_view": 1,
+        "load_checkpoint": 1, "segment": 3, "heatmap": 3, "part_evidence": 1, "retrieve": 1,
+        "orientation": 1, "cancel": 1, "pick_point": 2, "click_pixel": 2, "export": 1,
+    }
+
+    def step(self):
+        names = list(self.ACTIONS)
+        name = self.rng.choices(names, weights=[self.ACTIONS[n] for n in names])[0]
+        self.log.append(name)
+        getattr(self, name)()
+        self.qtbot.wait(self.rng.choice([0, 0, 5, 30, 150]))
+
+    # -- invariants ---------------------------------------------------------------------------------
+    def check(self):
+        win, state = self.win, self.win.state
+        titles = [win.file_list.item(i).text() for i in range(win.file_list.count())]
+        assert titles == [d.title for d in state.documents]
+        assert win.file_list.currentRow() == state.current_index
+        assert (state.current is None) == (state.current_index < 0)
+        for doc in state.documents:
+            n = doc.cloud.n_points
+            for what, arr in (("prediction", doc.prediction()), ("heatmap", doc.heatmap()),
+                              ("errors", doc.errors()), ("uncertainty", doc.uncertainty())):
+                assert arr is None or len(arr) == n, (doc.title, what, None if arr is None else len(arr), n)
+        doc = state.current
+        if doc is not None:
+            assert doc.color_mode in state.available_modes(doc), (doc.color_mode, state.available_modes(doc))
+        for what, message in list(win.action_errors) + list(win.load_errors):
+            assert not INTERNAL.search(message), (what, message)
+
+    def wait_idle(self):
+        win = self.win
+        self.qtbot.waitUntil(lambda: not win.loading and not win.model_panel.busy
+                             and not win.views.rendering, timeout=180_000)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_random_user_session_keeps_the_window_consistent(qtbot, window, monkey_files, seed):
+    monkey = Monkey(qtbot, window, monkey_files, random.Random(seed))
+    monkey.load_checkpoint()
+    monkey.wait_idle()
+    try:
+        for _ in range(STEPS):
+            monkey.step()
+            monkey.check()
+        monkey.wait_idle()
+        qtbot.wait(50)
+        monkey.check()
+    except BaseException as exc:
+        raise AssertionError(f"seed {seed}, after {monkey.log}: {exc!r}") from exc
+    # every damaged file opened is named in the banner, and did not become a document
+    failed = {Path(source).name for source, _ in window.load_errors}
+    assert monkey.bad_opened <= failed, (monkey.bad_opened, window.load_errors)
+    assert not any(Path(d.source).name in monkey.bad_opened for d in window.state.documents)
+    # the window still works: one more analysis on a fresh object lands on it
+    window.open_demo("chair")
+    monkey.wait_idle()
+    doc = window.state.current
+    assert doc is not None and doc.title.startswith("demo: chair")
+    mp = window.model_panel
+    mp.load(str(monkey_files["seg"]))
+    monkey.wait_idle()
+    assert mp.seg_button.isEnabled()
+    mp.seg_button.click()
+    qtbot.waitUntil(lambda: "segmentation" in doc.results and not mp.busy, timeout=120_000)
+    assert len(doc.prediction()) == doc.cloud.n_points
+    monkey.check()
