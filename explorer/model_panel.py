@@ -308,7 +308,7 @@ class ModelPanel(QWidget):
         self.views.imagesChanged.connect(self._update_enabled)
         self.views.imageChanged.connect(self._update_enabled)
         self.state.currentChanged.connect(lambda _: self._update_current())
-        self.state.resultChanged.connect(lambda doc, kind: self.show_results())
+        self.state.resultChanged.connect(lambda doc, kind: (self.show_results(), self._update_enabled()))
         self.state.contextChanged.connect(self.show_results)
         self.state.documentUpdated.connect(lambda doc: self._sync_mode_buttons() if doc is self.state.current else None)
         self.method.currentIndexChanged.connect(lambda _: self._settings_to_state())
@@ -552,29 +552,32 @@ class ModelPanel(QWidget):
     def _update_enabled(self) -> None:
         s = self.session
         busy = self.job is not None or self._loading
-        has_doc = self.state.current is not None
+        doc = self.state.current
+        has_doc = doc is not None
         self.seg_button.setEnabled(bool(s) and has_doc and not busy)
-        img_ok = bool(s) and s.image_encoder is not None
-        has_image = self.views.current_image() is not None
-        has_camera = self.views.current_camera() is not None
-        self.heat_button.setEnabled(img_ok and has_doc and has_image and not busy)
-        self.evidence_button.setEnabled(img_ok and has_doc and has_camera and not busy)
-        self.retrieve_button.setEnabled(img_ok and has_image and not busy and len(self.state.documents) > 0)
         self.orient_button.setEnabled(bool(s) and has_doc and not busy)
         self.category.setEnabled(bool(s) and s.segmenter is not None)
         self.k_parts.setEnabled(bool(s) and s.segmenter is None)
-        # a disabled button says why (a tooltip shows on a disabled button too)
+        # the image analyses need the selected view; part evidence also its camera and the object's parts.
+        # A disabled button says why (a tooltip shows on a disabled button too).
+        has_image = self.views.current_image() is not None
+        has_camera = self.views.current_camera() is not None
+        has_parts = has_doc and (doc.prediction() is not None or doc.label_array() is not None)
         if s is None or s.image_encoder is None:
-            why_camera = why_image = ("load a checkpoint first" if s is None
-                                      else s.image_unavailable_reason or "no image encoder")
+            why_image = "load a checkpoint first" if s is None else s.image_unavailable_reason or "no image encoder"
+        elif not has_image:
+            why_image = ("wait for the rendered views (or add an image)" if self.views.rendering
+                         else "no image: open an object to render its views, or add an image")
         else:
-            why_image = None if has_image else (
-                "wait for the rendered views (or add an image)" if self.views.rendering
-                else "no image: open an object to render its views, or add an image")
-            why_camera = why_image or (None if has_camera else
-                                       "needs a rendered view of the object: an added image has no camera")
-        for button, why in ((self.heat_button, why_image), (self.evidence_button, why_camera),
-                            (self.retrieve_button, why_image)):
+            why_image = None
+        why_evidence = why_image or (
+            "needs a rendered view of the object: an added image has no camera" if not has_camera else
+            "no parts: segment the object first (or open a file with part labels)" if has_doc and not has_parts
+            else None)
+        for button, why, ok in ((self.heat_button, why_image, has_doc),
+                                (self.evidence_button, why_evidence, has_parts),
+                                (self.retrieve_button, why_image, len(self.state.documents) > 0)):
+            button.setEnabled(why is None and ok and not busy)
             tip = self._tips[button]
             button.setToolTip(tip if why is None else f"{tip}\n\nUnavailable: {why}".lstrip())
 

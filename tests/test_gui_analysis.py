@@ -237,10 +237,10 @@ def test_views_panel_takes_an_image_file(qtbot, window, shared_data):
     assert views.image_count() == n + 1
 
 
-def test_image_buttons_wait_for_an_image_and_say_why(qtbot, window, ckpts, shared_data):
+def test_image_buttons_wait_for_an_image_and_say_why(qtbot, window, ckpts, shared_data, tmp_path):
     """The heatmap, part evidence and retrieval need the selected view (part evidence also its
-    camera): their buttons are off until there is one, and their tooltips say why, instead of an
-    error after the click (found by tests/test_gui_monkey.py)."""
+    camera and the object's parts): their buttons are off until there is one, and their tooltips
+    say why, instead of an error after the click (found by tests/test_gui_monkey.py)."""
     _load(qtbot, window, ckpts["full"])
     mp, views = window.model_panel, window.views
     assert not mp.heat_button.isEnabled() and "no image: open an object" in mp.heat_button.toolTip()
@@ -260,6 +260,18 @@ def test_image_buttons_wait_for_an_image_and_say_why(qtbot, window, ckpts, share
     assert views.rendering and not mp.evidence_button.isEnabled()
     qtbot.waitUntil(lambda: not views.rendering, timeout=60_000)
     assert mp.evidence_button.isEnabled() and mp.heat_button.isEnabled()
+    # an object without part labels: part evidence waits for a segmentation
+    path = tmp_path / "blob.xyz"
+    np.savetxt(path, np.random.default_rng(0).normal(size=(600, 3)), fmt="%.5f")
+    window.open_files([str(path)])
+    qtbot.waitUntil(lambda: window.state.current is not None and window.state.current.source == str(path)
+                    and views.image_count() > 1 and not views.rendering, timeout=60_000)
+    views.thumbs.setCurrentRow(0)
+    assert mp.heat_button.isEnabled() and not mp.evidence_button.isEnabled()
+    assert "Unavailable: no parts: segment the object first" in mp.evidence_button.toolTip()
+    mp.seg_button.click()
+    qtbot.waitUntil(lambda: "segmentation" in window.state.current.results and not mp.busy, timeout=60_000)
+    assert mp.evidence_button.isEnabled() and "Unavailable" not in mp.evidence_button.toolTip()
 
 
 def test_image_files_damaged_or_huge(tmp_path):

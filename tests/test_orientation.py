@@ -104,3 +104,34 @@ def test_typicality_is_the_mean_cosine_to_the_nearest_references():
     t = typicality(x, ref, k=2)
     assert np.allclose(t, [(1 + 1 / np.sqrt(2)) / 2, (0 + 0) / 2], rtol=0, atol=1e-15)
     assert np.allclose(typicality(x, ref, k=99), [(1 + 0 + 0 + 1 / np.sqrt(2)) / 4, -1 / 4], rtol=0, atol=1e-15)
+
+
+def test_the_first_check_generates_the_demo_with_progress_and_can_be_cancelled(tmp_path, monkeypatch):
+    """Against the demo (the default reference) the first check generates it (about a minute): it says
+    so in its progress, and Cancel stops it there, leaving no half-written demo (found by
+    tests/test_gui_monkey.py: the check ran a minute with no progress and could not be cancelled)."""
+    import torch
+
+    from crosspoint import analysis as A
+    from crosspoint.models import DGCNN
+    from crosspoint.models.checkpoint import save_model_bundle
+
+    monkeypatch.setenv("CROSSPOINT_CACHE_DIR", str(tmp_path / "cache"))
+    torch.manual_seed(0)
+    ckpt = save_model_bundle(tmp_path / "small.pt", point_encoder=DGCNN(k=8, emb_dims=64, projection_dim=32),
+                             meta={"n_points": 256})
+    session = A.ModelSession(ckpt, device="cpu")
+    cloud = PointCloud(np.random.default_rng(0).normal(size=(300, 3)))
+    seen = []
+
+    def progress(done, total, text):
+        seen.append((done, total, text))
+
+    with pytest.raises(A.Cancelled, match="orientation check cancelled"):
+        A.check_orientation(session, cloud, progress=progress, cancel=lambda: len(seen) >= 3)
+    assert seen and all("generating the demo dataset" in t for _, _, t in seen)
+    assert seen[-1][1] > seen[-1][0] >= 1  # stopped part-way, out of the whole demo's objects
+    from crosspoint.data.demo import default_demo_dir
+
+    assert default_demo_dir().parent == tmp_path / "cache"
+    assert not list((tmp_path / "cache").glob("*demo*"))  # neither the demo nor its partial folder

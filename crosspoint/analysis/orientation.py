@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from crosspoint.analysis._common import AnalysisError, Cancel, Progress, check_cancel, report
+from crosspoint.analysis._common import AnalysisError, Cancel, Cancelled, Progress, check_cancel, report
 
 #: measured on the held-out demo (see the module docstring): how often the best rotation is upright
 MEASURED_UPRIGHT = {"trained": 43 / 48, "random_weights": 40 / 48, "chance": 4 / 24, "n_objects": 48}
@@ -121,9 +121,14 @@ def reference_features(session, reference=None, *, n_points: int = 1024, progres
     dataset folder to embed, or (None) the embedded demo dataset (embedded once per checkpoint and
     cached, like the embedding map's)."""
     if reference is None:
-        from crosspoint.data.demo import ensure_demo
+        from crosspoint.data.demo import DemoCancelled, ensure_demo
 
-        reference = ensure_demo()
+        try:  # the first time, the demo is generated (about a minute): with progress, and cancellable
+            reference = ensure_demo(lambda done, total: report(progress, done, total, "generating the demo dataset "
+                                                               "(once: the upright reference objects)"),
+                                    cancel if cancel is not None else (lambda: False))
+        except DemoCancelled:
+            raise Cancelled("orientation check cancelled") from None
     if isinstance(reference, (str,)) or hasattr(reference, "__fspath__"):
         from crosspoint.analysis.dataset import embed_dataset
 
