@@ -15,7 +15,9 @@ What is checked after every action, and at the end with every job finished:
 - every result an object holds is of that object (per-point arrays have its point count);
 - the colour mode shown is one the current object can draw;
 - every damaged file opened is reported as failed, and no error names an internal fault
-  (an exception type or a Python message) instead of saying what went wrong.
+  (an exception type or a Python message) instead of saying what went wrong;
+- no background task (loading, rendering, an analysis) raised a fault of the code (a TypeError,
+  IndexError, RuntimeError...: :data:`FAULTS`) rather than the project's errors for the user.
 
 A failure prints the seed and the actions so far: rerun the one seed to reproduce it. The suite
 runs two short sessions; a soak runs more, e.g.
@@ -103,6 +105,7 @@ class Monkey:
         self.log: list[str] = []
         self.bad_opened: set[str] = set()
         self.exports = 0
+        self.faults: list[str] = []  # tracebacks of faults raised by background tasks (_record_faults)
 
     # -- actions ------------------------------------------------------------------------------------
     def open_demo(self):
@@ -277,6 +280,7 @@ class Monkey:
             assert doc.color_mode in state.available_modes(doc), (doc.color_mode, state.available_modes(doc))
         for what, message in list(win.action_errors) + list(win.load_errors):
             assert not INTERNAL.search(message), (what, message)
+        assert not self.faults, self.faults[0]
 
     def wait_idle(self):
         win = self.win
@@ -284,9 +288,64 @@ class Monkey:
                              and not win.views.rendering, timeout=180_000)
 
 
+#: exceptions that are faults of the code when background work raises them: the project's errors for
+#: the user are ValueErrors (ReadError, CheckpointError, AnalysisError, ...), OSErrors or Cancelled
+FAULTS = (TypeError, AttributeError, KeyError, IndexError, NameError, AssertionError, ZeroDivisionError,
+          RuntimeError)
+
+
+def _record_faults(monkeypatch) -> list[str]:
+    """Every background task (file loading, rendering, analyses: all go through superqt's
+    ``create_worker``) records the traceback of a fault it raises; the task fails as before."""
+    import inspect
+    import traceback
+
+    import explorer.workers as W
+
+    faults: list[str] = []
+    real = W.create_worker
+
+    def create_worker(func, *args, **kwargs):
+        if inspect.isgeneratorfunction(func):
+            return real(func, *args, **kwargs)
+
+        def work(*a, **k):
+            try:
+                return func(*a, **k)
+            except FAULTS:
+                faults.append(traceback.format_exc())
+                raise
+
+        return real(work, *args, **kwargs)
+
+    monkeypatch.setattr(W, "create_worker", create_worker)
+    return faults
+
+
+def _small_reference(real):
+    """The orientation check's references: six demo objects instead of the whole demo, which the
+    first check generates (~75 s; that path has its own test in tests/test_orientation.py)."""
+
+    def reference_features(session, reference=None, **kw):
+        if reference is None:
+            from crosspoint.analysis import embed_clouds
+            from crosspoint.data.demo import SHIPPED_PRESET, demo_object
+
+            clouds = [demo_object(c, seed=0, preset=SHIPPED_PRESET) for c in ("chair", "table", "lamp", "mug",
+                                                                              "airplane", "bottle")]
+            reference = embed_clouds(session, [c.in_model_frame() for c in clouds], n_points=kw.get("n_points", 1024))
+        return real(session, reference, **kw)
+
+    return reference_features
+
+
 @pytest.mark.parametrize("seed", SEEDS)
-def test_a_random_user_session_keeps_the_window_consistent(qtbot, window, monkey_files, seed):
+def test_a_random_user_session_keeps_the_window_consistent(qtbot, window, monkey_files, seed, monkeypatch):
+    from crosspoint.analysis import orientation
+
+    monkeypatch.setattr(orientation, "reference_features", _small_reference(orientation.reference_features))
     monkey = Monkey(qtbot, window, monkey_files, random.Random(seed))
+    monkey.faults = _record_faults(monkeypatch)
     monkey.load_checkpoint()
     monkey.wait_idle()
     try:
