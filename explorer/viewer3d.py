@@ -56,6 +56,18 @@ def colorbar_ticks(vmin: float, vmax: float, target: int = 5) -> list[tuple[floa
     return ticks
 
 
+def _wrap_text(text: str, fm, limit: float) -> list[str]:
+    """``text`` broken at spaces into lines no wider than ``limit`` pixels (a word wider than that
+    stays whole on its own line)."""
+    lines: list[str] = []
+    for word in text.split():
+        if lines and fm.horizontalAdvance(f"{lines[-1]} {word}") <= limit:
+            lines[-1] = f"{lines[-1]} {word}"
+        else:
+            lines.append(word)
+    return lines or [text]
+
+
 class Viewer3D(QWidget):
     """Shows one point cloud (optionally its mesh) with Open3D; owns the renderer (GUI thread only)."""
 
@@ -572,11 +584,18 @@ class Viewer3D(QWidget):
             text = f"{value:.3g}"
             p.drawText(QPointF(x0 - fm.horizontalAdvance(text) - 5, min(max(y + fm.ascent() / 2 - 1, y0 + fm.ascent()),
                                                                       y0 + h)), text)
-        lines = [title] if not stale or " - STALE" not in title else title.split(" - ", 1)
+        parts = [title] if not stale or " - STALE" not in title else title.split(" - ", 1)
+        # a long title is wrapped to a quarter of the view (at least 120 px) and drawn on a dark
+        # backing, so that it stays readable where it runs over the points
+        limit = max(120, self.width() // 4)
+        lines = [(k, line) for k, part in enumerate(parts) for line in _wrap_text(part, fm, limit)]
+        width = max(fm.horizontalAdvance(line) for _, line in lines)
         y = y0 - 6 - (len(lines) - 1) * fm.height()
-        for k, line in enumerate(lines):
-            if k or (stale and len(lines) == 1):
-                p.setPen(QColor(255, 190, 90))
+        if width > bw + 40 or len(lines) > 1:
+            p.fillRect(QRectF(x0 + bw - width - 4, y - fm.ascent() - 2, width + 8, len(lines) * fm.height() + 4),
+                       QColor(20, 22, 26, 190))
+        for k, line in lines:
+            p.setPen(QColor(255, 190, 90) if k or (stale and len(parts) == 1) else QColor(220, 220, 220))
             p.drawText(QPointF(x0 + bw - fm.horizontalAdvance(line), y), line)
             y += fm.height()
 

@@ -106,6 +106,7 @@ class Monkey:
         self.bad_opened: set[str] = set()
         self.exports = 0
         self.faults: list[str] = []  # tracebacks of faults raised by background tasks (_record_faults)
+        self.with_map = False  # also the embedding map's actions (MAP_ACTIONS)
 
     # -- actions ------------------------------------------------------------------------------------
     def open_demo(self):
@@ -236,6 +237,49 @@ class Monkey:
             assert self.win.export_document(doc, str(path)), self.win.action_errors[-1:]
             assert path.stat().st_size > 0
 
+    # -- the embedding map (MapMonkey) ------------------------------------------------------------------
+    def map_embed(self):
+        ep = self.win.embedding_panel
+        if self.rng.random() < 0.4:
+            ep.compare.setChecked(not ep.compare.isChecked())
+        ep.run()
+
+    def _map_point(self):
+        ep = self.win.embedding_panel
+        lo, hi = ep.coords.min(axis=0), ep.coords.max(axis=0)
+        return lo + (hi - lo) * np.array([self.rng.uniform(-0.1, 1.1), self.rng.uniform(-0.1, 1.1)])
+
+    def map_select(self):
+        ep = self.win.embedding_panel
+        if ep.coords is not None:
+            ep._on_polygon(np.array([self._map_point() for _ in range(self.rng.randint(3, 9))]))
+
+    def map_open(self):
+        ep = self.win.embedding_panel
+        if ep.embedding is not None:
+            if self.rng.random() < 0.5 and ep.coords is not None:  # a click somewhere on the map
+                from PyQt6.QtCore import QPointF
+
+                ep.set_mode("pan")
+                ep._on_view_clicked("main", QPointF(*map(float, self._map_point())))
+            else:
+                ep.open_index(self.rng.randrange(len(ep.embedding)))
+
+    def map_hover(self):
+        ep = self.win.embedding_panel
+        if ep.coords is not None:
+            from PyQt6.QtCore import QPointF
+
+            ep._hover("main", ep.vb.mapViewToScene(QPointF(*map(float, self._map_point()))))
+
+    def map_clear(self):
+        self.win.embedding_panel.set_selection([])
+
+    def map_cancel(self):
+        self.win.embedding_panel.cancel()
+
+    MAP_ACTIONS = {"map_embed": 2, "map_select": 3, "map_open": 3, "map_hover": 2, "map_clear": 1, "map_cancel": 1}
+
     def idle(self):
         """The user waits until every job is done (so analyses land, and the next action meets them)."""
         self.wait_idle()
@@ -249,8 +293,9 @@ class Monkey:
     }
 
     def step(self):
-        names = list(self.ACTIONS)
-        name = self.rng.choices(names, weights=[self.ACTIONS[n] for n in names])[0]
+        actions = {**self.ACTIONS, **(self.MAP_ACTIONS if self.with_map else {})}
+        names = list(actions)
+        name = self.rng.choices(names, weights=[actions[n] for n in names])[0]
         self.log.append(name)
         before = [d.source for d in self.win.state.documents]
         closing = self.win.state.current.source if name == "close_current" and self.win.state.current else None
@@ -278,14 +323,21 @@ class Monkey:
         doc = state.current
         if doc is not None:
             assert doc.color_mode in state.available_modes(doc), (doc.color_mode, state.available_modes(doc))
+        ep = win.embedding_panel
+        if ep.embedding is not None:
+            n = len(ep.embedding)
+            assert ep.coords is not None and ep.coords.shape == (n, 2)
+            assert ep.base_coords is None or ep.base_coords.shape == (n, 2)
+            sel = np.asarray(ep.selection, np.int64)
+            assert ((sel >= 0) & (sel < n)).all() and ep.sel_list.count() == min(len(sel), 2000)
         for what, message in list(win.action_errors) + list(win.load_errors):
             assert not INTERNAL.search(message), (what, message)
         assert not self.faults, self.faults[0]
 
     def wait_idle(self):
         win = self.win
-        self.qtbot.waitUntil(lambda: not win.loading and not win.model_panel.busy
-                             and not win.views.rendering, timeout=180_000)
+        self.qtbot.waitUntil(lambda: not win.loading and not win.model_panel.busy and not win.views.rendering
+                             and not win.embedding_panel.busy, timeout=180_000)
 
 
 #: exceptions that are faults of the code when background work raises them: the project's errors for
@@ -373,4 +425,55 @@ def test_a_random_user_session_keeps_the_window_consistent(qtbot, window, monkey
     mp.seg_button.click()
     qtbot.waitUntil(lambda: "segmentation" in doc.results and not mp.busy, timeout=120_000)
     assert len(doc.prediction()) == doc.cloud.n_points
+    monkey.check()
+
+
+#: the sessions with the embedding map (each embeds a folder in a child process: ~10 s a map)
+MAP_SEEDS = _seeds(os.environ.get("CROSSPOINT_MONKEY_MAP_SEEDS", "0"))
+
+
+@pytest.mark.parametrize("seed", MAP_SEEDS)
+def test_a_random_user_session_with_the_embedding_map(qtbot, window, monkey_files, seed, monkeypatch, shared_data,
+                                                      tmp_path):
+    """The same, with the embedding map of a folder of ModelNet meshes: embedded (beside random weights
+    or not), cancelled, selected with random polygons, hovered, its objects opened by click or from the
+    list, while the main window's actions go on (closing what the map opened, another checkpoint)."""
+    import shutil
+
+    from crosspoint.analysis import orientation
+
+    monkeypatch.setattr(orientation, "reference_features", _small_reference(orientation.reference_features))
+    root = tmp_path / "objects"
+    for f in sorted((shared_data / "modelnet40_off").glob("*.off")):
+        (root / f.stem.split("_")[0]).mkdir(parents=True, exist_ok=True)
+        shutil.copy(f, root / f.stem.split("_")[0] / f.name)
+    monkey = Monkey(qtbot, window, monkey_files, random.Random(1000 + seed))
+    monkey.faults = _record_faults(monkeypatch)
+    monkey.with_map = True
+    monkey.load_checkpoint()
+    monkey.wait_idle()
+    ep = window.embedding_panel
+    ep.set_source_folder(str(root))
+    try:
+        monkey.map_embed()
+        monkey.wait_idle()
+        assert ep.embedding is not None, window.action_errors
+        for _ in range(STEPS):
+            monkey.step()
+            monkey.check()
+        monkey.wait_idle()
+        qtbot.wait(50)
+        monkey.check()
+    except BaseException as exc:
+        raise AssertionError(f"seed {seed}, after {monkey.log}: {exc!r}") from exc
+    # the map still works: select everything, open the first object of the selection
+    if ep.embedding is None or ep.busy:
+        monkey.map_embed()
+        monkey.wait_idle()
+    lo, hi = ep.coords.min(axis=0) - 1, ep.coords.max(axis=0) + 1
+    ep._on_polygon(np.array([lo, [hi[0], lo[1]], hi, [lo[0], hi[1]]]))
+    assert len(ep.selection) == len(ep.embedding) == len(list(root.rglob("*.off")))
+    ep.open_index(int(ep.selection[0]))
+    monkey.wait_idle()
+    assert window.state.current is not None and Path(window.state.current.source) == Path(ep.embedding.refs[0])
     monkey.check()

@@ -306,3 +306,20 @@ def test_orthographic_toggle_draws_the_same_target_plane(qtbot):
     ys, xs = np.nonzero(ortho)
     assert 0 < xs.min() and xs.max() < 319 and 0 < ys.min() and ys.max() < 239  # framed, not clipped
     v.shutdown()
+
+
+def test_a_long_colour_bar_title_is_wrapped_to_its_width(qtbot):
+    """Long titles ("similarity drop when the part is removed") ran left over the object; they are
+    broken at spaces into lines no wider than the limit, every word kept in order."""
+    from PyQt6.QtGui import QFont, QFontMetrics
+
+    from explorer.viewer3d import _wrap_text
+
+    fm = QFontMetrics(QFont())
+    title = "similarity drop when the part is removed"
+    limit = fm.horizontalAdvance("similarity drop when")
+    lines = _wrap_text(title, fm, limit)
+    assert len(lines) >= 2 and " ".join(lines) == title
+    assert all(fm.horizontalAdvance(line) <= limit for line in lines)
+    assert _wrap_text("3D-2D heat", fm, 1000) == ["3D-2D heat"]
+    assert _wrap_text("unbreakable_very_long_word", fm, 5) == ["unbreakable_very_long_word"]
