@@ -304,7 +304,7 @@ class ModelPanel(QWidget):
         lay.addStretch(1)
         self._tips = {b: b.toolTip() for b in (self.heat_button, self.evidence_button, self.retrieve_button)}
         self._update_enabled()
-        # the image buttons need an image (and part evidence its camera): they follow the views panel
+        # the image buttons need an image (part evidence also its camera): they follow the views panel
         self.views.imagesChanged.connect(self._update_enabled)
         self.views.imageChanged.connect(self._update_enabled)
         self.state.currentChanged.connect(lambda _: self._update_current())

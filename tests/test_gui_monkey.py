@@ -430,6 +430,7 @@ def test_a_random_user_session_keeps_the_window_consistent(qtbot, window, monkey
 
 #: the sessions with the embedding map (each embeds a folder in a child process: ~10 s a map)
 MAP_SEEDS = _seeds(os.environ.get("CROSSPOINT_MONKEY_MAP_SEEDS", "0"))
+MAP_STEPS = int(os.environ.get("CROSSPOINT_MONKEY_MAP_STEPS", "20"))
 
 
 @pytest.mark.parametrize("seed", MAP_SEEDS)
@@ -458,7 +459,7 @@ def test_a_random_user_session_with_the_embedding_map(qtbot, window, monkey_file
         monkey.map_embed()
         monkey.wait_idle()
         assert ep.embedding is not None, window.action_errors
-        for _ in range(STEPS):
+        for _ in range(MAP_STEPS):
             monkey.step()
             monkey.check()
         monkey.wait_idle()
