@@ -334,6 +334,19 @@ class Monkey:
             assert not INTERNAL.search(message), (what, message)
         assert not self.faults, self.faults[0]
 
+    def run(self, steps: int, seed: int) -> None:
+        """``steps`` actions, each checked, then every job finished and checked again; a failure
+        says the seed and the actions that led to it."""
+        try:
+            for _ in range(steps):
+                self.step()
+                self.check()
+            self.wait_idle()
+            self.qtbot.wait(50)
+            self.check()
+        except BaseException as exc:
+            raise AssertionError(f"seed {seed}, after {self.log}: {exc!r}") from exc
+
     def wait_idle(self):
         win = self.win
         self.qtbot.waitUntil(lambda: not win.loading and not win.model_panel.busy and not win.views.rendering
@@ -400,15 +413,7 @@ def test_a_random_user_session_keeps_the_window_consistent(qtbot, window, monkey
     monkey.faults = _record_faults(monkeypatch)
     monkey.load_checkpoint()
     monkey.wait_idle()
-    try:
-        for _ in range(STEPS):
-            monkey.step()
-            monkey.check()
-        monkey.wait_idle()
-        qtbot.wait(50)
-        monkey.check()
-    except BaseException as exc:
-        raise AssertionError(f"seed {seed}, after {monkey.log}: {exc!r}") from exc
+    monkey.run(STEPS, seed)
     # every damaged file opened is named in the banner, and did not become a document
     failed = {Path(source).name for source, _ in window.load_errors}
     assert monkey.bad_opened <= failed, (monkey.bad_opened, window.load_errors)
@@ -455,18 +460,10 @@ def test_a_random_user_session_with_the_embedding_map(qtbot, window, monkey_file
     monkey.wait_idle()
     ep = window.embedding_panel
     ep.set_source_folder(str(root))
-    try:
-        monkey.map_embed()
-        monkey.wait_idle()
-        assert ep.embedding is not None, window.action_errors
-        for _ in range(MAP_STEPS):
-            monkey.step()
-            monkey.check()
-        monkey.wait_idle()
-        qtbot.wait(50)
-        monkey.check()
-    except BaseException as exc:
-        raise AssertionError(f"seed {seed}, after {monkey.log}: {exc!r}") from exc
+    monkey.map_embed()
+    monkey.wait_idle()
+    assert ep.embedding is not None, window.action_errors
+    monkey.run(MAP_STEPS, seed)
     # the map still works: select everything, open the first object of the selection
     if ep.embedding is None or ep.busy:
         monkey.map_embed()
