@@ -15,24 +15,16 @@ import pytest
 import torch
 from PyQt6.QtCore import QPoint, QPointF, Qt
 
-from crosspoint.data.synthetic import CLASS_PARTS, CLASSES, N_PARTS, class_part_ids, demo_part_table_meta
-from crosspoint.models import DGCNN, ImageEncoder, PartSegHead
+from crosspoint.data.synthetic import CLASS_PARTS, CLASSES, class_part_ids
+from crosspoint.models import DGCNN, ImageEncoder
 from crosspoint.models.checkpoint import save_model_bundle
+
+from tests.gui_support import small_bundles
 
 
 @pytest.fixture(scope="module")
 def ckpts(tmp_path_factory) -> dict:
-    d = tmp_path_factory.mktemp("gui_ckpt")
-    torch.manual_seed(0)
-    pe = DGCNN(k=8, emb_dims=64, projection_dim=32)
-    ie = ImageEncoder("resnet18", projection_dim=32)
-    head = PartSegHead(num_parts=N_PARTS, num_categories=len(CLASSES), emb_dims=128, local_dims=512)
-    meta = {"n_points": 512, "image_size": 64}
-    return {
-        "full": save_model_bundle(d / "full.pt", point_encoder=pe, image_encoder=ie, meta=meta),
-        "seg": save_model_bundle(d / "seg.pt", point_encoder=pe, seg_head=head,
-                                 meta={**meta, "part_table": demo_part_table_meta()}),
-    }
+    return small_bundles(tmp_path_factory.mktemp("gui_ckpt"))
 
 
 def _load(qtbot, win, checkpoint) -> None:

@@ -34,12 +34,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PyQt6.QtCore import Qt
 
-from crosspoint.data.synthetic import CLASSES, N_PARTS, demo_part_table_meta
-from crosspoint.models import DGCNN, ImageEncoder, PartSegHead
-from crosspoint.models.checkpoint import save_model_bundle
+from tests.gui_support import small_bundles
 
 #: words that give away an internal fault instead of a message for the user
 INTERNAL = re.compile(r"Traceback|NoneType|has no attribute|object is not|unhashable|not subscriptable|"
@@ -63,11 +60,6 @@ STEPS = int(os.environ.get("CROSSPOINT_MONKEY_STEPS", "40"))
 @pytest.fixture(scope="module")
 def monkey_files(tmp_path_factory) -> dict:
     d = tmp_path_factory.mktemp("monkey")
-    torch.manual_seed(0)
-    pe = DGCNN(k=8, emb_dims=64, projection_dim=32)
-    ie = ImageEncoder("resnet18", projection_dim=32)
-    head = PartSegHead(num_parts=N_PARTS, num_categories=len(CLASSES), emb_dims=128, local_dims=512)
-    meta = {"n_points": 512, "image_size": 64}
     rng = np.random.default_rng(0)
     good = []
     for i, n in enumerate((300, 2500)):
@@ -90,9 +82,7 @@ def monkey_files(tmp_path_factory) -> dict:
     return {
         "good": good,
         "bad": [d / n for n in bad],
-        "full": save_model_bundle(d / "full.pt", point_encoder=pe, image_encoder=ie, meta=meta),
-        "seg": save_model_bundle(d / "seg.pt", point_encoder=pe, seg_head=head,
-                                 meta={**meta, "part_table": demo_part_table_meta()}),
+        **small_bundles(d),  # "full" and "seg"
         "out": d,
     }
 

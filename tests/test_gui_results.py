@@ -8,31 +8,20 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PyQt6.QtCore import QPoint, QPointF, Qt
 from PyQt6.QtGui import QWheelEvent
 
-from crosspoint.data.demo import SHIPPED_PRESET, demo_part_table_meta, get_preset
-from crosspoint.models import DGCNN, ImageEncoder, PartSegHead
-from crosspoint.models.checkpoint import save_model_bundle
+from crosspoint.data.demo import SHIPPED_PRESET, get_preset
+
+from tests.gui_support import small_bundles
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
 def ckpts(tmp_path_factory) -> dict:
-    d = tmp_path_factory.mktemp("results_ckpt")
-    torch.manual_seed(0)
-    pe = DGCNN(k=8, emb_dims=64, projection_dim=32)
-    ie = ImageEncoder("resnet18", projection_dim=32)
-    fs = get_preset(SHIPPED_PRESET)  # the explorer's demo objects are this preset's
-    head = PartSegHead(num_parts=fs.n_parts, num_categories=len(fs.classes), emb_dims=128, local_dims=512)
-    meta = {"n_points": 512, "image_size": 64}
-    return {
-        "full": save_model_bundle(d / "full.pt", point_encoder=pe, image_encoder=ie, meta=meta),
-        "seg": save_model_bundle(d / "seg.pt", point_encoder=pe, seg_head=head, image_encoder=ie,
-                                 meta={**meta, "part_table": demo_part_table_meta(SHIPPED_PRESET)}),
-    }
+    # the explorer's demo objects are the shipped preset's
+    return small_bundles(tmp_path_factory.mktemp("results_ckpt"), SHIPPED_PRESET, seg_image=True)
 
 
 @pytest.fixture
